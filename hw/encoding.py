@@ -115,7 +115,7 @@ class ValueEncoding:
         else:
             bad = (values < self.min) | (values > self.max)
         if np.any(bad):
-            first = values[bad].flat[0]
+            first = int(values[bad].flat[0])
             raise ValueError(f"Value {first!r} is not a valid {self.name} value")
 
     def encode(self, values):
