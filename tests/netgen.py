@@ -1,0 +1,156 @@
+"""Hypothesis strategies for random valid ``tnn/1`` descriptions and their inputs.
+
+The descriptions cover every layer kind (dense, conv2d with stride and padding, maxpool), every
+input type, binary and ternary weights, all-zero rows, fan-in 1, activations with ternary,
+binary and multi-level outputs, and both output kinds.
+"""
+
+import numpy as np
+from hypothesis import strategies as st
+
+INPUT_TYPES = ["ternary", "binary", "uint1", "uint2", "uint4", "uint8", "int2", "int3", "int8"]
+LEVELS = [[-1, 0, 1], [-1, 1], [0, 1, 2, 3], [-3, -1, 2], [0, 1]]
+
+
+def type_values(name, levels=None):
+    """The values of a type given by name (or by its levels)."""
+    if levels is not None:
+        return list(levels)
+    if name == "ternary":
+        return [-1, 0, 1]
+    if name == "binary":
+        return [-1, 1]
+    bits = int(name[4:]) if name.startswith("uint") else int(name[3:])
+    if name.startswith("uint"):
+        return list(range(0, 1 << bits))
+    return list(range(-(1 << (bits - 1)), 1 << (bits - 1)))
+
+
+@st.composite
+def weight_rows(draw, out, fan_in, binary):
+    chars = "+-" if binary else "+0-"
+    rows = []
+    for _ in range(out):
+        style = draw(st.sampled_from(["random", "random", "zero", "dense"]))
+        if style == "zero" and not binary:
+            rows.append("0" * fan_in)
+        elif style == "dense":
+            rows.append("".join(draw(st.sampled_from("+-")) for _ in range(fan_in)))
+        else:
+            rows.append("".join(draw(st.sampled_from(chars)) for _ in range(fan_in)))
+    return rows
+
+
+@st.composite
+def activation(draw, out, bound):
+    if draw(st.integers(0, 4)) == 0:
+        return None, None
+    levels = draw(st.sampled_from(LEVELS))
+    rows = []
+    for _ in range(out):
+        ts = sorted(draw(st.integers(-bound - 2, bound + 2)) for _ in range(len(levels) - 1))
+        rows.append(ts)
+    return {"levels": levels, "thresholds": rows}, levels
+
+
+@st.composite
+def networks(draw, max_layers=4, spatial=None, output=None, max_input_space=None):
+    """A random valid description (as a JSON-ready dict).
+
+    ``max_input_space`` bounds the number of distinct inputs, so that a test can enumerate them.
+    """
+    if spatial is None:
+        spatial = draw(st.booleans())
+    in_type = draw(st.sampled_from(INPUT_TYPES))
+    size_limit = 6 * 6 * 3
+    if max_input_space is not None:
+        size_limit = max(1, int(np.log(max_input_space) / np.log(len(type_values(in_type)))))
+    if spatial:
+        h = draw(st.integers(1, min(6, size_limit)))
+        w = draw(st.integers(1, min(6, max(1, size_limit // h))))
+        c = draw(st.integers(1, min(3, max(1, size_limit // (h * w)))))
+        shape = [h, w, c]
+    else:
+        shape = [draw(st.integers(1, min(12, size_limit)))]
+    input_shape = list(shape)
+    values = type_values(in_type)
+    kind_name = in_type
+    layers = []
+    count = draw(st.integers(1, max_layers))
+    raw_after = False  # the previous layer had no activation
+    for _ in range(count):
+        options = ["dense"]
+        if len(shape) == 3:
+            options += ["conv2d", "conv2d", "maxpool"]
+        kind = draw(st.sampled_from(options))
+        magnitude = max(abs(v) for v in values)
+        if kind == "maxpool":
+            kh, kw = draw(st.integers(1, shape[0])), draw(st.integers(1, shape[1]))
+            layer = {"type": "maxpool", "kernel": [kh, kw] if kh != kw else kh}
+            sh, sw = kh, kw
+            if draw(st.booleans()):
+                sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+                layer["stride"] = [sh, sw]
+            layers.append(layer)
+            shape = [(shape[0] - kh) // sh + 1, (shape[1] - kw) // sw + 1, shape[2]]
+            continue
+        binary = draw(st.integers(0, 3)) == 0
+        out = draw(st.integers(1, 5))
+        layer = {"type": kind, "out": out}
+        if kind == "conv2d":
+            ph = 0 if raw_after else draw(st.integers(0, 1))
+            pw = 0 if raw_after else draw(st.integers(0, 1))
+            kh = draw(st.integers(1, min(3, shape[0] + 2 * ph)))
+            kw = draw(st.integers(1, min(3, shape[1] + 2 * pw)))
+            sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+            layer.update(
+                kernel=[kh, kw],
+                stride=[sh, sw] if sh != sw else sh,
+                padding=[ph, pw] if ph != pw else ph,
+            )
+            if ph or pw:
+                if kind_name == "binary" or 0 not in values:
+                    layer["pad"] = draw(st.sampled_from(values))
+                elif draw(st.booleans()):
+                    layer["pad"] = draw(st.sampled_from(values))
+            fan_in = kh * kw * shape[2]
+            next_shape = [
+                (shape[0] + 2 * ph - kh) // sh + 1,
+                (shape[1] + 2 * pw - kw) // sw + 1,
+                out,
+            ]
+        else:
+            fan_in = int(np.prod(shape))
+            next_shape = [out]
+        if binary:
+            layer["weight_type"] = "binary"
+        layer["weights"] = draw(weight_rows(out, fan_in, binary))
+        act, levels = draw(activation(out, fan_in * magnitude))
+        layer["activation"] = act
+        layers.append(layer)
+        shape = next_shape
+        if levels is None:
+            bound = fan_in * magnitude
+            values = list(range(-bound, bound + 1)) if bound <= 64 else [-bound, 0, bound]
+            kind_name = "integer"
+            raw_after = True
+        else:
+            values = list(levels)
+            kind_name = {(-1, 0, 1): "ternary", (-1, 1): "binary"}.get(tuple(levels), "levels")
+            raw_after = False
+    out_kind = output or draw(st.sampled_from(["argmax", "values"]))
+    return {
+        "format": "tnn/1",
+        "name": "random",
+        "input": {"shape": input_shape, "type": in_type},
+        "layers": layers,
+        "output": out_kind,
+    }
+
+
+@st.composite
+def inputs_for(draw, doc, count):
+    values = type_values(doc["input"]["type"])
+    size = int(np.prod(doc["input"]["shape"]))
+    flat = draw(st.lists(st.sampled_from(values), min_size=size * count, max_size=size * count))
+    return np.array(flat, dtype=np.int64).reshape([count] + doc["input"]["shape"])
