@@ -2,6 +2,7 @@
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 MODEL  ?= models/tiny-mlp.tnn.json
+DEMO_ARGS ?=
 OUT    ?= out
 
 .PHONY: setup demo test test-all lint bench clean
@@ -10,7 +11,7 @@ setup:
 	@bash tools/setup.sh
 
 demo: setup
-	@PATH="$(abspath $(BIN)):$$PATH" bash tools/demo.sh $(MODEL) $(OUT)
+	@PATH="$(abspath $(BIN)):$$PATH" $(BIN)/tnngen flow $(MODEL) $(DEMO_ARGS)
 
 test: setup
 	@PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q

@@ -238,6 +238,36 @@ def cmd_eval(args):
     return EXIT_OK
 
 
+# --- flow --------------------------------------------------------------------------------------
+
+
+def _step(title):
+    print(f"\n== {title}", flush=True)
+
+
+def cmd_flow(args):
+    """The whole flow on one model: summary, golden model, and each later step that exists."""
+    net = _load_model(args.model)
+    _step(f"check {args.model}")
+    print(summarize(net))
+    _step("golden model")
+    if args.data is not None:
+        data = datasets.load(args.data, "test")
+        inputs, labels = datasets.to_inputs(data, net.input), data.labels
+        predicted = _run(net, inputs, args.data)
+        correct = int(np.sum(predicted == labels))
+        print(
+            f"{args.data} test split: {len(labels)} inputs, accuracy "
+            f"{100 * correct / len(labels):.2f}% ({correct}/{len(labels)})"
+        )
+    else:
+        inputs = golden.random_inputs(net, args.vectors, seed=args.seed)
+        outputs = _run(net, inputs, "random inputs")
+        shown = outputs[:10].tolist() if net.output == "argmax" else outputs.shape
+        print(f"{args.vectors} random inputs (seed {args.seed}); first results: {shown}")
+    return EXIT_OK
+
+
 # --- entry point ---------------------------------------------------------------------------------
 
 
@@ -286,6 +316,28 @@ def build_parser():
     p.add_argument("--inputs", metavar="X.npy", help="integer inputs, instead of --data")
     p.add_argument("--labels", metavar="Y.npy", help="integer labels, with --inputs")
     p.set_defaults(handler=cmd_eval)
+
+    p = sub.add_parser(
+        "flow",
+        help="run the whole flow on one model",
+        description="Run every step on one model and report each: summary and golden model "
+        "(accuracy on --data, or results on random inputs).",
+    )
+    p.add_argument("model", metavar="MODEL", help="network description (*.tnn.json)")
+    p.add_argument(
+        "--data",
+        metavar="NAME",
+        help="data set for accuracy (digits, mnist5k, idx:DIR); default: random inputs",
+    )
+    p.add_argument(
+        "--vectors",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="random inputs when no --data is given (default: 1000)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
+    p.set_defaults(handler=cmd_flow)
     return parser
 
 

@@ -14,7 +14,15 @@ from hw.encoding import ValueEncoding
 from . import arith
 from .network import MaxPool
 
-__all__ = ["InputError", "LayerTrace", "LayerRange", "check_inputs", "run", "analyze_ranges"]
+__all__ = [
+    "InputError",
+    "LayerTrace",
+    "LayerRange",
+    "check_inputs",
+    "random_inputs",
+    "run",
+    "analyze_ranges",
+]
 
 
 class InputError(ValueError):
@@ -87,6 +95,16 @@ def _allowed(value_type):
     if value_type.levels is not None:
         return "one of " + ", ".join(str(v) for v in value_type.levels)
     return f"{value_type.lo} to {value_type.hi}"
+
+
+def random_inputs(net, count, seed=0):
+    """``count`` random legal inputs of ``net``, uniform over its input type's values."""
+    rng = np.random.default_rng(seed)
+    value_type = net.input.type
+    shape = (count,) + tuple(net.input.shape)
+    if value_type.levels is not None:
+        return rng.choice(np.array(value_type.levels, dtype=np.int64), size=shape)
+    return rng.integers(value_type.lo, value_type.hi + 1, size=shape, dtype=np.int64)
 
 
 def run(net, inputs, *, trace=False, check=True):

@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import os
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from reference import evaluate, evaluate_one
 
 from gen import arith, golden, network
 
-EXAMPLES = "../shared/examples"
+EXAMPLES = os.path.join(os.path.dirname(__file__), "examples")
 
 
 @pytest.mark.parametrize("name", ["tiny_mlp", "tiny_cnn"])

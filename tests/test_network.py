@@ -2,6 +2,7 @@
 
 import copy
 import json
+import os
 
 import numpy as np
 import pytest
@@ -410,7 +411,7 @@ def test_missing_file(tmp_path):
 
 def test_examples_load_and_roundtrip(tmp_path):
     for name in ("tiny_mlp", "tiny_cnn"):
-        net = network.load(f"../shared/examples/{name}.tnn.json")
+        net = network.load(os.path.join(os.path.dirname(__file__), "examples", f"{name}.tnn.json"))
         network.save(net, tmp_path / "x.tnn.json")
         assert network.load(tmp_path / "x.tnn.json") == net
 
