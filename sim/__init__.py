@@ -1,0 +1,1 @@
+"""cocotb benches for generated accelerators, driven by their metadata JSON."""
