@@ -1,0 +1,117 @@
+"""Synthesis and simulation helpers of the area benchmark: Yosys cell counts, Icarus checks."""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+__all__ = ["synth_counts", "iverilog_eval", "TARGETS"]
+
+# Per target: the Yosys script tail, and which cells are LUTs and which carry cells.
+TARGETS = {
+    "ice40": ("synth_ice40 -top {top}", ("SB_LUT4",), ("SB_CARRY",)),
+    "xilinx": (
+        "synth_xilinx -top {top}",
+        ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6"),
+        ("CARRY4", "CARRY8"),
+    ),
+}
+
+
+def synth_counts(verilog, top, target, *, workdir=None, timeout=3600):
+    """LUT and carry cell counts of ``verilog`` (text) synthesized for ``target``."""
+    script, luts, carries = TARGETS[target]
+    own = workdir is None
+    workdir = tempfile.mkdtemp(prefix="tnn-area-") if own else workdir
+    try:
+        path = os.path.join(workdir, f"{top}.v")
+        with open(path, "w") as f:
+            f.write(verilog)
+        cmd = [
+            "yosys",
+            "-q",
+            "-p",
+            f"read_verilog {path}; {script.format(top=top)}; tee -o {workdir}/stat.txt stat",
+        ]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=timeout, cwd=workdir)
+        with open(os.path.join(workdir, "stat.txt")) as f:
+            stat = f.read()
+    finally:
+        if own:
+            shutil.rmtree(workdir, ignore_errors=True)
+    cells = {}
+    for name, count in re.findall(r"^\s+(\S+)\s+(\d+)\s*$", stat, re.M):
+        cells[name] = cells.get(name, 0) + int(count)
+    return {
+        "luts": sum(cells.get(c, 0) for c in luts),
+        "carry": sum(cells.get(c, 0) for c in carries),
+        "cells": cells,
+    }
+
+
+def iverilog_eval(verilog, top, inputs, outputs, vectors, *, workdir=None):
+    """Evaluate a combinational Verilog module on ``vectors`` with Icarus.
+
+    ``inputs`` and ``outputs`` are lists of ``(port name, width)``; each vector is a list of
+    unsigned input words in the order of ``inputs``. Returns one list of unsigned output words
+    per vector.
+    """
+    own = workdir is None
+    workdir = tempfile.mkdtemp(prefix="tnn-iv-") if own else workdir
+    try:
+        dut = os.path.join(workdir, "dut.v")
+        with open(dut, "w") as f:
+            f.write(verilog)
+        vec = os.path.join(workdir, "vectors.hex")
+        total_in = sum(w for _, w in inputs)
+        with open(vec, "w") as f:
+            for v in vectors:
+                word = 0
+                shift = 0
+                for (_, w), x in zip(inputs, v, strict=True):
+                    word |= (int(x) & ((1 << w) - 1)) << shift
+                    shift += w
+                f.write(f"{word:x}\n")
+        decl = "\n".join(f"  reg [{w - 1}:0] {n};" for n, w in inputs)
+        decl += "\n" + "\n".join(f"  wire [{w - 1}:0] {n};" for n, w in outputs)
+        conns = ", ".join(f".{n}({n})" for n, _ in inputs + outputs)
+        unpack = []
+        shift = 0
+        for n, w in inputs:
+            unpack.append(f"    {n} = mem[i][{shift + w - 1}:{shift}];")
+            shift += w
+        fmt = " ".join("%0h" for _ in outputs)
+        outs = ", ".join(n for n, _ in outputs)
+        tb = f"""
+module tb;
+{decl}
+  reg [{total_in - 1}:0] mem [0:{len(vectors) - 1}];
+  integer i;
+  {top} dut ({conns});
+  initial begin
+    $readmemh("{vec}", mem);
+    for (i = 0; i < {len(vectors)}; i = i + 1) begin
+{chr(10).join(unpack)}
+      #1 $display("{fmt}", {outs});
+    end
+    $finish;
+  end
+endmodule
+"""
+        tbp = os.path.join(workdir, "tb.v")
+        with open(tbp, "w") as f:
+            f.write(tb)
+        exe = os.path.join(workdir, "sim.vvp")
+        subprocess.run(
+            ["iverilog", "-g2012", "-o", exe, "-s", "tb", tbp, dut],
+            check=True,
+            capture_output=True,
+        )
+        res = subprocess.run(["vvp", "-n", exe], check=True, capture_output=True, text=True)
+    finally:
+        if own:
+            shutil.rmtree(workdir, ignore_errors=True)
+    lines = [ln for ln in res.stdout.splitlines() if ln and not ln.startswith(("VCD", "$"))]
+    lines = [ln for ln in lines if re.fullmatch(r"[0-9a-fA-FxXzZ ]+", ln)]
+    return [[int(t, 16) for t in ln.split()] for ln in lines[: len(vectors)]]

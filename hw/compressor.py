@@ -1,0 +1,640 @@
+"""Popcount and adder trees built as compressor trees.
+
+A sum is described as a :class:`BitHeap`: single bits of weight ``2**k``, unsigned or signed
+operands (optionally negated and shifted), sub-sums that several heaps may share, and an integer
+constant. :func:`build_sums` turns one or more heaps into hardware inside ``elaborate`` and
+returns, for each heap, a signal holding its exact sum in the narrowest shape that its range
+needs.
+
+How the tree is built, and why
+------------------------------
+Everything is first made unsigned: a signed operand is its bits with the sign bit inverted,
+minus a constant; a negated operand is its inverted bits plus a constant. Constants are carried
+aside and added once, at the end. The unsigned words are then combined two at a time, smallest
+first (a Huffman order, which keeps adders narrow), each adder taking a third, single bit as its
+carry-in. On iCE40 an ``a + b + c`` of two ``k``-bit words and a bit maps onto ``k`` logic cells
+of a ``SB_CARRY`` chain (Yosys maps adders of 3 or more result bits onto the chain) and removes
+``k`` bits from the heap: one bit per LUT, against one bit per two LUTs for a full adder in
+plain logic. Single bits beyond the carry-ins the adders can use are first grouped by three into
+2-bit words by full adders. 6-LUT fabrics (ECP5, Xilinx) map the same adders onto their carry
+chains. The sum is exact modulo ``2**width``, so no adder is wider than the result needs.
+
+Pipelining: with ``stages = s``, the tree's depth (in adders) is cut at ``s`` evenly spaced
+levels and every value crossing a cut is registered; the result is valid ``s`` cycles after its
+operands (:func:`tree_latency`).
+"""
+
+import heapq
+import itertools
+
+from amaranth.hdl import Cat, Const, Module, Shape, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = [
+    "BitHeap",
+    "build_sums",
+    "build_sum",
+    "tree_latency",
+    "shape_for_range",
+    "Popcount",
+    "AdderTree",
+]
+
+
+def shape_for_range(lo, hi):
+    """The narrowest shape holding every integer in ``[lo, hi]`` (at least 1 bit wide)."""
+    lo, hi = int(lo), int(hi)
+    if lo > hi:
+        raise ValueError(f"Empty range [{lo}, {hi}]")
+    if lo >= 0:
+        return unsigned(max(1, hi.bit_length()))
+    width = max((-lo - 1).bit_length(), hi.bit_length() if hi > 0 else 0) + 1
+    return signed(width)
+
+
+def tree_latency(stages):
+    """Cycles from operands to the sum of a tree built with ``stages`` pipeline stages."""
+    return stages
+
+
+def _check_stages(stages):
+    if not isinstance(stages, int) or isinstance(stages, bool):
+        raise TypeError(f"Stages must be a non-negative integer, not {stages!r}")
+    if stages < 0:
+        raise ValueError(f"Stages must be a non-negative integer, not {stages!r}")
+
+
+class _Node:
+    """An unsigned word of the tree: ``value`` (``width`` bits) contributes ``value << shift``."""
+
+    __slots__ = ("value", "shift", "width", "max", "depth", "inputs", "sig")
+    _ids = itertools.count()
+
+    def __init__(self, *, shift, width, max, depth, value=None, inputs=None):
+        self.value = value  # an Amaranth value for leaves, None for adders
+        self.shift = shift
+        self.width = width
+        self.max = max
+        self.depth = depth
+        self.inputs = inputs  # (a, b, cin) for adders
+        self.sig = None
+
+    @property
+    def top(self):
+        """Largest value contributed, with its weight."""
+        return self.max << self.shift
+
+
+class BitHeap:
+    """Weighted bits, operands, shared sub-sums and a constant, to be summed exactly.
+
+    The sum's range (:attr:`min`, :attr:`max`) assumes the bits and operands independent; a
+    caller that knows a tighter range (e.g. ``pos`` and ``neg`` of one ternary value are never
+    both set) passes it to :func:`build_sums`, which then computes the sum modulo that range's
+    width.
+    """
+
+    def __init__(self):
+        self._leaves = []  # (value, shift, width, max)
+        self._subs = []  # (BitHeap, negate)
+        self.constant = 0
+        self._min = 0
+        self._max = 0
+
+    @property
+    def min(self):
+        return self._min
+
+    @property
+    def max(self):
+        return self._max
+
+    def add_constant(self, value):
+        """Add the integer ``value``."""
+        value = int(value)
+        self.constant += value
+        self._min += value
+        self._max += value
+
+    def add_bit(self, bit, weight=0):
+        """Add the 1-bit value ``bit`` with weight ``2**weight``."""
+        self._leaves.append((bit, weight, 1, 1))
+        self._max += 1 << weight
+
+    def add_bits(self, bits, weight=0):
+        """Add each bit of ``bits`` with weight ``2**weight`` (a popcount of ``bits``)."""
+        for k in range(len(bits)):
+            self.add_bit(bits[k], weight)
+
+    def add_operand(self, value, *, shift=0, negate=False, split=False):
+        """Add ``value`` (or ``-value``) times ``2**shift``; its shape gives its range.
+
+        With ``split``, its bits enter the heap one by one (a bit-plane form) instead of as a
+        word; which is smaller depends on the rest of the heap.
+        """
+        shape = Shape.cast(value.shape())
+        width = shape.width
+        if width == 0:
+            return
+        if shape.signed:
+            lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+            # v = u - 2**(w-1), u = v with its sign bit inverted.
+            bits = Cat(value[: width - 1], ~value[width - 1])
+            offset = -(1 << (width - 1))
+        else:
+            lo, hi = 0, (1 << width) - 1
+            bits = value.as_unsigned()
+            offset = 0
+        if negate:
+            # -(u + c) = ~u + 1 - 2**w - c, with ~u the w-bit complement.
+            bits = ~bits
+            offset = 1 - (1 << width) - offset
+            lo, hi = -hi, -lo
+        self.constant += offset << shift
+        self._min += lo << shift
+        self._max += hi << shift
+        if split or width == 1:
+            for k in range(width):
+                self._leaves.append((bits[k], shift + k, 1, 1))
+        else:
+            self._leaves.append((bits, shift, width, (1 << width) - 1))
+
+    def add_word(self, value, *, shift=0, max=None):
+        """Add the unsigned ``value`` times ``2**shift``, known to be at most ``max``."""
+        width = len(value)
+        top = (1 << width) - 1 if max is None else int(max)
+        self._leaves.append((value, shift, width, top))
+        self._max += top << shift
+
+    def add_heap(self, heap, *, negate=False):
+        """Add the sum of another heap, computed once however many heaps add it."""
+        if not isinstance(heap, BitHeap):
+            raise TypeError(f"Heap must be a BitHeap, not {heap!r}")
+        self._subs.append((heap, negate))
+        if negate:
+            self._min -= heap.max
+            self._max -= heap.min
+        else:
+            self._min += heap.min
+            self._max += heap.max
+
+
+class _Builder:
+    def __init__(self, *, full_adders=True, fold_constant=True):
+        self.full_adders = full_adders
+        self.fold_constant = fold_constant
+        self.nodes = []  # every adder node, in creation order
+        self.words = {}  # id(BitHeap) -> (node or None, constant)
+
+    # --- abstract tree --------------------------------------------------------------------------
+    def _adder(self, a, b, cin):
+        shift = min(a.shift, b.shift)
+        top = a.top + b.top + (cin.top if cin is not None else 0)
+        top >>= shift
+        node = _Node(
+            shift=shift,
+            width=max(1, top.bit_length()),
+            max=top,
+            depth=1 + max(a.depth, b.depth, cin.depth if cin is not None else 0),
+            inputs=(a, b, cin),
+        )
+        self.nodes.append(node)
+        return node
+
+    def reduce(self, nodes, width_limit=None):
+        """Combine unsigned nodes into one node (or None for an empty heap)."""
+        words = [n for n in nodes if n.width > 1]
+        bits = {}
+        for n in nodes:
+            if n.width == 1:
+                bits.setdefault(n.shift, []).append(n)
+        if self.full_adders:
+            # Group single bits by three into 2-bit words, keeping as carry-ins about as many
+            # bits as there will be adders starting at their column.
+            for col in sorted(bits):
+                column = bits[col]
+                here = sum(1 for w in words if w.shift == col)
+                groups = max(0, -(-(len(column) - here + 1) // 4))
+                groups = min(groups, len(column) // 2)
+                for _ in range(groups):
+                    if len(column) >= 3:
+                        a, b, c = column.pop(), column.pop(), column.pop()
+                        words.append(self._adder(a, b, c))
+                    else:
+                        a, b = column.pop(), column.pop()
+                        words.append(self._adder(a, b, None))
+        order = itertools.count()
+        queue = [(w.top, next(order), w) for w in words]
+        heapq.heapify(queue)
+        leftovers = []
+        for col in sorted(bits):
+            leftovers.extend(bits[col])
+        while True:
+            if len(queue) < 2:
+                if not leftovers:
+                    break
+                # Too few words left to take the bits as carry-ins: make them words.
+                bit = leftovers.pop(0)
+                bits[bit.shift].remove(bit)
+                heapq.heappush(queue, (bit.top, next(order), bit))
+                continue
+            _, _, a = heapq.heappop(queue)
+            _, _, b = heapq.heappop(queue)
+            col = max(a.shift, b.shift)
+            cin = None
+            column = bits.get(col)
+            if column:
+                cin = column.pop()
+                leftovers.remove(cin)
+            node = self._adder(a, b, cin)
+            if width_limit is not None and node.shift + node.width > width_limit:
+                node.width = max(1, width_limit - node.shift)
+                node.max = min(node.max, (1 << node.width) - 1)
+            heapq.heappush(queue, (node.top, next(order), node))
+        if not queue:
+            return None
+        return queue[0][2]
+
+    def heap(self, heap, width_limit=None):
+        """The (node, constant) of a heap, built once per heap object."""
+        key = id(heap)
+        if key in self.words and width_limit is None:
+            return self.words[key]
+        nodes = []
+        constant = heap.constant
+        for value, shift, width, top in heap._leaves:
+            nodes.append(_Node(value=value, shift=shift, width=width, max=top, depth=0))
+        for sub, negate in heap._subs:
+            node, sub_constant = self.heap(sub)
+            if node is None:
+                constant += -sub_constant if negate else sub_constant
+                continue
+            if negate:
+                # -(u + c) = ~u + 1 - 2**w - c, u the node's w-bit word shifted.
+                inverted = _Node(
+                    value=None,
+                    shift=node.shift,
+                    width=node.width,
+                    max=(1 << node.width) - 1,
+                    depth=node.depth,
+                    inputs=("not", node),
+                )
+                self.nodes.append(inverted)
+                nodes.append(inverted)
+                constant += ((1 - (1 << node.width)) << node.shift) - sub_constant
+            else:
+                nodes.append(node)
+                constant += sub_constant
+        if width_limit is not None and self.fold_constant:
+            # The constant's set bits (modulo the result's width) join the heap, where most
+            # serve as free carry-ins, instead of costing a final adder.
+            constant &= (1 << width_limit) - 1
+            for k in range(width_limit):
+                if constant >> k & 1:
+                    nodes.append(_Node(value=Const(1, 1), shift=k, width=1, max=1, depth=0))
+            constant = 0
+        result = (self.reduce(nodes, width_limit), constant)
+        if width_limit is None:
+            self.words[key] = result
+        return result
+
+
+def _stage_of(depth, total_depth, stages):
+    if depth == 0 or total_depth == 0:
+        return 0
+    return (depth - 1) * (stages + 1) // total_depth
+
+
+class _Emitter:
+    def __init__(self, m, *, domain, enable, name, stages, total_depth):
+        self.m = m
+        self.domain = domain
+        self.enable = enable
+        self.name = name
+        self.stages = stages
+        self.total_depth = total_depth
+        self.delayed = {}
+        self.count = itertools.count()
+
+    def stage(self, node):
+        return _stage_of(node.depth, self.total_depth, self.stages)
+
+    def _register(self, value, shape, name):
+        reg = Signal(shape, name=name)
+        stmt = reg.eq(value)
+        if self.enable is None:
+            self.m.d[self.domain] += stmt
+        else:
+            with self.m.If(self.enable):
+                self.m.d[self.domain] += stmt
+        return reg
+
+    def at(self, node, stage):
+        """The node's word, delayed to be valid in ``stage``."""
+        have = self.stage(node)
+        sig = self.emit(node)
+        for s in range(have, stage):
+            key = (id(node), s + 1)
+            if key not in self.delayed:
+                self.delayed[key] = self._register(
+                    sig, unsigned(node.width), f"{self.name}_d{next(self.count)}"
+                )
+            sig = self.delayed[key]
+        return sig
+
+    def emit(self, node):
+        if node.sig is not None:
+            return node.sig
+        if node.inputs is None:
+            sig = Signal(unsigned(node.width), name=f"{self.name}_in{next(self.count)}")
+            self.m.d.comb += sig.eq(node.value)
+            node.sig = sig
+            return sig
+        stage = self.stage(node)
+        if node.inputs[0] == "not":
+            (_, src) = node.inputs
+            sig = Signal(unsigned(node.width), name=f"{self.name}_n{next(self.count)}")
+            self.m.d.comb += sig.eq(~self.at(src, stage))
+            node.sig = sig
+            return sig
+        a, b, cin = node.inputs
+        if a.shift > b.shift:
+            a, b = b, a
+        # a starts lowest: its bits below b's column pass through.
+        av = self.at(a, stage)
+        bv = self.at(b, stage)
+        low = b.shift - a.shift
+        if cin is None:
+            total = av[low:] + bv
+        else:
+            # One adder with the bit as carry-in: (2a + c) + (2b + 1) = 2(a + b + c) + 1.
+            # Written as two additions, Yosys would merge them with their neighbours.
+            total = (Cat(self.at(cin, stage), av[low:]) + Cat(Const(1, 1), bv))[1:]
+        # `keep` stops Yosys (alumacc) from merging the tree's adders into one multi-operand
+        # adder, which it would map to plain logic rather than carry chains.
+        comb = Signal(
+            unsigned(node.width), name=f"{self.name}_s{next(self.count)}", attrs={"keep": 1}
+        )
+        if low:
+            self.m.d.comb += comb.eq(Cat(av[:low], total))
+        else:
+            self.m.d.comb += comb.eq(total)
+        node.sig = comb
+        return comb
+
+
+def build_sums(
+    m,
+    heaps,
+    *,
+    stages=0,
+    ranges=None,
+    domain="sync",
+    enable=None,
+    name="sum",
+    full_adders=True,
+    fold_constant=True,
+):
+    """Build the compressor trees summing ``heaps``; return one signal per heap.
+
+    Sub-heaps added to several heaps (:meth:`BitHeap.add_heap`) are built once and shared.
+
+    Parameters
+    ----------
+    m : Module
+        Where the tree's logic and registers go.
+    heaps : list of BitHeap
+    stages : int
+        Pipeline registers on every path; the sums are valid ``stages`` cycles after the
+        operands (``tree_latency(stages)``).
+    ranges : list of (int, int), optional
+        The true range of each sum, if narrower than the heap's own (``heap.min, heap.max``).
+        Each result has the narrowest shape holding its range (:func:`shape_for_range`).
+    domain : str
+        Clock domain of the pipeline registers.
+    enable : Value, optional
+        Pipeline registers load only while this is 1 (a stall holds the whole pipeline).
+
+    Returns
+    -------
+    list of Signal
+    """
+    _check_stages(stages)
+    heaps = list(heaps)
+    if ranges is None:
+        ranges = [(h.min, h.max) for h in heaps]
+    shapes = [shape_for_range(lo, hi) for lo, hi in ranges]
+    builder = _Builder(full_adders=full_adders, fold_constant=fold_constant)
+    roots = []
+    for heap, shape in zip(heaps, shapes, strict=True):
+        roots.append(builder.heap(heap, width_limit=shape.width))
+    total_depth = max([n.depth for n, _ in roots if n is not None] + [0])
+    emitter = _Emitter(
+        m, domain=domain, enable=enable, name=name, stages=stages, total_depth=total_depth
+    )
+    results = []
+    for j, ((node, constant), shape) in enumerate(zip(roots, shapes, strict=True)):
+        width = shape.width
+        mask = (1 << width) - 1
+        out = Signal(shape, name=f"{name}_{j}")
+        if node is None:
+            value = Const(constant & mask, width)
+            for s in range(stages):
+                value = emitter._register(value, unsigned(width), f"{name}_{j}_c{s}")
+        else:
+            value = emitter.at(node, emitter.stage(node))
+            if node.shift:
+                value = Cat(Const(0, node.shift), value)
+            # Register before the constant is added when the tree has registers left over,
+            # so that the constant adder is not on the last stage's longest path.
+            value = value + Const(constant & mask, width) if constant & mask else value
+            tmp = Signal(unsigned(width), name=f"{name}_{j}_r")
+            m.d.comb += tmp.eq(value)
+            value = tmp
+            for s in range(emitter.stage(node), stages):
+                value = emitter._register(value, unsigned(width), f"{name}_{j}_p{s}")
+        m.d.comb += out.eq(value)
+        results.append(out)
+    return results
+
+
+def build_sum(m, heap, *, stages=0, range=None, **kwargs):
+    """:func:`build_sums` for one heap; returns its signal."""
+    ranges = None if range is None else [range]
+    return build_sums(m, [heap], stages=stages, ranges=ranges, **kwargs)[0]
+
+
+class Popcount(wiring.Component):
+    """The number of set bits of the input, optionally weighted, as a pipelined stream block.
+
+    Parameters
+    ----------
+    fan_in : int
+        Number of input bits.
+    weights : list of int, optional
+        Bit ``k`` counts ``2**weights[k]`` (a heap of weighted bit columns); default all 0.
+    stages : int
+        Pipeline stages (see :attr:`latency`).
+
+    Members
+    -------
+    i : ``In(stream.Signature(unsigned(fan_in)))``
+    o : ``Out(stream.Signature(shape))``, ``shape`` the narrowest unsigned shape of the sum.
+    """
+
+    def __init__(self, fan_in, *, weights=None, stages=0):
+        if not isinstance(fan_in, int) or isinstance(fan_in, bool):
+            raise TypeError(f"Fan-in must be a positive integer, not {fan_in!r}")
+        if fan_in < 1:
+            raise ValueError(f"Fan-in must be a positive integer, not {fan_in!r}")
+        if weights is None:
+            weights = [0] * fan_in
+        weights = list(weights)
+        if len(weights) != fan_in or not all(
+            isinstance(w, int) and not isinstance(w, bool) and w >= 0 for w in weights
+        ):
+            raise ValueError(f"Weights must be {fan_in} non-negative integers, not {weights!r}")
+        _check_stages(stages)
+        self._fan_in = fan_in
+        self._weights = weights
+        self._stages = stages
+        top = sum(1 << w for w in weights)
+        self._shape = shape_for_range(0, top)
+        super().__init__(
+            {
+                "i": In(stream.Signature(unsigned(fan_in))),
+                "o": Out(stream.Signature(self._shape)),
+            }
+        )
+
+    @property
+    def fan_in(self):
+        return self._fan_in
+
+    @property
+    def stages(self):
+        return self._stages
+
+    @property
+    def latency(self):
+        """Cycles from an accepted input to its result on ``o``, without stalls."""
+        return tree_latency(self._stages)
+
+    @property
+    def range(self):
+        return (0, sum(1 << w for w in self._weights))
+
+    def elaborate(self, platform):
+        m = Module()
+        heap = BitHeap()
+        for k, w in enumerate(self._weights):
+            heap.add_bit(self.i.payload[k], w)
+        advance = _pipeline_control(m, self.i, self.o, self._stages)
+        (total,) = build_sums(m, [heap], stages=self._stages, enable=advance, name="pop")
+        m.d.comb += self.o.payload.eq(total)
+        return m
+
+
+class AdderTree(wiring.Component):
+    """The exact sum of ``count`` operands, each added or subtracted, as a stream block.
+
+    Parameters
+    ----------
+    shape : Shape
+        Shape of every operand (signed or unsigned).
+    count : int
+        Number of operands.
+    signs : list of int, optional
+        ``+1`` to add operand ``k``, ``-1`` to subtract it, ``0`` to ignore it; default all +1.
+    stages : int
+        Pipeline stages (see :attr:`latency`).
+    split : bool
+        Enter the operands bit by bit (bit-plane form) instead of as words.
+
+    Members
+    -------
+    i : ``In(stream.Signature(data.ArrayLayout(shape, count)))``
+    o : ``Out(stream.Signature(out_shape))``, the narrowest shape of the sum's range.
+    """
+
+    def __init__(self, shape, count, *, signs=None, stages=0, split=False):
+        try:
+            shape = Shape.cast(shape)
+        except TypeError:
+            raise TypeError(f"Shape must be a shape, not {shape!r}") from None
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise TypeError(f"Count must be a positive integer, not {count!r}")
+        if count < 1:
+            raise ValueError(f"Count must be a positive integer, not {count!r}")
+        if signs is None:
+            signs = [1] * count
+        signs = [int(s) if s in (-1, 0, 1) else s for s in signs]
+        if len(signs) != count or any(s not in (-1, 0, 1) for s in signs):
+            raise ValueError(f"Signs must be {count} values in (-1, 0, 1), not {signs!r}")
+        _check_stages(stages)
+        self._shape_in = shape
+        self._count = count
+        self._signs = signs
+        self._stages = stages
+        self._split = bool(split)
+        if shape.signed:
+            lo, hi = -(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1
+        else:
+            lo, hi = 0, (1 << shape.width) - 1
+        self._range = (
+            sum(min(s * lo, s * hi) for s in signs),
+            sum(max(s * lo, s * hi) for s in signs),
+        )
+        super().__init__(
+            {
+                "i": In(stream.Signature(data.ArrayLayout(shape, count))),
+                "o": Out(stream.Signature(shape_for_range(*self._range))),
+            }
+        )
+
+    @property
+    def stages(self):
+        return self._stages
+
+    @property
+    def latency(self):
+        """Cycles from an accepted input to its result on ``o``, without stalls."""
+        return tree_latency(self._stages)
+
+    @property
+    def range(self):
+        """``(min, max)`` of the sum over all operand values."""
+        return self._range
+
+    def elaborate(self, platform):
+        m = Module()
+        heap = BitHeap()
+        for k, s in enumerate(self._signs):
+            if s:
+                heap.add_operand(self.i.payload[k], negate=s < 0, split=self._split)
+        advance = _pipeline_control(m, self.i, self.o, self._stages)
+        (total,) = build_sums(
+            m, [heap], stages=self._stages, ranges=[self._range], enable=advance, name="add"
+        )
+        m.d.comb += self.o.payload.eq(total)
+        return m
+
+
+def _pipeline_control(m, i, o, stages):
+    """Valid/ready handling of a ``stages``-deep pipeline; returns its advance enable.
+
+    The whole pipeline moves while ``o`` is not holding a result that has not been taken, so a
+    stall on ``o`` freezes every stage and nothing is lost or duplicated.
+    """
+    if stages == 0:
+        m.d.comb += [o.valid.eq(i.valid), i.ready.eq(o.ready)]
+        return None
+    advance = Signal(name="advance")
+    valid = [Signal(name=f"valid_{s}") for s in range(stages)]
+    m.d.comb += [advance.eq(~o.valid | o.ready), i.ready.eq(advance), o.valid.eq(valid[-1])]
+    with m.If(advance):
+        m.d.sync += valid[0].eq(i.valid)
+        for s in range(1, stages):
+            m.d.sync += valid[s].eq(valid[s - 1])
+    return advance
