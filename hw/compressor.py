@@ -36,6 +36,7 @@ __all__ = [
     "build_sums",
     "build_sum",
     "tree_latency",
+    "pipeline_control",
     "shape_for_range",
     "Popcount",
     "AdderTree",
@@ -216,12 +217,11 @@ class _Builder:
                 column = bits[col]
                 here = sum(1 for w in words if w.shift == col)
                 groups = max(0, -(-(len(column) - here + 1) // 4))
-                groups = min(groups, len(column) // 2)
                 for _ in range(groups):
                     if len(column) >= 3:
                         a, b, c = column.pop(), column.pop(), column.pop()
                         words.append(self._adder(a, b, c))
-                    else:
+                    elif len(column) == 2:
                         a, b = column.pop(), column.pop()
                         words.append(self._adder(a, b, None))
         order = itertools.count()
@@ -377,7 +377,8 @@ class _Emitter:
             unsigned(node.width), name=f"{self.name}_s{next(self.count)}", attrs={"keep": 1}
         )
         if low:
-            self.m.d.comb += comb.eq(Cat(av[:low], total))
+            below = av[:low] if a.width >= low else Cat(av, Const(0, low - a.width))
+            self.m.d.comb += comb.eq(Cat(below, total))
         else:
             self.m.d.comb += comb.eq(total)
         node.sig = comb
@@ -530,7 +531,7 @@ class Popcount(wiring.Component):
         heap = BitHeap()
         for k, w in enumerate(self._weights):
             heap.add_bit(self.i.payload[k], w)
-        advance = _pipeline_control(m, self.i, self.o, self._stages)
+        advance = pipeline_control(m, self.i, self.o, self._stages)
         (total,) = build_sums(m, [heap], stages=self._stages, enable=advance, name="pop")
         m.d.comb += self.o.payload.eq(total)
         return m
@@ -613,7 +614,7 @@ class AdderTree(wiring.Component):
         for k, s in enumerate(self._signs):
             if s:
                 heap.add_operand(self.i.payload[k], negate=s < 0, split=self._split)
-        advance = _pipeline_control(m, self.i, self.o, self._stages)
+        advance = pipeline_control(m, self.i, self.o, self._stages)
         (total,) = build_sums(
             m, [heap], stages=self._stages, ranges=[self._range], enable=advance, name="add"
         )
@@ -621,7 +622,7 @@ class AdderTree(wiring.Component):
         return m
 
 
-def _pipeline_control(m, i, o, stages):
+def pipeline_control(m, i, o, stages):
     """Valid/ready handling of a ``stages``-deep pipeline; returns its advance enable.
 
     The whole pipeline moves while ``o`` is not holding a result that has not been taken, so a
