@@ -1,0 +1,247 @@
+# amaranth: UnusedElaboratable=no
+
+import itertools
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal, signed
+from amaranth.sim import Simulator
+
+from hw.compressor import shape_for_range
+from hw.dotproduct import SHARE_MIN_USES, DotProduct, share_pairs
+from hw.encoding import ValueEncoding
+from tests.streams import seeded, stream_get, stream_put
+
+TERNARY = ValueEncoding.ternary()
+ENCODINGS = [
+    TERNARY,
+    ValueEncoding.binary(),
+    ValueEncoding.uint(4),
+    ValueEncoding.int(3),
+    ValueEncoding.uint(1),
+]
+
+
+def ref_dot(weights, vectors):
+    return [(np.asarray(weights) @ np.asarray(v)).tolist() for v in vectors]
+
+
+def random_inputs(encoding, count, fan_in, rng):
+    values = rng.integers(encoding.min, encoding.max + 1, size=(count, fan_in))
+    if encoding.kind == "binary":
+        values = np.where(values > 0, 1, -1)
+    return values
+
+
+def simulate(design, *benches):
+    m = Module()
+    m.submodules.design = design
+    toggle = Signal()
+    m.d.sync += toggle.eq(~toggle)  # a clock domain even for a combinational design
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    for bench in benches:
+        sim.add_testbench(bench)
+    sim.run()
+
+
+def rtl_dot(dut, vectors, *, seed, max_delay=3):
+    """Stream ``vectors`` through ``dut`` with random stalls on both sides; return rows."""
+    results = []
+
+    async def producer(ctx):
+        rng = seeded(seed)
+        for v in vectors:
+            payload = dut.encoding.encode(v).tolist()
+            if dut.encoding.shape.signed:
+                payload = np.asarray(v).tolist()
+            await stream_put(ctx, dut.i, payload, rng=rng, max_delay=max_delay)
+
+    async def consumer(ctx):
+        rng = seeded(seed + 1)
+        for _ in vectors:
+            payload = await stream_get(ctx, dut.o, rng=rng, max_delay=max_delay)
+            results.append([payload[j] for j in range(dut.rows)])
+
+    simulate(dut, producer, consumer)
+    return results
+
+
+def rtl_dot_comb(dut, vectors):
+    """Evaluate a ``stages=0`` dot product on every vector, without the stream protocol."""
+    results = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.i.valid, 1)
+        for v in vectors:
+            ctx.set(dut.i.payload.as_value(), dut.encoding.pack(v))
+            results.append([ctx.get(dut.o.payload[j]) for j in range(dut.rows)])
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    return results
+
+
+@pytest.mark.parametrize("fan_in", [3, 4])
+@pytest.mark.parametrize("share", [False, True])
+def test_exhaustive_ternary(fan_in, share):
+    """Every ternary weight row (the all-zero one too) against every ternary input vector."""
+    everything = [list(v) for v in itertools.product((-1, 0, 1), repeat=fan_in)]
+    weights = np.array(everything)
+    dut = DotProduct(weights, encoding=TERNARY, share=share)
+    assert dut.rows == 3**fan_in and dut.fan_in == fan_in
+    assert rtl_dot_comb(dut, everything) == ref_dot(weights, everything)
+
+
+def test_sharing_applies():
+    rng = np.random.default_rng(7)
+    weights = rng.choice([-1, 0, 1], size=(24, 40))
+    pairs, terms = share_pairs(weights)
+    assert len(pairs) > 0
+    rebuilt = np.zeros_like(weights)
+    uses = [0] * len(pairs)
+    for j, row in enumerate(terms):
+        for kind, index, sign in row:
+            if kind == "x":
+                rebuilt[j, index] += sign
+            else:
+                a, b, s = pairs[index]
+                rebuilt[j, a] += sign
+                rebuilt[j, b] += sign * s
+                uses[index] += 1
+    assert (rebuilt == weights).all()
+    assert min(uses) >= SHARE_MIN_USES
+    assert share_pairs(weights[:3])[0] == []  # too few rows to share anything
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS, ids=lambda e: e.name)
+@pytest.mark.parametrize(
+    "form,share,stages", [("bits", True, 0), ("words", False, 2), ("bits", False, 3)]
+)
+def test_encodings_streamed(encoding, form, share, stages):
+    rng = np.random.default_rng(encoding.width * 10 + stages)
+    weights = rng.choice([-1, 0, 1], size=(7, 12))
+    weights[3] = 0
+    dut = DotProduct(weights, encoding=encoding, stages=stages, form=form, share=share)
+    vectors = random_inputs(encoding, 30, 12, rng)
+    vectors = np.vstack([vectors, np.full(12, encoding.min), np.full(12, encoding.max)])
+    if encoding.kind == "binary":
+        vectors[-2] = -1
+    got = rtl_dot(dut, vectors.tolist(), seed=stages)
+    assert got == ref_dot(weights, vectors)
+    assert all(row == 0 for row in np.array(got)[:, 3])
+
+
+def test_larger_layer_pipelined_and_shared():
+    rng = np.random.default_rng(3)
+    weights = rng.choice([-1, 0, 1], size=(16, 48))
+    dut = DotProduct(weights, encoding=TERNARY, stages=2, share=True)
+    vectors = random_inputs(TERNARY, 25, 48, rng)
+    assert rtl_dot(dut, vectors.tolist(), seed=9, max_delay=2) == ref_dot(weights, vectors)
+
+
+@pytest.mark.parametrize("stages", [0, 1])
+def test_fan_in_one_and_one_row(stages):
+    for weights in ([[1]], [[-1]], [[0]], [[1], [-1], [0]], [[1, -1, 0, 1, 1]]):
+        for encoding in (TERNARY, ValueEncoding.int(4), ValueEncoding.binary()):
+            dut = DotProduct(np.array(weights), encoding=encoding, stages=stages)
+            fan_in = len(weights[0])
+            values = [encoding.min, encoding.max] if encoding.kind != "binary" else [-1, 1]
+            vectors = [list(v) for v in itertools.product(values, repeat=fan_in)]
+            assert rtl_dot(dut, vectors, seed=1, max_delay=1) == ref_dot(weights, vectors)
+
+
+def test_all_zero_layer_is_constant_zero():
+    dut = DotProduct(np.zeros((3, 5), dtype=int), encoding=ValueEncoding.uint(8), stages=1)
+    assert dut.row_ranges == [(0, 0)] * 3
+    vectors = [[255] * 5, [0] * 5, [17, 3, 0, 99, 1]]
+    assert rtl_dot(dut, vectors, seed=2) == [[0, 0, 0]] * 3
+
+
+def test_ranges_and_shape():
+    weights = np.array([[1, 1, -1, 0], [0, 0, 0, 0], [-1, -1, -1, -1]])
+    dut = DotProduct(weights, encoding=ValueEncoding.uint(4))
+    assert dut.row_ranges == [(-15, 30), (0, 0), (-60, 0)]
+    assert dut.acc_shape == signed(7)
+    assert dut.o.payload.shape().elem_shape == signed(7)
+    dut = DotProduct(weights, encoding=ValueEncoding.int(3))
+    assert dut.row_ranges == [(-11, 10), (0, 0), (-12, 16)]
+    dut = DotProduct(weights, encoding=TERNARY)
+    assert dut.row_ranges == [(-3, 3), (0, 0), (-4, 4)]
+    # Each range is attained, so it is exact (the brute force over every input agrees).
+    values = list(itertools.product((-1, 0, 1), repeat=4))
+    sums = np.array(values) @ weights.T
+    assert [(int(c.min()), int(c.max())) for c in sums.T] == dut.row_ranges
+    for lo, hi in dut.row_ranges:
+        assert shape_for_range(lo, hi).width <= dut.acc_shape.width
+
+
+@pytest.mark.parametrize("stages", [0, 1, 4])
+def test_latency_property(stages):
+    dut = DotProduct(np.array([[1, -1, 1], [0, 1, 1]]), encoding=TERNARY, stages=stages)
+    assert dut.latency == dut.stages == stages
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.i.payload, [1, -1, 1])
+        ctx.set(dut.i.valid, 1)
+        for n in range(8):
+            if ctx.get(dut.o.valid):
+                seen.append((n, ctx.get(dut.o.payload[0]), ctx.get(dut.o.payload[1])))
+                return
+            await ctx.tick()
+            ctx.set(dut.i.valid, 0)
+
+    simulate(dut, bench)
+    assert seen == [(dut.latency, 3, 0)]
+
+
+def test_stall_holds_pipeline():
+    """With ``o`` not ready, results wait in the pipeline and come out in order, once each."""
+    weights = np.array([[1, 1], [1, -1]])
+    dut = DotProduct(weights, encoding=TERNARY, stages=2)
+    vectors = [[1, 1], [1, -1], [-1, 0], [0, 1], [-1, -1]]
+    out = []
+
+    async def producer(ctx):
+        for v in vectors:
+            await stream_put(ctx, dut.i, v)
+
+    async def consumer(ctx):
+        for _ in range(6):
+            await ctx.tick()  # o not ready: the pipeline fills and stops
+        assert not ctx.get(dut.i.ready)
+        for _ in vectors:
+            out.append(await stream_get(ctx, dut.o))
+
+    simulate(dut, producer, consumer)
+    assert [[p[0], p[1]] for p in out] == ref_dot(weights, vectors)
+
+
+def test_parameter_errors():
+    t = TERNARY
+    with pytest.raises(TypeError, match=r"^Weights must be a 2-D array of integers, not 'abc'$"):
+        DotProduct("abc", encoding=t)
+    with pytest.raises(TypeError, match=r"^Weights must be a 2-D array of integers, not \[1, 0\]$"):
+        DotProduct([1, 0], encoding=t)
+    with pytest.raises(TypeError, match=r"^Weights must be a 2-D array of integers, not"):
+        DotProduct(np.array([[0.5, 1.0]]), encoding=t)
+    with pytest.raises(
+        ValueError, match=r"^Weights must have at least one row and one column, not shape \(1, 0\)$"
+    ):
+        DotProduct(np.zeros((1, 0), dtype=int), encoding=t)
+    with pytest.raises(ValueError, match=r"^Weights must be -1, 0 or \+1, not 2$"):
+        DotProduct([[1, 2]], encoding=t)
+    with pytest.raises(TypeError, match=r"^Encoding must be a ValueEncoding, not 'ternary'$"):
+        DotProduct([[1]], encoding="ternary")
+    with pytest.raises(TypeError, match=r"^Stages must be a non-negative integer, not '2'$"):
+        DotProduct([[1]], encoding=t, stages="2")
+    with pytest.raises(ValueError, match=r"^Stages must be a non-negative integer, not -1$"):
+        DotProduct([[1]], encoding=t, stages=-1)
+    with pytest.raises(ValueError, match=r"^Form must be one of \('bits', 'words'\), not 'tree'$"):
+        DotProduct([[1]], encoding=t, form="tree")
+    with pytest.raises(TypeError, match=r"^Share must be a bool, not 1$"):
+        DotProduct([[1]], encoding=t, share=1)
