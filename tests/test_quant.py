@@ -1,0 +1,241 @@
+"""Quantizers, the straight-through estimator, exact folding of float factors into thresholds."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gen import golden, network, quant
+from gen.quant import Affine, BatchNorm
+
+# --- quantizers ----------------------------------------------------------------------------------
+
+
+def test_twn_threshold_and_scale_per_row():
+    w = np.array([[0.1, -0.5, 0.9, 0.05], [0.2, 0.2, -0.2, 0.2]])
+    ternary, alpha = quant.twn_ternarize(w)
+    # row 0: delta = 0.7 * 0.3875 = 0.27125 keeps -0.5 and 0.9; row 1: delta = 0.14 keeps all
+    assert ternary.tolist() == [[0, -1, 1, 0], [1, 1, -1, 1]]
+    assert ternary.dtype == np.int8
+    assert alpha == pytest.approx([0.7, 0.2])
+
+
+def test_twn_shared_scale_and_sparser_with_larger_delta():
+    w = np.array([[0.1, -0.5, 0.9, 0.05], [0.2, 0.2, -0.2, 0.2]])
+    ternary, alpha = quant.twn_ternarize(w, per_row=False)
+    # one delta = 0.7 * mean(|w|) = 0.7 * 0.29375 = 0.205625 for the layer
+    assert ternary.tolist() == [[0, -1, 1, 0], [0, 0, 0, 0]]
+    assert alpha == pytest.approx([0.7, 0.7])
+    sparse, _ = quant.twn_ternarize(w, delta_factor=2.0)
+    assert sparse.tolist() == [[0, 0, 1, 0], [0, 0, 0, 0]]
+
+
+def test_twn_row_with_nothing_kept_has_zero_scale():
+    ternary, alpha = quant.twn_ternarize(np.zeros((1, 3)))
+    assert ternary.tolist() == [[0, 0, 0]] and alpha.tolist() == [0.0]
+
+
+def test_xnor_sign_with_mean_magnitude():
+    w = np.array([[0.0, -0.5, 1.0], [-0.3, -0.3, 0.6]])
+    binary, alpha = quant.xnor_binarize(w)
+    assert binary.tolist() == [[1, -1, 1], [-1, -1, 1]]
+    assert alpha == pytest.approx([0.5, 0.4])
+    assert quant.xnor_binarize(w, per_row=False)[1] == pytest.approx([0.45, 0.45])
+
+
+def test_weight_quantizer_names():
+    assert quant.quantize_weights(np.ones((1, 2)), "binary")[0].tolist() == [[1, 1]]
+    with pytest.raises(ValueError, match="must be 'ternary' or 'binary', not 'int4'"):
+        quant.quantize_weights(np.ones((1, 2)), "int4")
+    with pytest.raises(ValueError, match=r"2-D array \(out, fan_in\)"):
+        quant.twn_ternarize(np.ones(3))
+
+
+def test_ternary_activation_thresholds_are_inclusive():
+    r = np.array([-2.0, -0.51, -0.5, 0.0, 0.49, 0.5, 3.0])
+    assert quant.ternary_activation(r).tolist() == [-1, -1, 0, 0, 0, 1, 1]
+    assert quant.ternary_activation(r, delta=0.25).tolist() == [-1, -1, -1, 0, 1, 1, 1]
+    with pytest.raises(ValueError, match="must be positive"):
+        quant.ternary_activation(r, delta=0)
+
+
+def test_binary_activation():
+    assert quant.binary_activation([-0.1, 0.0, 2.0]).tolist() == [-1, 1, 1]
+
+
+def test_uniform_activation_rounds_half_up_after_clipping():
+    r = np.array([-0.2, 0.1, 1 / 6, 0.5, 0.84, 2.0])
+    # 2 bits: k = round(3 * clip(r, 0, 1)), halves up: 0, 0.3, 0.5, 1.5, 2.52, 3
+    assert quant.uniform_activation(r, 2).tolist() == [0, 0, 1, 2, 3, 3]
+    levels, thresholds, scale = quant.activation_levels("uint", bits=2)
+    assert levels == (0, 1, 2, 3) and scale == pytest.approx(1 / 3)
+    assert thresholds == pytest.approx([1 / 6, 0.5, 5 / 6])
+    with pytest.raises(ValueError, match="integer 1 to 8, not 9"):
+        quant.activation_levels("uint", bits=9)
+
+
+def test_ste_passes_gradient_only_inside_the_clip_range():
+    r = np.array([-1.5, -1.0, 0.0, 1.0, 1.01])
+    g = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert quant.ste(g, r).tolist() == [0, 2, 3, 4, 0]
+    assert quant.ste(g, r, lo=0.0).tolist() == [0, 0, 3, 4, 0]
+
+
+# --- folding -------------------------------------------------------------------------------------
+
+
+def test_preactivation_is_the_batch_norm_formula():
+    rng = np.random.default_rng(1)
+    acc = rng.integers(-20, 20, (7, 3))
+    alpha, bias = np.array([0.3, 0.0, 1.5]), np.array([0.1, -0.2, 0.3])
+    bn = BatchNorm(
+        np.array([1.2, -0.7, 0.0]),
+        np.array([0.5, 0.1, -1]),
+        np.array([0.2, 0.3, -0.4]),
+        np.array([2.0, 0.5, 1.0]),
+        1e-3,
+    )
+    z = quant.preactivation(acc, Affine(alpha, 0.25, bias, bn))
+    u = acc * alpha * 0.25 + bias
+    expected = bn.gamma * (u - bn.mean) / np.sqrt(bn.var + bn.eps) + bn.beta
+    assert z == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+def test_fold_where_a_float_ceil_is_off_by_one():
+    # z = 0.1 * acc; theta = 0.1 * 3 in floats. A float ceil of theta / 0.1 gives 4, but
+    # acc = 3 already reaches theta: the threshold must be 3.
+    theta = 0.1 * 3
+    assert math.ceil(theta / 0.1) == 4
+    sign, t = quant.fold_thresholds(Affine(np.array([0.1])), [theta], [-10], [10])
+    assert sign.tolist() == [1] and t.tolist() == [[3]]
+
+
+def test_fold_negative_batch_norm_scale_negates_the_row():
+    bn = BatchNorm(np.array([-2.0]), np.array([0.0]), np.array([0.0]), np.array([1.0]), 0.0 + 1e-9)
+    weights = np.array([[1, -1, 0]])
+    folded, t = quant.fold_layer(
+        weights, Affine(np.array([1.0]), 1.0, None, bn), (-1, 0, 1), [-0.5, 0.5], (-1, 1)
+    )
+    assert folded.tolist() == [[-1, 1, 0]]
+    # z = -2 * acc: +1 for acc <= -1 (acc' >= 1), -1 for acc >= 1 (acc' <= -1)
+    assert t.tolist() == [[0, 1]]
+
+
+@pytest.mark.parametrize("beta, expected", [(0.9, 1), (0.0, 0), (-0.9, -1)])
+def test_fold_zero_scale_gives_a_constant_output(beta, expected):
+    for alpha, gamma in ((0.0, 1.0), (1.0, 0.0)):
+        bn = BatchNorm(np.array([gamma]), np.array([beta]), np.array([0.0]), np.array([1.0]))
+        weights = np.array([[1, 1, -1, 0]])
+        folded, t = quant.fold_layer(
+            weights, Affine(np.array([alpha]), 1.0, None, bn), (-1, 0, 1), [-0.5, 0.5], (-1, 1)
+        )
+        inputs = np.array(list(itertools.product([-1, 0, 1], repeat=4)))
+        y = quant.quantize_levels(inputs @ folded.T, (-1, 0, 1), t)
+        assert np.all(y == expected)
+        # thresholds at the ends of the range [-3, 3]: below (always reached) or beyond it
+        assert set(t.ravel().tolist()) <= {-3, 4}
+
+
+def test_fold_checks_its_arguments():
+    with pytest.raises(ValueError, match="alpha"):
+        quant.fold_thresholds(Affine(np.array([-1.0])), [0.0], [0], [1])
+    with pytest.raises(ValueError, match="input scale"):
+        quant.fold_thresholds(Affine(np.array([1.0]), 0.0), [0.0], [0], [1])
+    with pytest.raises(ValueError, match="ascending"):
+        quant.fold_thresholds(Affine(np.array([1.0])), [1.0, 0.0], [0], [1])
+    with pytest.raises(ValueError, match="lo <= hi"):
+        quant.fold_thresholds(Affine(np.array([1.0])), [0.0], [2], [1])
+    with pytest.raises(ValueError, match="3 levels need 2 thresholds, not 1"):
+        quant.fold_layer(np.ones((1, 2)), Affine(np.array([1.0])), (-1, 0, 1), [0.0], (0, 1))
+
+
+INPUT_VALUES = {
+    "ternary": [-1, 0, 1],
+    "binary": [-1, 1],
+    "uint2": [0, 1, 2, 3],
+    "int2": [-2, -1, 0, 1],
+}
+ACTIVATIONS = [((-1, 0, 1), 2), ((-1, 1), 1), ((0, 1, 2, 3), 3)]
+
+finite = st.floats(-4, 4, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def float_layers(draw):
+    """A random float layer: ternary weights, scales, bias and batch norm, activation."""
+    in_type = draw(st.sampled_from(sorted(INPUT_VALUES)))
+    fan_in = draw(st.integers(1, 4))
+    out = draw(st.integers(1, 4))
+    weights = np.array(
+        draw(st.lists(st.sampled_from([-1, 0, 1]), min_size=out * fan_in, max_size=out * fan_in))
+    ).reshape(out, fan_in)
+    scale = st.one_of(st.just(0.0), st.floats(1e-3, 10))
+    alpha = np.array(draw(st.lists(scale, min_size=out, max_size=out)))
+    input_scale = draw(st.floats(1e-3, 10))
+    bias = np.array(draw(st.lists(finite, min_size=out, max_size=out)))
+    bias = bias if draw(st.booleans()) else None
+    bn = None
+    if draw(st.booleans()):
+        vectors = [
+            np.array(draw(st.lists(strategy, min_size=out, max_size=out)))
+            for strategy in (st.one_of(st.just(0.0), finite), finite, finite, st.floats(0, 10))
+        ]
+        bn = BatchNorm(*vectors, draw(st.sampled_from([1e-5, 1e-3, 0.1])))
+    affine = Affine(alpha, input_scale, bias, bn)
+    levels, count = draw(st.sampled_from(ACTIVATIONS))
+    values = INPUT_VALUES[in_type]
+    lo, hi = quant.accumulator_range(weights, min(values), max(values))
+    # Thresholds at random, or exactly at a reachable pre-activation (the rounding edge), or
+    # one float step beside it.
+    thresholds = []
+    for _ in range(count):
+        kind = draw(st.sampled_from(["random", "exact", "below", "above"]))
+        if kind == "random":
+            thresholds.append(draw(finite))
+            continue
+        row = draw(st.integers(0, out - 1))
+        acc = np.zeros(out, dtype=np.int64)
+        acc[row] = draw(st.integers(int(lo[row]), int(hi[row])))
+        z = float(quant.preactivation(acc[None, :], affine)[0, row])
+        step = {"exact": 0, "below": -np.inf, "above": np.inf}[kind]
+        thresholds.append(z if step == 0 else float(np.nextafter(z, step)))
+    return in_type, weights, affine, levels, np.sort(np.array(thresholds))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(float_layers())
+def test_folded_layer_equals_the_float_layer_on_every_input(layer):
+    in_type, weights, affine, levels, thresholds = layer
+    values = INPUT_VALUES[in_type]
+    inputs = np.array(list(itertools.product(values, repeat=weights.shape[1])))
+    # The float layer: its pre-activation from the integer accumulators, then the activation.
+    expected = quant.quantize_levels(
+        quant.preactivation(inputs @ weights.T, affine), levels, thresholds
+    )
+    folded, int_thresholds = quant.fold_layer(
+        weights, affine, levels, thresholds, (min(values), max(values))
+    )
+    assert np.array_equal(np.abs(folded), np.abs(weights))
+    doc = {
+        "format": "tnn/1",
+        "name": "folded",
+        "input": {"shape": [weights.shape[1]], "type": in_type},
+        "layers": [
+            {
+                "type": "dense",
+                "out": weights.shape[0],
+                "weights": ["".join("-0+"[v + 1] for v in row) for row in folded],
+                "activation": {"levels": list(levels), "thresholds": int_thresholds.tolist()},
+            }
+        ],
+        "output": "values",
+    }
+    outputs = golden.run(network.from_dict(doc), inputs)
+    assert np.array_equal(outputs, expected)
+    # Thresholds stay within one step of the reachable range, so the hardware's widths hold them.
+    signed = folded.astype(np.int64)
+    lo, hi = quant.accumulator_range(signed, min(values), max(values))
+    assert np.all(int_thresholds >= lo[:, None]) and np.all(int_thresholds <= hi[:, None] + 1)
