@@ -19,11 +19,12 @@ from hw.streamutil import PixelsToVector, SkidBuffer, VectorToPixels
 # --- harness -------------------------------------------------------------------------------------
 
 
-def drive(dut, inputs, n_out, *, seed=0, max_delay=3):
+def drive(dut, inputs, n_out, *, seed=0, max_delay=3, limit=20_000):
     """Send ``inputs`` on ``dut.i`` and return ``n_out`` payloads from ``dut.o``.
 
     Both sides pause for up to ``max_delay`` cycles before each transfer. Fails if the block
-    offers more outputs than ``n_out`` within a few cycles after the last expected one.
+    offers more outputs than ``n_out`` within a few cycles after the last expected one, or if
+    the outputs do not all come within ``limit`` cycles (a lost transfer).
     """
     rng_in, rng_out = seeded(seed), seeded(seed + 1000)
     outputs = []
@@ -41,10 +42,16 @@ def drive(dut, inputs, n_out, *, seed=0, max_delay=3):
             assert not ctx.get(dut.o.valid), "block offered an output nobody asked for"
             await ctx.tick()
 
+    async def watchdog(ctx):
+        for _ in range(limit):
+            await ctx.tick()
+        raise AssertionError(f"only {len(outputs)} of {n_out} outputs in {limit} cycles")
+
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
+    sim.add_testbench(watchdog, background=True)
     sim.run()
     return outputs
 

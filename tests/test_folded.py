@@ -1,0 +1,236 @@
+# amaranth: UnusedElaboratable=no
+
+import itertools
+
+import numpy as np
+import pytest
+from test_streamutil import drive, from_wire, random_values, timed, to_wire
+from test_threshold import ref_threshold
+
+from hw.encoding import ValueEncoding
+from hw.folded import FoldedMatrixVector, weight_range_of_rows
+
+TERNARY = ValueEncoding.ternary()
+BINARY = ValueEncoding.binary()
+
+
+def ref_folded(weights, xs, levels=None, thresholds=None):
+    acc = np.asarray(xs, dtype=np.int64) @ np.asarray(weights, dtype=np.int64).T
+    if levels is None:
+        return acc
+    return ref_threshold(acc, thresholds, levels)
+
+
+def rtl_folded(weights, xs, *, encoding, pe, simd, max_delay=0, seed=0, **kwargs):
+    dut = FoldedMatrixVector(weights=weights, input_encoding=encoding, pe=pe, simd=simd, **kwargs)
+    out = drive(dut, [to_wire(encoding, x) for x in xs], len(xs), seed=seed, max_delay=max_delay)
+    return np.array([from_wire(dut.output_encoding, p) for p in out])
+
+
+def extreme_thresholds(rng, rows, count, lo, hi):
+    """Ascending rows mixing thresholds beyond, at and inside the accumulator's range."""
+    pool = np.array([lo - 50, lo - 1, lo, lo + 1, 0, hi - 1, hi, hi + 1, hi + 50])
+    return np.sort(rng.choice(pool, size=(rows, count)), axis=1)
+
+
+@pytest.mark.parametrize("pe, simd", [(1, 1), (3, 2), (9, 1), (9, 2)])
+def test_exhaustive_ternary_fan_in_2(pe, simd):
+    """Every ternary weight row of fan-in 2 against every ternary input."""
+    weights = np.array(list(itertools.product([-1, 0, 1], repeat=2)))
+    xs = np.array(list(itertools.product([-1, 0, 1], repeat=2)))
+    got = rtl_folded(weights, xs, encoding=TERNARY, pe=pe, simd=simd, max_delay=1, seed=pe)
+    assert np.array_equal(got, ref_folded(weights, xs))
+
+
+@pytest.mark.parametrize("pe, simd", [(1, 3), (8, 1), (2, 3)])
+def test_exhaustive_binary_fan_in_3(pe, simd):
+    """Every binary weight row of fan-in 3 against every binary input, with activations."""
+    weights = np.array(list(itertools.product([-1, 1], repeat=3)))
+    xs = np.array(list(itertools.product([-1, 1], repeat=3)))
+    thresholds = np.arange(-4, 4)[:, None]  # one per row, sweeping the range [-3, 3] and beyond
+    got = rtl_folded(
+        weights,
+        xs,
+        encoding=BINARY,
+        pe=pe,
+        simd=simd,
+        weight_type="binary",
+        levels=(-1, 1),
+        thresholds=thresholds,
+        max_delay=1,
+        seed=simd,
+    )
+    assert np.array_equal(got, ref_folded(weights, xs, (-1, 1), thresholds))
+
+
+def test_fan_in_1():
+    weights = np.array([[1], [0], [-1], [1]])
+    xs = np.array([[v] for v in range(-8, 8)])
+    enc = ValueEncoding.int(4)
+    for pe in (1, 2, 4):
+        got = rtl_folded(weights, xs, encoding=enc, pe=pe, simd=1, max_delay=2, seed=pe)
+        assert np.array_equal(got, ref_folded(weights, xs))
+
+
+COMBOS = [(1, 1), (2, 4), (3, 2), (6, 8), (6, 1), (1, 8)]
+
+
+@pytest.mark.parametrize("pe, simd", COMBOS)
+@pytest.mark.parametrize(
+    "encoding, weight_type, levels",
+    [
+        (TERNARY, "ternary", (-1, 0, 1)),
+        (ValueEncoding.uint(4), "ternary", None),
+        (ValueEncoding.int(3), "binary", (0, 1, 2, 3)),
+        (BINARY, "ternary", (-1, 1)),
+    ],
+)
+def test_random_layers_with_stalls(pe, simd, encoding, weight_type, levels):
+    rng = np.random.default_rng([pe, simd, encoding.width, len(weight_type)])
+    rows, cols = 6, 8
+    choices = [-1, 0, 1] if weight_type == "ternary" else [-1, 1]
+    weights = rng.choice(choices, size=(rows, cols))
+    if weight_type == "ternary":
+        weights[0] = 0  # an all-zero row: its accumulator is always 0
+    xs = random_values(rng, encoding, (5, cols))
+    kwargs = {}
+    if levels is not None:
+        dut = FoldedMatrixVector(
+            weights=weights, input_encoding=encoding, pe=pe, simd=simd, weight_type=weight_type
+        )
+        lo, hi = dut.acc_range
+        kwargs = dict(
+            levels=levels, thresholds=extreme_thresholds(rng, rows, len(levels) - 1, lo, hi)
+        )
+    got = rtl_folded(
+        weights,
+        xs,
+        encoding=encoding,
+        pe=pe,
+        simd=simd,
+        weight_type=weight_type,
+        max_delay=3,
+        seed=pe * 10 + simd,
+        **kwargs,
+    )
+    assert np.array_equal(got, ref_folded(weights, xs, levels, kwargs.get("thresholds")))
+
+
+def test_larger_layer_extreme_inputs():
+    """A 16 x 48 layer of int8 inputs, including the inputs that reach the accumulator's ends."""
+    rng = np.random.default_rng(7)
+    enc = ValueEncoding.int(8)
+    weights = rng.choice([-1, 0, 1], size=(16, 48))
+    dut = FoldedMatrixVector(weights=weights, input_encoding=enc, pe=4, simd=16)
+    lo, hi = dut.acc_range
+    row_lo, row_hi = weight_range_of_rows(weights, enc)
+    top, bottom = int(np.argmax(row_hi)), int(np.argmin(row_lo))
+    xs = [
+        np.where(weights[top] > 0, enc.max, enc.min),
+        np.where(weights[bottom] > 0, enc.min, enc.max),
+    ]
+    xs = np.array(xs + list(random_values(rng, enc, (3, 48))))
+    got = rtl_folded(weights, xs, encoding=enc, pe=4, simd=16, max_delay=2)
+    expect = ref_folded(weights, xs)
+    assert np.array_equal(got, expect)
+    # the accumulator range is reached at both ends, so it is tight
+    assert expect[0, top] == hi and expect[1, bottom] == lo
+    assert dut.output_encoding == ValueEncoding.for_range(lo, hi)
+
+
+@pytest.mark.parametrize("pe, simd, levels", [(1, 2, (-1, 0, 1)), (2, 4, None), (4, 4, (-1, 1))])
+def test_latency_and_initiation_interval_match_properties(pe, simd, levels):
+    rng = np.random.default_rng(pe)
+    weights = rng.choice([-1, 0, 1], size=(4, 4))
+    kwargs = {}
+    if levels is not None:
+        kwargs = dict(levels=levels, thresholds=np.sort(rng.integers(-3, 3, (4, len(levels) - 1))))
+    dut = FoldedMatrixVector(weights=weights, input_encoding=TERNARY, pe=pe, simd=simd, **kwargs)
+    xs = random_values(rng, TERNARY, (4, 4))
+    in_cycles, out_cycles, out = timed(dut, [to_wire(TERNARY, x) for x in xs], len(xs))
+    assert out_cycles[0] - in_cycles[0] == dut.latency
+    # the second vector waits in the input buffer; after it, one vector per interval
+    assert np.diff(in_cycles)[1:].tolist() == [dut.initiation_interval] * 2
+    assert np.diff(out_cycles).tolist() == [dut.initiation_interval] * 3
+    got = np.array([from_wire(dut.output_encoding, p) for p in out])
+    assert np.array_equal(got, ref_folded(weights, xs, levels, kwargs.get("thresholds")))
+
+
+def test_properties():
+    weights = np.zeros((6, 8), dtype=int)
+    weights[:, 0] = 1
+    weights[1, 1:] = -1
+    dut = FoldedMatrixVector(weights=weights, input_encoding=ValueEncoding.uint(4), pe=2, simd=4)
+    assert dut.fold == (3, 2)
+    assert dut.initiation_interval == 6
+    assert dut.acc_range == (-105, 15)
+    assert dut.output_encoding == ValueEncoding.int(8)
+    assert dut.weight_rom_bits == 96 and dut.threshold_rom_bits == 0 and dut.rom_bits == 96
+    thresholds = np.tile([-1000, 3, 1000], (6, 1))
+    act = FoldedMatrixVector(
+        weights=weights,
+        input_encoding=ValueEncoding.uint(4),
+        pe=2,
+        simd=4,
+        weight_type="ternary",
+        levels=(0, 1, 2, 3),
+        thresholds=thresholds,
+    )
+    # thresholds clamp to [-105, 16]: int8 in ROM
+    assert act.threshold_rom_bits == 6 * 3 * 8
+    assert act.output_encoding == ValueEncoding.uint(2)
+    full = FoldedMatrixVector(
+        weights=weights,
+        input_encoding=BINARY,
+        pe=6,
+        simd=8,
+        weight_type="ternary",
+        levels=(0, 1, 2, 3),
+        thresholds=thresholds,
+    )
+    assert full.threshold_rom_bits == 0  # one row fold: thresholds are constants
+    assert full.latency == 4 and full.initiation_interval == 1
+
+
+def test_parameter_errors():
+    w = np.ones((4, 6), dtype=int)
+    ok = dict(weights=w, input_encoding=TERNARY, pe=2, simd=3)
+
+    def check(exc, message, **change):
+        with pytest.raises(exc, match="^" + message + "$"):
+            FoldedMatrixVector(**{**ok, **change})
+
+    check(ValueError, r"PE \(3\) must divide the number of rows \(4\)", pe=3)
+    check(ValueError, r"SIMD \(4\) must divide the number of columns \(6\)", simd=4)
+    check(TypeError, r"PE must be a positive integer, not '2'", pe="2")
+    check(ValueError, r"PE must be a positive integer, not 0", pe=0)
+    check(TypeError, r"SIMD must be a positive integer, not 1\.5", simd=1.5)
+    check(ValueError, r"SIMD must be a positive integer, not -3", simd=-3)
+    check(
+        TypeError,
+        r"Input encoding must be a ValueEncoding, not 'ternary'",
+        input_encoding="ternary",
+    )
+    check(ValueError, r"Weight type must be 'ternary' or 'binary', not 'int2'", weight_type="int2")
+    check(
+        TypeError,
+        r"Weights must be a non-empty 2-D array of integers, not \[1, 0\]",
+        weights=[1, 0],
+    )
+    check(ValueError, r"Ternary weights must be -1, 0 or \+1, not 2", weights=2 * w)
+    check(
+        ValueError, r"Binary weights must be -1 or \+1, not 0", weights=0 * w, weight_type="binary"
+    )
+    check(ValueError, r"Levels and thresholds must be given together, or neither", levels=(-1, 1))
+    check(
+        ValueError,
+        r"Thresholds must have one row per weight row \(4\), not 1",
+        levels=(-1, 1),
+        thresholds=[[0]],
+    )
+    check(
+        ValueError,
+        r"Thresholds of row 0 must be ascending, not \[1, 0\]",
+        levels=(-1, 0, 1),
+        thresholds=[[1, 0]] * 4,
+    )
