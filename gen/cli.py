@@ -238,6 +238,20 @@ def cmd_eval(args):
     return EXIT_OK
 
 
+# --- train ---------------------------------------------------------------------------------------
+
+
+def cmd_train(args):
+    from . import train
+
+    try:
+        _, summary = train.run_config(args.config, quantized=not args.float, output=args.output)
+    except train.ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    print(summary)
+    return EXIT_OK
+
+
 # --- flow --------------------------------------------------------------------------------------
 
 
@@ -316,6 +330,23 @@ def build_parser():
     p.add_argument("--inputs", metavar="X.npy", help="integer inputs, instead of --data")
     p.add_argument("--labels", metavar="Y.npy", help="integer labels, with --inputs")
     p.set_defaults(handler=cmd_eval)
+
+    p = sub.add_parser(
+        "train",
+        help="train a ternary network and export its description",
+        description="Quantization-aware training from a JSON configuration (data set, layers, "
+        "quantization, epochs, seed, output; see models/README.md), then export to tnn/1 with "
+        "every scale and batch norm folded into integer thresholds. Deterministic: the same "
+        "configuration gives the same description, byte for byte. One line per epoch on stderr.",
+    )
+    p.add_argument("config", metavar="CONFIG", help="training configuration (*.json)")
+    p.add_argument(
+        "--float",
+        action="store_true",
+        help="train the float baseline of the same architecture instead (writes nothing)",
+    )
+    p.add_argument("--output", metavar="PATH", help="write the description here instead")
+    p.set_defaults(handler=cmd_train)
 
     p = sub.add_parser(
         "flow",
