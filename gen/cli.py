@@ -5,9 +5,12 @@ Exit status: 0 on success, 2 on bad input (a malformed description, inputs or ar
 """
 
 import argparse
+import hashlib
+import json
 import os
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -252,6 +255,117 @@ def cmd_train(args):
     return EXIT_OK
 
 
+# --- verilog -----------------------------------------------------------------------------------
+
+
+def _fold_spec(text):
+    """``--fold``: a spec string, or a JSON file holding one (see gen.compiler.parse_fold)."""
+    if text.endswith(".json"):
+        try:
+            with open(text) as f:
+                return json.load(f)
+        except OSError as exc:
+            raise UsageError(f"{text}: cannot read the folding spec: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{text}: invalid JSON: {exc.msg} at line {exc.lineno}") from None
+    return text
+
+
+class _Progress:
+    """One line per step of a long run, with the time each took."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    def step(self, text):
+        print(f"  [{time.perf_counter() - self.start:7.1f} s] {text}", flush=True)
+
+
+def _compile(args, net, progress):
+    from . import compiler
+
+    try:
+        the_plan = compiler.plan(
+            net, _fold_spec(args.fold), target_ii=args.target_ii, max_luts=args.max_luts
+        )
+    except compiler.CompileError as exc:
+        raise UsageError(str(exc)) from None
+    print(compiler.describe_plan(the_plan))
+    progress.step("building the accelerator and converting it to Verilog")
+    with open(args.model, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    compiled = compiler.emit(the_plan, description_sha256=sha)
+    meta = compiled.metadata
+    progress.step(
+        f"Verilog ready: {len(compiled.verilog) / 1e6:.2f} MB, latency "
+        f"{meta['latency']} cycles, initiation interval "
+        f"{meta['initiation_interval']} cycles"
+    )
+    return compiled
+
+
+def cmd_verilog(args):
+    from . import compiler
+
+    net = _load_model(args.model)
+    progress = _Progress()
+    compiled = _compile(args, net, progress)
+    vectors = compiler.make_vectors(net, args.vectors, seed=args.seed, data=args.data)
+    paths = compiler.write_outputs(compiled, args.output, vectors)
+    progress.step(f"{len(vectors[0])} test vectors ({vectors[2]})")
+    for path in paths:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _add_compile_options(p):
+    p.add_argument(
+        "--fold",
+        default="unrolled",
+        metavar="SPEC",
+        help="'unrolled' (default), 'auto', 'PE,SIMD' for every layer, "
+        "'L:PE,SIMD;L:unrolled;...' per layer (others auto), or a JSON file",
+    )
+    p.add_argument(
+        "--target-ii",
+        type=int,
+        metavar="N",
+        help="auto layers: the cheapest folding with an initiation interval <= N",
+    )
+    p.add_argument(
+        "--max-luts",
+        type=int,
+        metavar="N",
+        help="auto layers: the fastest folding with predicted LUTs <= N",
+    )
+
+
+# --- sim ---------------------------------------------------------------------------------------
+
+
+def cmd_sim(args):
+    """Check a generated accelerator in a cocotb bench against its test vectors."""
+    # sim needs cocotb, which gen knows nothing of: it is loaded for this command only.
+    from sim import runner
+
+    try:
+        result = runner.run(
+            args.directory,
+            sim=args.sim,
+            vectors=args.vectors,
+            seed=args.seed,
+            waves=args.waves,
+            stall=args.stall,
+        )
+    except ValueError as exc:  # sim.accel.AcceleratorError or an argument out of range
+        raise UsageError(str(exc)) from None
+    except runner.SimError as exc:
+        print(f"tnngen sim: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(result.summary())
+    return EXIT_OK if result.passed else EXIT_FAILURE
+
+
 # --- flow --------------------------------------------------------------------------------------
 
 
@@ -347,6 +461,59 @@ def build_parser():
     )
     p.add_argument("--output", metavar="PATH", help="write the description here instead")
     p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser(
+        "verilog",
+        help="generate the accelerator's Verilog, metadata and test vectors",
+        description="Compile a description into a streaming accelerator: writes DIR/<name>.v, "
+        "DIR/<name>.json (metadata) and DIR/vectors.npz (inputs and golden outputs). The "
+        "chosen folding and its predicted cycles and resources are printed first.",
+    )
+    p.add_argument("model", metavar="MODEL", help="network description (*.tnn.json)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    _add_compile_options(p)
+    p.add_argument(
+        "--vectors", type=int, default=256, metavar="N", help="test vectors to write (default: 256)"
+    )
+    p.add_argument(
+        "--data",
+        metavar="NAME",
+        help="take the vectors from this data set's test split instead of random",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of random vectors (default: 0)")
+    p.set_defaults(handler=cmd_verilog)
+
+    p = sub.add_parser(
+        "sim",
+        help="simulate a generated accelerator against its test vectors",
+        description="Build the accelerator in DIR (from 'tnngen verilog') with Icarus Verilog "
+        "or Verilator and check it in a cocotb bench: every result against DIR/vectors.npz, "
+        "with random gaps on the input and back-pressure on the output, and latency and "
+        "initiation interval against the metadata. Exit status 0 only if all agree.",
+    )
+    p.add_argument("directory", metavar="DIR", help="accelerator folder (tnngen verilog -o DIR)")
+    p.add_argument(
+        "--sim",
+        choices=("icarus", "verilator"),
+        default="icarus",
+        help="simulator (default: icarus)",
+    )
+    p.add_argument(
+        "--vectors", type=int, metavar="N", help="check the first N vectors (default: all)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the stall patterns (default: 0)")
+    p.add_argument(
+        "--stall",
+        type=float,
+        default=0.25,
+        metavar="P",
+        help="chance of a gap before each input and of back-pressure before each result "
+        "(default: 0.25)",
+    )
+    p.add_argument(
+        "--waves", action="store_true", help="write a waveform file (FST or VCD) and say where"
+    )
+    p.set_defaults(handler=cmd_sim)
 
     p = sub.add_parser(
         "flow",

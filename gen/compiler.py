@@ -1,0 +1,755 @@
+"""The compiler: from a ``tnn/1`` description to a streaming accelerator and its Verilog.
+
+The flow is a list of named steps, each a function ``step(state) -> state``:
+
+1. ``plan``: choose each layer's engine and folding (``--fold``, ``--target-ii``,
+   ``--max-luts``), with its predicted cycles and resources;
+2. ``build``: instantiate the ``hw`` blocks of every layer as one stream pipeline (the
+   :class:`Accelerator`), reading each block's latency and initiation interval;
+3. ``emit``: convert to Verilog and describe it in the metadata (docs/accelerator.md).
+
+Layers become engines:
+
+- ``dense``, unrolled: :class:`hw.dotproduct.DotProduct` (constant weights as wiring, one
+  vector per cycle) followed by a :class:`hw.threshold.ThresholdUnit`;
+- ``dense``, folded: :class:`hw.folded.FoldedMatrixVector` (``pe`` rows by ``simd`` columns per
+  cycle, weights and thresholds in ROM);
+- ``conv2d`` and ``maxpool`` work on a pixel stream: a sliding window feeds one window per
+  transfer to the same dot-product engines; serializers convert between whole vectors and
+  pixel streams where needed;
+- ``argmax`` output: :class:`hw.argmax.Argmax`.
+"""
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+from amaranth.back import verilog
+from amaranth.hdl import Module
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.encoding import ValueEncoding
+
+from . import cost, golden
+from .network import Conv2d, Dense, MaxPool
+
+__all__ = [
+    "CompileError",
+    "LayerPlan",
+    "Plan",
+    "Accelerator",
+    "parse_fold",
+    "plan",
+    "build",
+    "compile_network",
+    "Compiled",
+    "STEPS",
+]
+
+FORMAT = "tnngen-accelerator/1"
+
+
+class CompileError(ValueError):
+    """Options that do not fit the network (a folding that does not divide, an unmet target)."""
+
+
+# --- the folding spec ----------------------------------------------------------------------------
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def parse_fold(spec, net):
+    """Per-layer folding from a spec: a dict ``{layer index: "unrolled" | "auto" | (pe, simd)}``.
+
+    ``spec`` is one of: ``"unrolled"``; ``"auto"``; ``"PE,SIMD"`` (every dense and conv2d
+    layer); ``"L:PE,SIMD;L:unrolled;..."`` (per layer, the rest ``auto``); a dict or list of
+    the same per layer (as read from a JSON file: ``{"0": [16, 49], "2": "unrolled"}``).
+    Raises :class:`CompileError` naming the layer for anything that does not fit.
+    """
+    weighted = [k for k, layer in enumerate(net.layers) if not isinstance(layer, MaxPool)]
+    if isinstance(spec, str):
+        text = spec.strip()
+        if text in ("unrolled", "auto"):
+            return {k: text for k in weighted}
+        if ":" not in text:
+            return {k: _fold_item(text, net, k) for k in weighted}
+        folds = {k: "auto" for k in weighted}
+        for part in filter(None, (p.strip() for p in text.split(";"))):
+            index_text, _, item = part.partition(":")
+            index = _layer_index(index_text, net, weighted)
+            folds[index] = _fold_item(item, net, index)
+        return folds
+    if isinstance(spec, list):
+        spec = {str(k): v for k, v in enumerate(spec) if v is not None}
+    if isinstance(spec, dict):
+        folds = {k: "auto" for k in weighted}
+        for index_text, item in spec.items():
+            index = _layer_index(str(index_text), net, weighted)
+            folds[index] = _fold_item(item, net, index)
+        return folds
+    raise CompileError(
+        f"fold: expected 'unrolled', 'auto', 'PE,SIMD' or a per-layer spec, not {spec!r}"
+    )
+
+
+def _layer_index(text, net, weighted):
+    try:
+        index = int(text)
+    except ValueError:
+        raise CompileError(f"fold: {text!r} is not a layer index") from None
+    if index not in weighted:
+        raise CompileError(
+            f"fold: layer {index} is not a dense or conv2d layer of this network (those are "
+            f"{', '.join(map(str, weighted))})"
+        )
+    return index
+
+
+def _fold_item(item, net, index):
+    if item in ("unrolled", "auto"):
+        return item
+    if isinstance(item, str):
+        parts = item.split(",")
+        try:
+            item = [int(p) for p in parts]
+        except ValueError:
+            raise CompileError(
+                f"fold: layer {index}: expected 'unrolled', 'auto' or 'PE,SIMD', not {item!r}"
+            ) from None
+    if not (
+        isinstance(item, (list, tuple))
+        and len(item) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in item)
+    ):
+        raise CompileError(
+            f"fold: layer {index}: expected 'unrolled', 'auto' or [PE, SIMD], not {item!r}"
+        )
+    pe, simd = item
+    layer = net.layers[index]
+    rows, cols = layer.weights.shape
+    if pe < 1 or rows % pe:
+        raise CompileError(
+            f"fold: layer {index} ({layer.type}): PE {pe} must divide its "
+            f"{rows} output rows (divisors: {_short(_divisors(rows))})"
+        )
+    if simd < 1 or cols % simd:
+        raise CompileError(
+            f"fold: layer {index} ({layer.type}): SIMD {simd} must divide its "
+            f"fan-in of {cols} (divisors: {_short(_divisors(cols))})"
+        )
+    return (pe, simd)
+
+
+def _short(values):
+    return (
+        ", ".join(map(str, values))
+        if len(values) <= 12
+        else (", ".join(map(str, values[:6])) + ", ..., " + ", ".join(map(str, values[-3:])))
+    )
+
+
+# --- planning -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """One layer's engine: ``engine`` is ``unrolled``, ``folded`` or ``pool``.
+
+    ``positions`` is the number of output positions a conv2d engine computes per frame (1 for
+    dense). ``initiation_interval`` is in cycles per input vector (per frame for conv2d).
+    """
+
+    index: int
+    type: str
+    engine: str
+    pe: int
+    simd: int
+    positions: int
+    initiation_interval: int
+    predicted: cost.Resources
+
+
+@dataclass
+class Plan:
+    net: object
+    layers: list
+    options: dict = field(default_factory=dict)
+
+    @property
+    def initiation_interval(self):
+        return max(p.initiation_interval for p in self.layers)
+
+    @property
+    def predicted(self):
+        total = cost.Resources()
+        for p in self.layers:
+            total = total + p.predicted
+        return total
+
+
+def _value_bits(value_type):
+    if value_type.name == "ternary":
+        return 2
+    if value_type.name == "binary":
+        return 1
+    return encoding_of(value_type).width
+
+
+def encoding_of(value_type):
+    """The :class:`ValueEncoding` that carries values of a description's ``ValueType``."""
+    if value_type.name == "ternary":
+        return ValueEncoding.ternary()
+    if value_type.name == "binary":
+        return ValueEncoding.binary()
+    return ValueEncoding.for_range(value_type.lo, value_type.hi)
+
+
+def _unrolled_stages(layer):
+    """Pipeline stages for a constant-weight tree: one register per ~3 adder levels."""
+    fan = max(1, int(np.count_nonzero(layer.weights, axis=1).max()))
+    return max(1, math.ceil(math.log2(fan + 1) / 3))
+
+
+def _layer_estimate(net, index, engine, pe, simd, ranges):
+    layer = net.layers[index]
+    in_type, out_type = net.types[index], net.types[index + 1]
+    in_bits = _value_bits(in_type)
+    shape_in, shape_out = net.shapes[index], net.shapes[index + 1]
+    if isinstance(layer, MaxPool):
+        return cost.maxpool(shape_in[1], shape_in[2], layer.kernel, in_bits)
+    acc_bits = ranges[index].acc_bits + (0 if ranges[index].acc_signed else 1)
+    rows, cols = layer.weights.shape
+    n_thr = 0 if layer.activation is None else len(layer.activation.levels) - 1
+    out_bits = _value_bits(out_type)
+    weight_bits = 2 if layer.weight_type == "ternary" else 1
+    if engine == "unrolled":
+        est = cost.unrolled_dot(layer.weights, in_bits, acc_bits, _unrolled_stages(layer))
+        if n_thr:
+            est = est + cost.threshold(rows, acc_bits, n_thr, out_bits)
+    else:
+        est = cost.folded(rows, cols, pe, simd, in_bits, acc_bits, n_thr, weight_bits)
+    if isinstance(layer, Conv2d):
+        est = est + cost.window(
+            shape_in[1] + 2 * layer.padding[1], shape_in[2], layer.kernel, in_bits
+        )
+    del shape_out
+    return est
+
+
+def _positions(net, index):
+    shape_out = net.shapes[index + 1]
+    return int(np.prod(shape_out[:2])) if len(shape_out) == 3 else 1
+
+
+def _layer_plan(net, index, fold, ranges):
+    layer = net.layers[index]
+    positions = _positions(net, index)
+    if isinstance(layer, MaxPool):
+        ii = int(np.prod(net.shapes[index][:2]))  # one input pixel per cycle
+        return LayerPlan(
+            index,
+            "maxpool",
+            "pool",
+            1,
+            1,
+            positions,
+            ii,
+            _layer_estimate(net, index, "pool", 1, 1, ranges),
+        )
+    rows, cols = layer.weights.shape
+    if fold == "unrolled":
+        pe, simd, engine = rows, cols, "unrolled"
+        per_position = 1
+    else:
+        pe, simd = fold
+        engine = "folded"
+        per_position = (rows // pe) * (cols // simd)
+    ii = positions * per_position
+    if isinstance(layer, Conv2d):
+        ii = max(ii, int(np.prod(net.shapes[index][:2])))  # the window reads every pixel
+    return LayerPlan(
+        index,
+        layer.type,
+        engine,
+        pe,
+        simd,
+        positions,
+        ii,
+        _layer_estimate(net, index, engine, pe, simd, ranges),
+    )
+
+
+def _candidates(net, index, ranges):
+    layer = net.layers[index]
+    rows, cols = layer.weights.shape
+    plans = [_layer_plan(net, index, "unrolled", ranges)]
+    for pe in _divisors(rows):
+        for simd in _divisors(cols):
+            if (pe, simd) != (rows, cols):
+                plans.append(_layer_plan(net, index, (pe, simd), ranges))
+    return plans
+
+
+def plan(net, fold="unrolled", *, target_ii=None, max_luts=None):
+    """Choose every layer's engine: returns a :class:`Plan`.
+
+    Layers given as ``auto`` (see :func:`parse_fold`) get the cheapest folding (fewest
+    predicted LUTs) whose initiation interval is at most ``target_ii``; with ``max_luts``
+    instead, the smallest initiation interval whose total predicted LUTs fit. With neither,
+    ``auto`` means unrolled.
+    """
+    folds = parse_fold(fold, net)
+    ranges = golden.analyze_ranges(net)
+    fixed = {k: _layer_plan(net, k, f, ranges) for k, f in folds.items() if f != "auto"}
+    auto = [k for k, f in folds.items() if f == "auto"]
+    pools = {
+        k: _layer_plan(net, k, None, ranges)
+        for k, layer in enumerate(net.layers)
+        if isinstance(layer, MaxPool)
+    }
+    options = {
+        "fold": fold if isinstance(fold, str) else json.dumps(fold, sort_keys=True),
+        "target_ii": target_ii,
+        "max_luts": max_luts,
+    }
+    if not auto or (target_ii is None and max_luts is None):
+        chosen = {k: _layer_plan(net, k, "unrolled", ranges) for k in auto}
+        return Plan(net, _ordered({**fixed, **pools, **chosen}), options)
+    candidates = {k: _candidates(net, k, ranges) for k in auto}
+    floor = max([p.initiation_interval for p in (*fixed.values(), *pools.values())] + [1])
+
+    def cheapest(limit):
+        chosen = {}
+        for k, plans in candidates.items():
+            fitting = [p for p in plans if p.initiation_interval <= limit]
+            if not fitting:
+                return None
+            chosen[k] = min(fitting, key=lambda p: (p.predicted.luts, p.initiation_interval))
+        return chosen
+
+    if target_ii is not None:
+        chosen = cheapest(max(target_ii, floor))
+        if chosen is None:
+            best = max(min(p.initiation_interval for p in plans) for plans in candidates.values())
+            raise CompileError(
+                f"target II {target_ii} cycles is out of reach: the fastest "
+                f"folding of the auto layers needs {best}"
+            )
+        if floor > target_ii:
+            raise CompileError(
+                f"target II {target_ii} cycles is out of reach: fixed layers need {floor}"
+            )
+    else:
+        fixed_luts = sum(p.predicted.luts for p in (*fixed.values(), *pools.values()))
+        chosen = None
+        iis = sorted(
+            {
+                p.initiation_interval
+                for plans in candidates.values()
+                for p in plans
+                if p.initiation_interval >= floor
+            }
+            | {floor}
+        )
+        for limit in iis:
+            attempt = cheapest(limit)
+            if (
+                attempt is not None
+                and fixed_luts + sum(p.predicted.luts for p in attempt.values()) <= max_luts
+            ):
+                chosen = attempt
+                break
+        if chosen is None:
+            raise CompileError(f"no folding fits in {max_luts} predicted LUTs")
+    return Plan(net, _ordered({**fixed, **pools, **chosen}), options)
+
+
+def _ordered(plans):
+    return [plans[k] for k in sorted(plans)]
+
+
+def describe_plan(the_plan):
+    """A table of the chosen folding with predicted cycles and resources."""
+    lines = [
+        f"{'#':>2}  {'layer':<8} {'engine':<9} {'PE':>5} {'SIMD':>5} {'II':>8} "
+        f"{'LUTs':>8} {'carry':>7} {'FFs':>7} {'ROM bits':>9}"
+    ]
+    for p in the_plan.layers:
+        r = p.predicted
+        pe = "-" if p.engine == "pool" else str(p.pe)
+        simd = "-" if p.engine == "pool" else str(p.simd)
+        lines.append(
+            f"{p.index:>2}  {p.type:<8} {p.engine:<9} {pe:>5} {simd:>5} "
+            f"{p.initiation_interval:>8} {r.luts:>8} {r.carry:>7} {r.ffs:>7} "
+            f"{r.rom_bits:>9}"
+        )
+    t = the_plan.predicted
+    lines.append(
+        f"{'':>2}  {'total':<8} {'':<9} {'':>5} {'':>5} "
+        f"{the_plan.initiation_interval:>8} {t.luts:>8} {t.carry:>7} {t.ffs:>7} "
+        f"{t.rom_bits:>9}"
+    )
+    return "\n".join(lines)
+
+
+# --- building ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stage:
+    """One block of the pipeline, with the cycles it adds and its interval between vectors."""
+
+    name: str
+    block: object
+    layer: int | None
+    latency: int
+    initiation_interval: int
+
+
+def _payload_shape(port):
+    return port.signature.members["payload"].shape
+
+
+def _vector_stages(net, index, lp, in_encoding):
+    """Stages of a dense layer (or a conv2d layer's dot product per window)."""
+    from hw.dotproduct import DotProduct
+    from hw.folded import FoldedMatrixVector
+    from hw.threshold import ThresholdUnit
+
+    layer = net.layers[index]
+    act = layer.activation
+    stages = []
+    if lp.engine == "unrolled":
+        dot = DotProduct(
+            layer.weights.astype(np.int64), encoding=in_encoding, stages=_unrolled_stages(layer)
+        )
+        stages.append(Stage(f"l{index}_dot", dot, index, dot.latency, 1))
+        if act is None:
+            out_encoding = ValueEncoding("int", dot.acc_shape.width)
+        else:
+            unit = ThresholdUnit(
+                acc_shape=dot.acc_shape, thresholds=act.thresholds, levels=act.levels
+            )
+            stages.append(Stage(f"l{index}_threshold", unit, index, unit.latency, 1))
+            out_encoding = unit.output_encoding
+    else:
+        engine = FoldedMatrixVector(
+            weights=layer.weights.astype(np.int64),
+            input_encoding=in_encoding,
+            pe=lp.pe,
+            simd=lp.simd,
+            weight_type=layer.weight_type,
+            levels=None if act is None else act.levels,
+            thresholds=None if act is None else act.thresholds,
+        )
+        stages.append(
+            Stage(f"l{index}_mvu", engine, index, engine.latency, engine.initiation_interval)
+        )
+        out_encoding = engine.output_encoding
+    return stages, out_encoding
+
+
+class Accelerator(wiring.Component):
+    """A network's accelerator: its stages as one stream pipeline.
+
+    Members
+    -------
+    i : ``In(stream.Signature(data.ArrayLayout(input encoding, input count)))``
+        One whole input vector per transfer (docs/accelerator.md gives the packing).
+    o : ``Out(stream.Signature(...))``
+        One result per transfer: the class index (unsigned) for ``argmax``, else the final
+        vector.
+    """
+
+    def __init__(self, stages, *, input_shape, output_shape):
+        self._stages = stages
+        super().__init__(
+            {"i": In(stream.Signature(input_shape)), "o": Out(stream.Signature(output_shape))}
+        )
+
+    @property
+    def stages(self):
+        return list(self._stages)
+
+    @property
+    def latency(self):
+        return sum(s.latency for s in self._stages)
+
+    @property
+    def initiation_interval(self):
+        return max(s.initiation_interval for s in self._stages)
+
+    def elaborate(self, platform):
+        m = Module()
+        for stage in self._stages:
+            m.submodules[stage.name] = stage.block
+        wiring.connect(m, wiring.flipped(self.i), self._stages[0].block.i)
+        for a, b in zip(self._stages[:-1], self._stages[1:], strict=True):
+            wiring.connect(m, a.block.o, b.block.i)
+        wiring.connect(m, self._stages[-1].block.o, wiring.flipped(self.o))
+        return m
+
+
+def _link(stages, new):
+    """Append ``new`` stages, with a :class:`hw.cast.Cast` where element shapes differ."""
+    from hw.cast import Cast
+
+    for stage in new:
+        if stages:
+            have = _payload_shape(stages[-1].block.o)
+            want = _payload_shape(stage.block.i)
+            if have != want:
+                if not (
+                    isinstance(have, data.ArrayLayout)
+                    and isinstance(want, data.ArrayLayout)
+                    and have.length == want.length
+                ):
+                    raise AssertionError(f"cannot connect {have!r} to {want!r}")
+                cast = Cast(source=have.elem_shape, target=want.elem_shape, count=have.length)
+                stages.append(Stage(f"{stage.name}_cast", cast, stage.layer, 0, 1))
+        stages.append(stage)
+    return stages
+
+
+@dataclass
+class OutputInfo:
+    kind: str
+    shape: list
+    count: int
+    encoding: ValueEncoding
+
+
+def build(the_plan):
+    """Instantiate the blocks of a :class:`Plan` as an :class:`Accelerator`.
+
+    Returns ``(accelerator, output info)``.
+    """
+    net = the_plan.net
+    in_encoding = encoding_of(net.input.type)
+    encoding = in_encoding
+    stages = []
+    for lp in the_plan.layers:
+        layer = net.layers[lp.index]
+        if isinstance(layer, Dense):
+            new, encoding = _vector_stages(net, lp.index, lp, encoding)
+        else:
+            raise CompileError(f"layer {lp.index} ({layer.type}): not supported yet")
+        _link(stages, new)
+    count = int(np.prod(net.output_shape))
+    if net.output == "argmax":
+        from hw.argmax import Argmax
+
+        unit = Argmax(encoding=encoding, count=count)
+        _link(stages, [Stage("argmax", unit, None, unit.latency, 1)])
+        out_shape = _payload_shape(unit.o)
+        info = OutputInfo("argmax", [], 1, ValueEncoding.uint(out_shape.width))
+    else:
+        info = OutputInfo("values", list(net.output_shape), count, encoding)
+        out_shape = encoding.layout(count)
+    top = Accelerator(
+        stages,
+        input_shape=in_encoding.layout(int(np.prod(net.input.shape))),
+        output_shape=out_shape,
+    )
+    return top, info
+
+
+# --- emitting -------------------------------------------------------------------------------------
+
+
+def top_name(name):
+    """The Verilog module name of a description's ``name``."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+@dataclass
+class Compiled:
+    """A compiled accelerator: its plan, Amaranth top, Verilog text and metadata."""
+
+    plan: Plan
+    top: Accelerator
+    verilog: str
+    metadata: dict
+
+
+def metadata(the_plan, top, info, *, description_sha256, version):
+    net = the_plan.net
+    in_encoding = encoding_of(net.input.type)
+    count_in = int(np.prod(net.input.shape))
+    stages = top.stages
+    layers = []
+    for lp in the_plan.layers:
+        own = [s for s in stages if s.layer == lp.index]
+        layers.append(
+            {
+                "index": lp.index,
+                "type": lp.type,
+                "engine": lp.engine,
+                "pe": lp.pe,
+                "simd": lp.simd,
+                "blocks": [s.name for s in own],
+                "latency": sum(s.latency for s in own),
+                "initiation_interval": max(s.initiation_interval for s in own),
+                "predicted": lp.predicted.asdict(),
+            }
+        )
+    name = top_name(net.name)
+    out_width = info.count * info.encoding.width
+    return {
+        "format": FORMAT,
+        "name": net.name,
+        "top": name,
+        "verilog": f"{net.name}.v",
+        "description_sha256": description_sha256,
+        "generator": {"tool": "tnngen", "version": version, "options": the_plan.options},
+        "clock": "clk",
+        "reset": {"name": "rst", "active": "high", "synchronous": True},
+        "ports": {
+            "i": {
+                "payload": "i__payload",
+                "valid": "i__valid",
+                "ready": "i__ready",
+                "width": count_in * in_encoding.width,
+            },
+            "o": {
+                "payload": "o__payload",
+                "valid": "o__valid",
+                "ready": "o__ready",
+                "width": out_width,
+            },
+        },
+        "input": {
+            "shape": list(net.input.shape),
+            "count": count_in,
+            "type": net.input.type.name,
+            "encoding": in_encoding.kind,
+            "element_width": in_encoding.width,
+        },
+        "output": {
+            "kind": info.kind,
+            "shape": info.shape,
+            "count": info.count,
+            "encoding": info.encoding.kind,
+            "element_width": info.encoding.width,
+        },
+        "latency": top.latency,
+        "initiation_interval": top.initiation_interval,
+        "layers": layers,
+        "predicted": the_plan.predicted.asdict(),
+    }
+
+
+def _version():
+    try:
+        from importlib.metadata import version
+
+        return version("tnngen")
+    except Exception:  # not installed: running from a source tree
+        return "0.0.0+source"
+
+
+def emit(the_plan, *, description_sha256=None):
+    """Build and convert: returns a :class:`Compiled`."""
+    from . import network
+
+    if description_sha256 is None:
+        description_sha256 = hashlib.sha256(network.dumps(the_plan.net).encode()).hexdigest()
+    top, info = build(the_plan)
+    name = top_name(the_plan.net.name)
+    text = verilog.convert(top, name=name, emit_src=False, strip_internal_attrs=True)
+    meta = metadata(the_plan, top, info, description_sha256=description_sha256, version=_version())
+    return Compiled(the_plan, top, text, meta)
+
+
+STEPS = [("plan", plan), ("emit", emit)]
+
+
+def compile_network(
+    net, fold="unrolled", *, target_ii=None, max_luts=None, description_sha256=None
+):
+    """Plan, build and convert ``net``: returns a :class:`Compiled`."""
+    the_plan = plan(net, fold, target_ii=target_ii, max_luts=max_luts)
+    return emit(the_plan, description_sha256=description_sha256)
+
+
+# --- outputs: Verilog, metadata, test vectors ---------------------------------------------------
+
+
+def corner_inputs(net):
+    """Inputs at the corners of the input type: all lowest, all highest, all zero (if legal),
+    and the two alternations of lowest and highest."""
+    value_type = net.input.type
+    shape = tuple(net.input.shape)
+    lo = value_type.levels[0] if value_type.levels else value_type.lo
+    hi = value_type.levels[-1] if value_type.levels else value_type.hi
+    size = int(np.prod(shape))
+    alternate = np.where(np.arange(size) % 2 == 0, lo, hi).reshape(shape)
+    corners = [np.full(shape, lo), np.full(shape, hi), alternate, lo + hi - alternate]
+    if value_type.contains(0):
+        corners.insert(2, np.zeros(shape, dtype=np.int64))
+    return np.array(corners, dtype=np.int64)
+
+
+def make_vectors(net, count, *, seed=0, data=None):
+    """Test vectors: ``(inputs, outputs, source)``.
+
+    From the test split of a data set (its first ``count`` images) when ``data`` names one,
+    else the corner inputs followed by random ones (``count`` in all).
+    """
+    from . import datasets
+
+    if data is not None:
+        dataset = datasets.load(data, "test")
+        inputs = datasets.to_inputs(dataset, net.input)[:count]
+        source = f"{data}:test[:{len(inputs)}]"
+    else:
+        corners = corner_inputs(net)[:count]
+        rest = golden.random_inputs(net, max(0, count - len(corners)), seed=seed)
+        inputs = np.concatenate([corners, rest]) if len(rest) else corners
+        source = f"corners+random:{seed}"
+    return inputs, golden.run(net, inputs), source
+
+
+def write_outputs(compiled, out_dir, vectors):
+    """Write ``<name>.v``, ``<name>.json`` and ``vectors.npz`` into ``out_dir``.
+
+    Everything is written to a temporary folder beside ``out_dir`` first and each file is then
+    moved into place, so a failure leaves the folder as it was. Returns the paths written.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    name = compiled.plan.net.name
+    out_dir = os.path.abspath(out_dir)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tnngen-", dir=parent)
+    try:
+        with open(os.path.join(tmp, f"{name}.v"), "w") as f:
+            f.write(compiled.verilog)
+        with open(os.path.join(tmp, f"{name}.json"), "w") as f:
+            json.dump(compiled.metadata, f, indent=1)
+            f.write("\n")
+        inputs, outputs, source = vectors
+        np.savez(
+            os.path.join(tmp, "vectors.npz"),
+            inputs=inputs,
+            outputs=outputs,
+            source=np.array(source),
+        )
+        names = [f"{name}.v", f"{name}.json", "vectors.npz"]
+        if not os.path.isdir(out_dir):
+            os.rename(tmp, out_dir)
+        else:
+            for item in names:
+                os.replace(os.path.join(tmp, item), os.path.join(out_dir, item))
+        return [os.path.join(out_dir, item) for item in names]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,248 @@
+"""The compiler: folding specs, planning, generated accelerators against the golden model."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from accel_sim import simulate
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from netgen import inputs_for, networks
+
+from gen import compiler, golden, network
+from gen.compiler import CompileError
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "examples")
+MODELS = os.path.join(os.path.dirname(__file__), os.pardir, "models")
+
+
+def load_example(name, **changes):
+    with open(os.path.join(EXAMPLES, f"{name}.tnn.json")) as f:
+        doc = json.load(f)
+    doc.update(changes)
+    return network.from_dict(doc)
+
+
+def mlp(sizes, in_type="ternary", seed=0, output="argmax"):
+    rng = np.random.default_rng(seed)
+    layers = []
+    for k, (fan_in, out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        rows = ["".join(rng.choice(list("+0-"), size=fan_in)) for _ in range(out)]
+        act = None
+        if k < len(sizes) - 2:
+            t = rng.integers(-3, 1, size=out)
+            act = {"levels": [-1, 0, 1], "thresholds": [[int(a), int(a) + 3] for a in t]}
+        layers.append({"type": "dense", "out": out, "weights": rows, "activation": act})
+    return network.from_dict(
+        {
+            "format": "tnn/1",
+            "name": "mlp",
+            "input": {"shape": [sizes[0]], "type": in_type},
+            "layers": layers,
+            "output": output,
+        }
+    )
+
+
+# --- folding specs --------------------------------------------------------------------------------
+
+
+def test_fold_spec_forms():
+    net = mlp([12, 6, 4])
+    assert compiler.parse_fold("unrolled", net) == {0: "unrolled", 1: "unrolled"}
+    assert compiler.parse_fold("2,3", net) == {0: (2, 3), 1: (2, 3)}
+    assert compiler.parse_fold("1:2,3", net) == {0: "auto", 1: (2, 3)}
+    assert compiler.parse_fold("0:3,4;1:unrolled", net) == {0: (3, 4), 1: "unrolled"}
+    assert compiler.parse_fold({"1": [4, 6]}, net) == {0: "auto", 1: (4, 6)}
+    assert compiler.parse_fold(["unrolled", [1, 1]], net) == {0: "unrolled", 1: (1, 1)}
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("5,3", "fold: layer 0 (dense): PE 5 must divide its 6 output rows (divisors: 1, 2, 3, 6)"),
+        (
+            "0:2,5",
+            "fold: layer 0 (dense): SIMD 5 must divide its fan-in of 12 (divisors: 1, 2, 3, "
+            "4, 6, 12)",
+        ),
+        ("3:1,1", "fold: layer 3 is not a dense or conv2d layer of this network (those are 0, 1)"),
+        ("x:1,1", "fold: 'x' is not a layer index"),
+        ("0:fast", "fold: layer 0: expected 'unrolled', 'auto' or 'PE,SIMD', not 'fast'"),
+        (
+            {"0": [1, 2, 3]},
+            "fold: layer 0: expected 'unrolled', 'auto' or [PE, SIMD], not [1, 2, 3]",
+        ),
+    ],
+)
+def test_fold_spec_errors(spec, message):
+    with pytest.raises(CompileError) as info:
+        compiler.parse_fold(spec, mlp([12, 6, 4]))
+    assert str(info.value) == message
+
+
+def test_auto_folding_meets_the_target_and_balances():
+    net = mlp([64, 32, 10])
+    the_plan = compiler.plan(net, "auto", target_ii=8)
+    assert the_plan.initiation_interval <= 8
+    for lp in the_plan.layers:
+        assert lp.initiation_interval <= 8
+    # a looser target never costs more
+    looser = compiler.plan(net, "auto", target_ii=64)
+    assert looser.predicted.luts <= the_plan.predicted.luts
+    with pytest.raises(CompileError, match="out of reach"):
+        compiler.plan(net, "0:1,1;1:auto", target_ii=8)
+
+
+def test_max_luts_picks_the_fastest_that_fits():
+    net = mlp([64, 32, 10])
+    unrolled = compiler.plan(net, "unrolled")
+    fits = compiler.plan(net, "auto", max_luts=unrolled.predicted.luts // 3)
+    assert fits.predicted.luts <= unrolled.predicted.luts // 3
+    assert fits.initiation_interval > 1
+    with pytest.raises(CompileError, match="no folding fits in 10 predicted LUTs"):
+        compiler.plan(net, "auto", max_luts=10)
+
+
+# --- generated accelerators in Amaranth's simulator ----------------------------------------------
+
+
+def check_against_golden(net, fold, inputs, **kwargs):
+    compiled = compiler.compile_network(net, fold, **kwargs)
+    expected = golden.run(net, inputs)
+    got = simulate(compiled, inputs, seed=len(inputs))
+    assert np.array_equal(got, expected)
+    return compiled
+
+
+@pytest.mark.parametrize("fold", ["unrolled", "0:2,3;1:1,2", "0:4,6;1:3,1"])
+def test_example_mlp(fold):
+    net = load_example("tiny_mlp")
+    with open(os.path.join(EXAMPLES, "tiny_mlp.vectors.json")) as f:
+        vectors = json.load(f)
+    inputs = np.array(vectors["inputs"])
+    compiled = check_against_golden(net, fold, inputs)
+    assert np.array_equal(golden.run(net, inputs), vectors["outputs"])
+    assert compiled.metadata["output"] == {
+        "kind": "argmax",
+        "shape": [],
+        "count": 1,
+        "encoding": "uint",
+        "element_width": 2,
+    }
+
+
+@pytest.mark.parametrize("in_type", ["ternary", "binary", "uint3", "int4"])
+def test_random_mlp_every_input_type(in_type):
+    net = mlp([10, 7, 5], in_type=in_type, seed=3)
+    inputs = np.concatenate([compiler.corner_inputs(net), golden.random_inputs(net, 40, 5)])
+    check_against_golden(net, "unrolled", inputs)
+    check_against_golden(net, "0:7,5;1:1,7", inputs)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.data())
+def test_random_dense_descriptions(data):
+    doc = data.draw(networks(max_layers=3, spatial=False))
+    net = network.from_dict(doc)
+    inputs = np.concatenate([compiler.corner_inputs(net), data.draw(inputs_for(doc, 12))])
+    fold = data.draw(st.sampled_from(["unrolled", "1,1"]))
+    check_against_golden(net, fold, inputs)
+
+
+# --- outputs ---------------------------------------------------------------------------------
+
+
+def test_verilog_is_deterministic():
+    net = mlp([16, 8, 4], seed=9)
+    a = compiler.compile_network(net, "unrolled").verilog
+    b = compiler.compile_network(mlp([16, 8, 4], seed=9), "unrolled").verilog
+    assert a == b
+    assert "module mlp(" in a and "/work" not in a
+
+
+def test_metadata_follows_the_contract():
+    net = mlp([16, 8, 4], in_type="uint4", output="values", seed=2)
+    meta = compiler.compile_network(net, "0:2,4;1:unrolled").metadata
+    assert meta["format"] == "tnngen-accelerator/1"
+    assert meta["top"] == "mlp" and meta["verilog"] == "mlp.v"
+    assert meta["ports"]["i"] == {
+        "payload": "i__payload",
+        "valid": "i__valid",
+        "ready": "i__ready",
+        "width": 64,
+    }
+    assert meta["input"] == {
+        "shape": [16],
+        "count": 16,
+        "type": "uint4",
+        "encoding": "uint",
+        "element_width": 4,
+    }
+    assert meta["ports"]["o"]["width"] == 4 * meta["output"]["element_width"]
+    assert [layer["engine"] for layer in meta["layers"]] == ["folded", "unrolled"]
+    assert meta["initiation_interval"] == 4 * 4  # 8/2 row folds x 16/4 column folds
+    assert meta["latency"] == sum(layer["latency"] for layer in meta["layers"])
+
+
+def test_write_outputs_moves_files_into_place(tmp_path):
+    net = mlp([8, 4, 3])
+    compiled = compiler.compile_network(net)
+    vectors = compiler.make_vectors(net, 20, seed=1)
+    out = tmp_path / "acc"
+    paths = compiler.write_outputs(compiled, out, vectors)
+    assert sorted(os.path.basename(p) for p in paths) == ["mlp.json", "mlp.v", "vectors.npz"]
+    saved = np.load(out / "vectors.npz")
+    assert np.array_equal(saved["outputs"], golden.run(net, saved["inputs"]))
+    assert str(saved["source"]) == "corners+random:1"
+    (out / "keep.txt").write_text("user file")
+    compiler.write_outputs(compiled, out, vectors)
+    assert (out / "keep.txt").read_text() == "user file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acc"]  # no temporary left
+
+
+def lint(verilog_path, top):
+    if shutil.which("verilator"):
+        proc = subprocess.run(
+            [
+                "verilator",
+                "--lint-only",
+                "-Wno-fatal",
+                "-Wno-WIDTH",
+                "--top-module",
+                top,
+                str(verilog_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    yosys = shutil.which("yosys")
+    if yosys:
+        proc = subprocess.run(
+            [yosys, "-q", "-p", f"read_verilog {verilog_path}; hierarchy -check -top {top}"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("fold", ["unrolled", "1,1"])
+def test_verilog_passes_lint_and_hierarchy_check(fold, tmp_path):
+    if not (shutil.which("verilator") or shutil.which("yosys")):
+        pytest.skip("neither verilator nor yosys is installed")
+    net = load_example("tiny_mlp")
+    compiled = compiler.compile_network(net, fold)
+    path = tmp_path / "tiny_mlp.v"
+    path.write_text(compiled.verilog)
+    lint(path, compiled.metadata["top"])
