@@ -52,49 +52,64 @@ def weight_range_of_rows(weights, encoding):
     return lo_terms.sum(axis=1), hi_terms.sum(axis=1)
 
 
-def adder_tree(terms):
+def adder_tree(m, terms, *, name="sum"):
     """Sum of signed ``terms`` as a balanced tree of two-input additions, combinational.
 
     PROVISIONAL: the SIMD-wide sum of :class:`FoldedMatrixVector` goes through this function
-    (via :meth:`FoldedMatrixVector.simd_sum`) until ``hw.compressor``'s pipelined compressor
-    trees land; then ``simd_sum`` should call those instead. Amaranth widens each addition by a
-    bit, so no partial sum overflows.
+    (via :meth:`FoldedMatrixVector.simd_sum`) until it is switched to ``hw.compressor``'s
+    compressor trees. Amaranth widens each addition by a bit, so no partial sum overflows. Each
+    level is a signal, so that the simulator does not copy signed operands into every use.
     """
     terms = list(terms)
     if not terms:
         return Const(0, signed(1))
+    level = 0
     while len(terms) > 1:
-        paired = [a + b for a, b in zip(terms[0::2], terms[1::2], strict=False)]
+        paired = []
+        for k, (a, b) in enumerate(zip(terms[0::2], terms[1::2], strict=False)):
+            total = a + b
+            node = Signal(total.shape(), name=f"{name}_l{level}_{k}")
+            m.d.comb += node.eq(total)
+            paired.append(node)
         if len(terms) % 2:
             paired.append(terms[-1])
         terms = paired
+        level += 1
     return terms[0]
 
 
-def _product(x, w, input_encoding, weight_type):
-    """Signed value of ``x * w`` for one input value and one weight, both as wire bits."""
-    if input_encoding.kind in ("ternary", "binary") and (
-        input_encoding.kind == "ternary" or weight_type == "ternary"
-    ):
-        # The product is ternary: form its (pos, neg) pair from the operands' pairs.
-        if input_encoding.kind == "ternary":
-            xp, xn = ternary_split(x)
-        else:
-            xp, xn = x[0], ~x[0]
-        if weight_type == "ternary":
-            wp, wn = ternary_split(w)
-        else:
-            wp, wn = w[0], ~w[0]
+def _operand(m, value, kind, name):
+    """Split one operand once, into what the products need, as signals.
+
+    Ternary and binary operands become their ``(pos, neg)`` pair; an ``n``-bit input becomes
+    ``(x, -x)``. Signals, because each operand feeds ``pe`` (or ``simd``) products.
+    """
+    if kind == "ternary":
+        pos, neg = ternary_split(value)
+    elif kind == "binary":
+        pos, neg = value[0], ~value[0]
+    else:
+        pos, neg = value, -value
+    pos_signal = Signal(pos.shape(), name=f"{name}_pos")
+    neg_signal = Signal(neg.shape(), name=f"{name}_neg")
+    m.d.comb += [pos_signal.eq(pos), neg_signal.eq(neg)]
+    return pos_signal, neg_signal
+
+
+def _product(x, w, input_kind, weight_type):
+    """Signed value of ``x * w`` from the operands' :func:`_operand` splits."""
+    (xp, xn), (wp, wn) = x, w
+    if input_kind == "binary" and weight_type == "binary":
+        # +1 where the bits agree (XNOR), -1 where they differ
+        return Cat(Const(1, 1), xp ^ wp).as_signed()
+    if input_kind in ("ternary", "binary"):
+        # a ternary product, from the operands' (pos, neg) pairs
         pos = (xp & wp) | (xn & wn)
         neg = (xp & wn) | (xn & wp)
         return Cat(pos | neg, neg).as_signed()
-    if input_encoding.kind == "binary":
-        # binary x binary: +1 where the bits agree (XNOR), -1 where they differ
-        return Cat(Const(1, 1), x[0] ^ w[0]).as_signed()
     if weight_type == "ternary":
-        wp, wn = ternary_split(w)
-        return Mux(wn, -x, Mux(wp, x, 0))
-    return Mux(w[0], x, -x)
+        return Mux(wn, xn, Mux(wp, xp, 0))
+    return Mux(wp, xp, xn)
 
 
 def _pack(values, width):
@@ -265,12 +280,14 @@ class FoldedMatrixVector(wiring.Component):
         return self.weight_rom_bits + self.threshold_rom_bits
 
     # --- the hook for the SIMD-wide sum ---------------------------------------------------------
-    def simd_sum(self, m, terms):
+    def simd_sum(self, m, terms, *, name):
         """Sum of one processing element's ``simd`` products, combinational (override point).
 
-        PROVISIONAL: a plain :func:`adder_tree`; to be switched to ``hw.compressor``'s trees.
+        ``terms`` are signed signals (ternary products are ``signed(2)``); the result must be
+        their exact sum, at least as wide as that needs. PROVISIONAL: a plain
+        :func:`adder_tree`; to be switched to ``hw.compressor``'s compressor trees.
         """
-        return adder_tree(terms)
+        return adder_tree(m, terms, name=name)
 
     # --- ROM contents ---------------------------------------------------------------------------
     def _weight_words(self):
@@ -359,12 +376,17 @@ class FoldedMatrixVector(wiring.Component):
         acc = [Signal(self._acc_shape, name=f"acc{p}") for p in range(pe)]
         valid2 = Signal()
         last_row2 = Signal()
+        kind = self._input_encoding.kind
+        xs = [_operand(m, x_slice[s], kind, f"x{s}") for s in range(simd)]
         for p in range(pe):
-            terms = [
-                _product(x_slice[s], tile[p][s], self._input_encoding, self._weight_type)
-                for s in range(simd)
-            ]
-            total = self.simd_sum(m, terms)
+            terms = []
+            for s in range(simd):
+                w = _operand(m, tile[p][s], self._weight_type, f"w{p}_{s}")
+                product = _product(xs[s], w, kind, self._weight_type)
+                term = Signal(product.shape(), name=f"product{p}_{s}")
+                m.d.comb += term.eq(product)
+                terms.append(term)
+            total = self.simd_sum(m, terms, name=f"simd_sum{p}")
             with m.If(advance & valid1):
                 # Every partial sum of a row lies in the row's range, so this truncation is exact.
                 m.d.sync += acc[p].eq(Mux(first_col1, 0, acc[p]) + total)
