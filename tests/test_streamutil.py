@@ -9,7 +9,7 @@ that latency and initiation interval are measured, never assumed.
 
 import numpy as np
 import pytest
-from amaranth.hdl import signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 from streams import seeded, stream_get, stream_put
 
@@ -17,6 +17,15 @@ from hw.encoding import ValueEncoding
 from hw.streamutil import PixelsToVector, SkidBuffer, VectorToPixels
 
 # --- harness -------------------------------------------------------------------------------------
+
+
+def _clocked(dut):
+    """``dut`` in a module with a ``sync`` domain, so that a combinational block has a clock."""
+    m = Module()
+    m.submodules.dut = dut
+    toggle = Signal()
+    m.d.sync += toggle.eq(~toggle)
+    return m
 
 
 def drive(dut, inputs, n_out, *, seed=0, max_delay=3, limit=20_000):
@@ -47,7 +56,7 @@ def drive(dut, inputs, n_out, *, seed=0, max_delay=3, limit=20_000):
             await ctx.tick()
         raise AssertionError(f"only {len(outputs)} of {n_out} outputs in {limit} cycles")
 
-    sim = Simulator(dut)
+    sim = Simulator(_clocked(dut))
     sim.add_clock(1e-6)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
@@ -80,7 +89,7 @@ def timed(dut, inputs, n_out, *, limit=10_000):
             await ctx.tick()
         raise AssertionError(f"only {len(outputs)} of {n_out} outputs in {limit} cycles")
 
-    sim = Simulator(dut)
+    sim = Simulator(_clocked(dut))
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
