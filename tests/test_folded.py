@@ -83,7 +83,9 @@ COMBOS = [(1, 1), (2, 4), (3, 2), (6, 8), (6, 1), (1, 8)]
         (ValueEncoding.uint(4), "ternary", None),
         (ValueEncoding.int(3), "binary", (0, 1, 2, 3)),
         (BINARY, "ternary", (-1, 1)),
+        (TERNARY, "binary", None),
     ],
+    ids=["ternary-ternary", "uint4-ternary", "int3-binary", "binary-ternary", "ternary-binary"],
 )
 def test_random_layers_with_stalls(pe, simd, encoding, weight_type, levels):
     rng = np.random.default_rng([pe, simd, encoding.width, len(weight_type)])
