@@ -28,9 +28,15 @@ def rtl_folded(weights, xs, *, encoding, pe, simd, max_delay=0, seed=0, **kwargs
 
 
 def extreme_thresholds(rng, rows, count, lo, hi):
-    """Ascending rows mixing thresholds beyond, at and inside the accumulator's range."""
+    """Ascending rows mixing thresholds beyond, at and inside the accumulator's range.
+
+    Even rows get one threshold drawn from inside the range, so that every row's output
+    depends on its accumulator's value, not only on which side of an extreme it lies.
+    """
     pool = np.array([lo - 50, lo - 1, lo, lo + 1, 0, hi - 1, hi, hi + 1, hi + 50])
-    return np.sort(rng.choice(pool, size=(rows, count)), axis=1)
+    thresholds = rng.choice(pool, size=(rows, count))
+    thresholds[0::2, 0] = rng.integers(lo, hi + 1, size=len(thresholds[0::2]))
+    return np.sort(thresholds, axis=1)
 
 
 @pytest.mark.parametrize("pe, simd", [(1, 1), (3, 2), (9, 1), (9, 2)])
@@ -61,6 +67,15 @@ def test_exhaustive_binary_fan_in_3(pe, simd):
         seed=simd,
     )
     assert np.array_equal(got, ref_folded(weights, xs, (-1, 1), thresholds))
+
+
+@pytest.mark.parametrize("pe, simd", [(27, 3), (9, 1)])
+def test_exhaustive_binary_inputs_ternary_weights(pe, simd):
+    """Every ternary weight row of fan-in 3 against every binary input, raw accumulators."""
+    weights = np.array(list(itertools.product([-1, 0, 1], repeat=3)))
+    xs = np.array(list(itertools.product([-1, 1], repeat=3)))
+    got = rtl_folded(weights, xs, encoding=BINARY, pe=pe, simd=simd, max_delay=1, seed=pe)
+    assert np.array_equal(got, ref_folded(weights, xs))
 
 
 def test_fan_in_1():
