@@ -303,7 +303,7 @@ class FoldedMatrixVector(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        rows, cols = self._weights.shape
+        cols = self._weights.shape[1]
         row_folds, col_folds = self.fold
         pe, simd = self._pe, self._simd
         steps = row_folds * col_folds

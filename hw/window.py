@@ -179,9 +179,9 @@ class SlidingWindow(wiring.Component):
         # Which scan rows / columns end a window: constant bit tables indexed by the counters.
         row_table = sum(1 << (kh - 1 + sy * oy) for oy in range(out_rows))
         col_table = sum(1 << (kw - 1 + sx * ox) for ox in range(out_cols))
-        ends_window = Const(row_table, scan_rows).bit_select(row, 1) & Const(
-            col_table, scan_cols
-        ).bit_select(col, 1)
+        row_ends = Const(row_table, scan_rows).bit_select(row, 1)
+        col_ends = Const(col_table, scan_cols).bit_select(col, 1)
+        ends_window = row_ends & col_ends
 
         # The window register is the output payload, so the scan may only move when the output
         # is free or being taken this cycle.
