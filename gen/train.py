@@ -93,6 +93,9 @@ class Config:
     learning_rate : float
         Adam's initial step size, decayed to zero along a cosine.
     seed : int
+    shift : int
+        Data augmentation: each training image moves by a random whole number of pixels,
+        ``-shift .. shift`` in each direction, every time it is used (0: none).
     output : str
         Where the description goes; relative to the configuration file's folder.
     """
@@ -110,6 +113,7 @@ class Config:
     batch_size: int = 64
     learning_rate: float = 0.01
     seed: int = 0
+    shift: int = 0
     output: str = ""
     source: str = field(default="", compare=False)
 
@@ -132,6 +136,7 @@ _OPTIONAL = {
     "batch_size": int,
     "learning_rate": float,
     "seed": int,
+    "shift": int,
     "output": str,
     "comment": str,
 }
@@ -281,8 +286,8 @@ def parse_config(doc, *, source=""):
             if not isinstance(value, str):
                 raise _error(source, key, f"must be a string, not {value!r}")
         else:
-            _check_number(value, kind, source, key, positive=key != "seed")
-            if key == "seed" and value < 0:
+            _check_number(value, kind, source, key, positive=key not in ("seed", "shift"))
+            if key in ("seed", "shift") and value < 0:
                 raise _error(source, key, f"must be at least 0, not {value!r}")
         values[key] = value
     if values.get("weights", "ternary") not in ("ternary", "binary"):
@@ -731,6 +736,32 @@ class _Adam:
         param -= lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
+def _shifted(x, spec, shift, rng):
+    """Each image of ``x`` moved by up to ``shift`` pixels each way, filled with background.
+
+    The background is the input type's lowest value: what :func:`gen.datasets.to_inputs` makes
+    of a 0 pixel for every type.
+    """
+    n = len(x)
+    if len(spec.shape) == 3:
+        h, w = spec.shape[:2]
+    else:
+        h = w = math.isqrt(spec.shape[0])
+        if h * w != spec.shape[0]:
+            raise ConfigError(f"shift needs square images, not {spec.shape[0]} pixels")
+    images = x.reshape(n, h, w, -1)
+    padded = np.pad(
+        images,
+        ((0, 0), (shift, shift), (shift, shift), (0, 0)),
+        constant_values=spec.type.lo,
+    )
+    dy = rng.integers(0, 2 * shift + 1, n)
+    dx = rng.integers(0, 2 * shift + 1, n)
+    rows = (dy[:, None] + np.arange(h))[:, :, None]
+    cols = (dx[:, None] + np.arange(w))[:, None, :]
+    return padded[np.arange(n)[:, None, None], rows, cols].reshape(x.shape)
+
+
 def _softmax_cross_entropy(logits, labels):
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -819,7 +850,10 @@ def train(config, *, quantized=True, data=None, progress=_stderr_progress):
             loss_sum, correct = 0.0, 0
             for step in range(steps_per_epoch):
                 chosen = order[step * config.batch_size : (step + 1) * config.batch_size]
-                logits, caches = model.forward(x_train[chosen], training=True)
+                x = x_train[chosen]
+                if config.shift:
+                    x = _shifted(x, spec, config.shift, rng)
+                logits, caches = model.forward(x, training=True)
                 loss, dlogits = _softmax_cross_entropy(logits, y_train[chosen])
                 loss_sum += loss * len(chosen)
                 correct += int(np.sum(np.argmax(logits, axis=1) == y_train[chosen]))
