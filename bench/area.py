@@ -31,6 +31,7 @@ from amaranth.back import verilog
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 
 from bench.area_synth import iverilog_eval, synth_counts
+from hw.compressor import shape_for_range
 from hw.dotproduct import DotProduct
 from hw.encoding import ValueEncoding
 
@@ -46,7 +47,9 @@ def random_ternary(rows, fan_in, seed):
 
 
 def _acc_width(weights):
-    return DotProduct(weights, encoding=TERNARY).acc_shape.width
+    """The accumulator width of :class:`DotProduct` for these weights (ternary inputs)."""
+    nz = int(np.abs(weights).sum(axis=1).max())
+    return max(2, shape_for_range(-nz, nz).width)
 
 
 def design_ours(weights, share):

@@ -12,8 +12,9 @@ __all__ = ["synth_counts", "iverilog_eval", "TARGETS"]
 TARGETS = {
     "ice40": ("synth_ice40 -top {top}", ("SB_LUT4",), ("SB_CARRY",)),
     "xilinx": (
-        "synth_xilinx -top {top}",
-        ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6"),
+        "synth_xilinx -flatten -top {top}",
+        # INV is a LUT1 on the device.
+        ("INV", "LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6"),
         ("CARRY4", "CARRY8"),
     ),
 }
@@ -40,6 +41,9 @@ def synth_counts(verilog, top, target, *, workdir=None, timeout=3600):
     finally:
         if own:
             shutil.rmtree(workdir, ignore_errors=True)
+    if "=== design hierarchy ===" in stat:
+        # Per-module sections come first; the totals follow this header.
+        stat = stat.split("=== design hierarchy ===", 1)[1]
     cells = {}
     for name, count in re.findall(r"^\s+(\S+)\s+(\d+)\s*$", stat, re.M):
         cells[name] = cells.get(name, 0) + int(count)

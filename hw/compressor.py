@@ -368,9 +368,11 @@ class _Emitter:
         if cin is None:
             total = av[low:] + bv
         else:
-            # One adder with the bit as carry-in: (2a + c) + (2b + 1) = 2(a + b + c) + 1.
-            # Written as two additions, Yosys would merge them with their neighbours.
-            total = (Cat(self.at(cin, stage), av[low:]) + Cat(Const(1, 1), bv))[1:]
+            # One adder with the bit as carry-in: (2a + c) + (2b + c) = 2(a + b + c). The
+            # extra low position has a constant-0 sum, so it costs no LUT (only a carry cell
+            # on iCE40). Written as two additions, Yosys would merge them with their neighbours.
+            carry = self.at(cin, stage)
+            total = (Cat(carry, av[low:]) + Cat(carry, bv))[1:]
         # `keep` stops Yosys (alumacc) from merging the tree's adders into one multi-operand
         # adder, which it would map to plain logic rather than carry chains.
         comb = Signal(
