@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from .synth_report import (
+    CATEGORIES,
     ReportError,
     categorize,
     format_markdown,
@@ -704,6 +705,7 @@ def synthesize(
     pins_file=None,
     seed=1,
     hierarchy=True,
+    place_and_route=True,
     progress=None,
 ):
     """Synthesize (and place and route) ``accelerator`` for ``target``; return the report.
@@ -736,6 +738,9 @@ def synthesize(
         Keep the accelerator's and its layers' modules apart (default). ``False`` flattens
         everything, as a design would be built for a product; the report then has no wrapper
         or layer split.
+    place_and_route : bool
+        Run nextpnr on place-and-route targets (default). ``False`` stops after synthesis of
+        the wrapped design: resources only, no Fmax.
     progress : Progress, optional
         Where to show progress (default: standard error).
 
@@ -771,7 +776,8 @@ def synthesize(
         raise SynthInputError(f"time-out must be a positive number of seconds, not {timeout!r}")
 
     yosys = find_tool("yosys", tools=tools)
-    nextpnr = find_tool(target.pnr_tool, tools=tools) if target.place_and_route else None
+    route = target.place_and_route and place_and_route
+    nextpnr = find_tool(target.pnr_tool, tools=tools) if route else None
 
     os.makedirs(workdir, exist_ok=True)
     meta = accelerator.metadata
@@ -859,7 +865,7 @@ def synthesize(
     # --- nextpnr ---------------------------------------------------------------------------
     pnr = None
     constraint = None
-    if target.place_and_route:
+    if route:
         constraint = float(freq if freq is not None else target.default_freq)
         args = [*target.pnr_args, "--json", "netlist.json", "--top", top]
         args += ["--freq", f"{constraint:g}", "--timing-allow-fail", "--seed", str(seed)]
@@ -1024,9 +1030,10 @@ def _build_report(
             rest = hierarchy_totals(netlist, acc_top)
             for cells in in_layers.values():
                 rest = rest - cells
-        if rest:
-            glue = {"index": None, "label": "between layers", "module": None, "predicted": None}
-            glue.update(figures(rest))
+        glue = {"index": None, "label": "between layers", "module": None, "predicted": None}
+        glue.update(figures(rest))
+        # Pad cells Yosys put in the top (Xilinx) are I/O, not logic between the layers.
+        if any(glue[k] for k in CATEGORIES if k != "io"):
             if liberty_area is not None:
                 glue["area"] = round(area_of(acc_top) - sum(area_of(m) for m in in_layers), 3)
             layers_out.append(glue)
@@ -1087,7 +1094,7 @@ def _build_report(
         performance.update(
             {
                 "clock": clock,
-                "fmax_mhz": round(f_mhz, 3),
+                "fmax_mhz": f_mhz,
                 "constraint_mhz": pnr["constraint_mhz"],
                 "constraint_met": f_mhz >= pnr["constraint_mhz"],
                 "latency_us": latency / f_mhz,
