@@ -1,0 +1,112 @@
+"""The shipped models: their figures in models/README.md, their limits, and their retraining."""
+
+import gzip
+import os
+import re
+
+import numpy as np
+import pytest
+
+from gen import cli, datasets, golden, network, train
+
+MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
+TRAINED = ["digits-mlp", "mnist-mlp", "digits-cnn"]
+DATA = {"digits-mlp": "digits", "mnist-mlp": "mnist5k", "digits-cnn": "digits"}
+
+
+def _readme_rows():
+    """Rows of the figures table of models/README.md, by model name."""
+    with open(os.path.join(MODELS, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 6 and cells[0].strip("`") in TRAINED:
+            rows[cells[0].strip("`")] = cells
+    return rows
+
+
+def _load(name):
+    return network.load(os.path.join(MODELS, f"{name}.tnn.json"))
+
+
+def _nonzero(net):
+    weighted = [layer for layer in net.layers if not isinstance(layer, network.MaxPool)]
+    return sum(int(np.count_nonzero(layer.weights)) for layer in weighted)
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_readme_figures_are_what_eval_measures(name, capsys):
+    net = _load(name)
+    data = datasets.load(DATA[name], "test")
+    predicted = golden.run(net, datasets.to_inputs(data, net.input))
+    correct = int(np.sum(predicted == data.labels))
+    figure = f"{100 * correct / len(data.labels):.2f}% ({correct}/{len(data.labels)})"
+    row = _readme_rows()[name]
+    # columns: model, input, layers, nonzero weights, ternary accuracy, float accuracy, time
+    assert row[4] == figure
+    assert row[3].startswith(f"{_nonzero(net)} of ")
+    float_accuracy = float(re.match(r"([\d.]+)%", row[5]).group(1))
+    assert 100 * correct / len(data.labels) >= float_accuracy - 2
+    assert cli.main(["eval", os.path.join(MODELS, f"{name}.tnn.json"), "--data", DATA[name]]) == 0
+    assert f"accuracy {figure}" in capsys.readouterr().out
+
+
+def test_models_meet_their_hardware_limits():
+    digits_mlp = _load("digits-mlp")
+    assert digits_mlp.input.shape == (64,) and _nonzero(digits_mlp) <= 1000
+    mnist = _load("mnist-mlp")
+    assert [layer.out for layer in mnist.layers] == [256, 256, 10]
+    assert mnist.input.shape == (784,)
+    cnn = _load("digits-cnn")
+    kinds = [layer.type for layer in cnn.layers]
+    assert kinds.count("conv2d") >= 2 and "maxpool" in kinds
+    for net in (digits_mlp, mnist, cnn):
+        weighted = [layer for layer in net.layers if not isinstance(layer, network.MaxPool)]
+        assert all(layer.weight_type == "ternary" for layer in weighted)
+        assert all(layer.activation.levels == (-1, 0, 1) for layer in weighted[:-1])
+        assert weighted[-1].activation is None and net.output == "argmax"
+
+
+def test_retraining_digits_mlp_gives_the_shipped_description(tmp_path):
+    config = os.path.join(MODELS, "digits-mlp.json")
+    output = tmp_path / "digits-mlp.tnn.json"
+    result, _ = train.run_config(config, output=str(output), progress=None)
+    with open(os.path.join(MODELS, "digits-mlp.tnn.json"), "rb") as f:
+        assert output.read_bytes() == f.read()
+    # The trainer's inference pass and the golden model of the shipped description agree on
+    # every test image, layer by layer.
+    spec, _, (x_test, _) = train.prepare_data(train.load_config(config))
+    train.check_exact(result.model, _load("digits-mlp"), x_test)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mnist-mlp", "digits-cnn"])
+def test_retraining_gives_the_shipped_description(name, tmp_path):
+    output = tmp_path / f"{name}.tnn.json"
+    train.run_config(os.path.join(MODELS, f"{name}.json"), output=str(output), progress=None)
+    with open(os.path.join(MODELS, f"{name}.tnn.json"), "rb") as f:
+        assert output.read_bytes() == f.read()
+
+
+def _write_idx(path, array):
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_eval_mnist_mlp_on_idx_files(tmp_path, capsys):
+    data = datasets.load("mnist5k", "test")
+    images, labels = data.images[:200], data.labels[:200]
+    for stem in ("train", "t10k"):
+        _write_idx(tmp_path / f"{stem}-images-idx3-ubyte.gz", images)
+        _write_idx(tmp_path / f"{stem}-labels-idx1-ubyte.gz", labels)
+    net = _load("mnist-mlp")
+    predicted = golden.run(net, datasets.to_inputs(data, net.input)[:200])
+    correct = int(np.sum(predicted == labels))
+    model = os.path.join(MODELS, "mnist-mlp.tnn.json")
+    assert cli.main(["eval", model, "--data", f"idx:{tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert f"accuracy {100 * correct / 200:.2f}% ({correct}/200)" in out
