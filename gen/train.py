@@ -212,6 +212,8 @@ def _check_layers(layers, source):
         if "out" not in layer:
             raise _error(source, where, "missing field 'out'")
         doc = {"type": kind, "out": _check_number(layer["out"], int, source, f"{where}.out")}
+        if doc["out"] > network.MAX_DIM:
+            raise _error(source, f"{where}.out", f"must be at most {network.MAX_DIM}")
         if "twn_delta" in layer:
             doc["twn_delta"] = _check_number(
                 layer["twn_delta"], float, source, f"{where}.twn_delta"

@@ -1,5 +1,6 @@
 """The shipped models: their figures in models/README.md, their limits, and their retraining."""
 
+import functools
 import gzip
 import os
 import re
@@ -26,6 +27,12 @@ def _readme_rows():
     return rows
 
 
+@functools.cache
+def _test_split(name):
+    """A data set's test split, loaded once for all the tests of this file."""
+    return datasets.load(name, "test")
+
+
 def _load(name):
     return network.load(os.path.join(MODELS, f"{name}.tnn.json"))
 
@@ -38,7 +45,7 @@ def _nonzero(net):
 @pytest.mark.parametrize("name", TRAINED)
 def test_readme_figures_are_what_eval_measures(name, capsys):
     net = _load(name)
-    data = datasets.load(DATA[name], "test")
+    data = _test_split(DATA[name])
     predicted = golden.run(net, datasets.to_inputs(data, net.input))
     correct = int(np.sum(predicted == data.labels))
     figure = f"{100 * correct / len(data.labels):.2f}% ({correct}/{len(data.labels)})"
@@ -98,7 +105,7 @@ def _write_idx(path, array):
 
 
 def test_eval_mnist_mlp_on_idx_files(tmp_path, capsys):
-    data = datasets.load("mnist5k", "test")
+    data = _test_split("mnist5k")
     images, labels = data.images[:200], data.labels[:200]
     for stem in ("train", "t10k"):
         _write_idx(tmp_path / f"{stem}-images-idx3-ubyte.gz", images)

@@ -205,7 +205,7 @@ def float_layers(draw):
     return in_type, weights, affine, levels, np.sort(np.array(thresholds))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(float_layers())
 def test_folded_layer_equals_the_float_layer_on_every_input(layer):
     in_type, weights, affine, levels, thresholds = layer

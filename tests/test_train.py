@@ -72,6 +72,11 @@ def _config(base, **changes):
         ({"activations": "uint9"}, "cfg.json: activations: must be 'ternary', 'binary' or"),
         ({"float_activation": "tanh"}, "cfg.json: float_activation: must be 'relu' or"),
         ({"optimizer": "sgd"}, "cfg.json: unknown field 'optimizer'"),
+        ({"shift": -1}, "cfg.json: shift: must be at least 0, not -1"),
+        (
+            {"layers": [{"type": "dense", "out": 1 << 20}]},
+            "cfg.json: layers[0].out: must be at most 65536",
+        ),
         ({"layers": []}, "cfg.json: layers: must be a non-empty list of layers"),
         ({"layers": [{"type": "lstm"}]}, "cfg.json: layers[0].type: must be 'dense', 'conv2d'"),
         ({"layers": [{"type": "dense"}]}, "cfg.json: layers[0]: missing field 'out'"),
@@ -124,6 +129,22 @@ def test_cli_bad_config_exits_2_naming_file_and_field(tmp_path, capsys):
     assert "invalid JSON" in capsys.readouterr().err
     assert cli.main(["train", str(tmp_path / "missing.json")]) == 2
     assert "cannot read the file" in capsys.readouterr().err
+
+
+def test_shift_moves_images_and_fills_with_the_background():
+    spec = network.InputSpec((9,), network.ValueType.parse("ternary"))
+    x = np.arange(1, 19, dtype=np.float64).reshape(2, 9)
+    rng = np.random.default_rng(0)
+    shifted = train._shifted(x, spec, 1, rng).reshape(2, 3, 3)
+    rng = np.random.default_rng(0)
+    dy, dx = rng.integers(0, 3, 2) - 1, rng.integers(0, 3, 2) - 1
+    for n in range(2):
+        image = x[n].reshape(3, 3)
+        for i in range(3):
+            for j in range(3):
+                si, sj = i + dy[n], j + dx[n]
+                inside = 0 <= si < 3 and 0 <= sj < 3
+                assert shifted[n, i, j] == (image[si, sj] if inside else -1)
 
 
 # --- gradients -----------------------------------------------------------------------------------
