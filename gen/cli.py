@@ -366,6 +366,71 @@ def cmd_sim(args):
     return EXIT_OK if result.passed else EXIT_FAILURE
 
 
+# --- synth and sweep -----------------------------------------------------------------------------
+
+
+def _synth_options(args):
+    return {
+        "freq": args.freq,
+        "tools": args.tools,
+        "timeout": args.timeout,
+        "pin_width": args.pin_width,
+        "place_and_route": not args.no_pnr,
+    }
+
+
+def cmd_synth(args):
+    from . import synth, synth_report
+
+    try:
+        report = synth.run(
+            args.directory,
+            args.target,
+            output=args.output,
+            liberty=args.liberty,
+            pins_file=args.pins,
+            seed=args.seed,
+            hierarchy=not args.flat,
+            **_synth_options(args),
+        )
+    except synth.SynthInputError as exc:
+        raise UsageError(str(exc)) from None
+    except synth.SynthError as exc:
+        print(f"tnngen synth: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(synth_report.format_markdown(report))
+    output = args.output or os.path.dirname(report["accelerator"]["metadata"])
+    name = report["target"]["name"]
+    print(f"wrote {os.path.join(output, f'synth-{name}.json')} and synth-{name}.md")
+    return EXIT_OK
+
+
+def cmd_sweep(args):
+    from . import sweep, synth
+
+    net = _load_model(args.model)
+    output = args.output or os.path.join("out", f"{net.name}-sweep")
+    try:
+        summary = sweep.sweep(
+            args.model,
+            args.target,
+            args.folds,
+            output=output,
+            jobs=args.jobs,
+            **_synth_options(args),
+        )
+    except (sweep.SweepError, synth.SynthInputError) as exc:
+        raise UsageError(str(exc)) from None
+    print(sweep.format_markdown(summary))
+    if summary.get("plot_message"):
+        print(summary["plot_message"])
+    failed = [p for p in summary["points"] if p.get("error")]
+    for point in failed:
+        print(f"tnngen sweep: fold {point['fold']!r} failed: {point['error']}", file=sys.stderr)
+    print(f"wrote {os.path.join(output, f'sweep-{args.target}.json')} and .md")
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
 # --- flow --------------------------------------------------------------------------------------
 
 
@@ -514,6 +579,102 @@ def build_parser():
         "--waves", action="store_true", help="write a waveform file (FST or VCD) and say where"
     )
     p.set_defaults(handler=cmd_sim)
+
+    from .synth import TARGETS
+
+    def add_synth_options(p):
+        p.add_argument(
+            "--target",
+            required=True,
+            choices=list(TARGETS),
+            help="ice40-up5k, ice40-hx8k (nextpnr-ice40), ecp5-25k, ecp5-85k (nextpnr-ecp5), "
+            "xilinx7 (synthesis only), asic (gates, or --liberty cells)",
+        )
+        p.add_argument(
+            "--freq",
+            type=float,
+            metavar="MHZ",
+            help="clock constraint for nextpnr (default: per target, 48 to 125 MHz)",
+        )
+        p.add_argument(
+            "--tools",
+            choices=("auto", "native", "yowasp"),
+            help="which build of Yosys/nextpnr: native on PATH first, YoWASP from PyPI second "
+            "(auto, the default; also TNNGEN_SYNTH_TOOLS)",
+        )
+        p.add_argument(
+            "--timeout",
+            type=float,
+            default=3600.0,
+            metavar="S",
+            help="seconds each tool may run (default: 3600)",
+        )
+        p.add_argument(
+            "--pin-width",
+            type=int,
+            default=8,
+            metavar="N",
+            help="data pins of each narrow stream of the pin wrapper (default: 8)",
+        )
+        p.add_argument(
+            "--no-pnr",
+            action="store_true",
+            help="stop after synthesis (resources only, no Fmax)",
+        )
+
+    p = sub.add_parser(
+        "synth",
+        help="synthesize an accelerator: resources, Fmax, throughput",
+        description="Synthesize the accelerator in DIR (from 'tnngen verilog') with Yosys, and "
+        "place and route it with nextpnr on a named part, behind a narrow-pin wrapper so it "
+        "fits the package. Prints and writes DIR/synth-TARGET.json and .md: LUTs, carry, "
+        "flip-flops, block RAM, DSP, I/O, utilization, Fmax, latency and inferences per second, "
+        "per layer, each next to the compiler's prediction. Tool logs: DIR/synth-TARGET/.",
+    )
+    p.add_argument("directory", metavar="DIR", help="accelerator folder (tnngen verilog -o DIR)")
+    add_synth_options(p)
+    p.add_argument(
+        "--liberty",
+        metavar="FILE",
+        help="asic: map to this Liberty library and report its cell area",
+    )
+    p.add_argument(
+        "--pins",
+        metavar="FILE",
+        help="PCF (iCE40) or LPF (ECP5) placing the wrapper's ports (default: nextpnr chooses)",
+    )
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default: 1)")
+    p.add_argument(
+        "--flat",
+        action="store_true",
+        help="flatten the whole design (no wrapper/accelerator or per-layer split)",
+    )
+    p.add_argument("-o", "--output", metavar="OUT", help="where reports go (default: DIR)")
+    p.set_defaults(handler=cmd_synth)
+
+    p = sub.add_parser(
+        "sweep",
+        help="synthesize several foldings and plot the Pareto front",
+        description="Compile MODEL once per folding, synthesize each for the target in "
+        "parallel (up to the core count), and print and plot (PNG, with matplotlib) the "
+        "accelerator's LUTs against inferences per second, marking the Pareto front.",
+    )
+    p.add_argument("model", metavar="MODEL", help="network description (*.tnn.json)")
+    p.add_argument(
+        "--folds",
+        nargs="+",
+        required=True,
+        metavar="SPEC",
+        help="foldings as 'tnngen verilog --fold' takes them, e.g. unrolled '0:4,16' auto",
+    )
+    add_synth_options(p)
+    p.add_argument(
+        "--jobs", type=int, metavar="N", help="foldings run at once (default: the core count)"
+    )
+    p.add_argument(
+        "-o", "--output", metavar="OUT", help="output folder (default: out/<name>-sweep)"
+    )
+    p.set_defaults(handler=cmd_sweep)
 
     p = sub.add_parser(
         "flow",

@@ -74,6 +74,8 @@ __all__ = [
     "synthesize",
     "run",
     "write_report",
+    "write_atomic",
+    "get_target",
     "run_tool",
 ]
 
@@ -351,12 +353,21 @@ class Progress:
         Put before every line, e.g. the sweep point's name.
     interval : float
         Seconds between "still running" lines when ``stream`` is not a terminal.
+    live : bool, optional
+        Redraw one line (``True``) or print lines (``False``); by default, redraw on a
+        terminal only.
     """
 
-    def __init__(self, stream=sys.stderr, *, prefix="", interval=30.0):
+    def __init__(self, stream=sys.stderr, *, prefix="", interval=30.0, live=None):
         self._stream = stream
         self._prefix = prefix
         self._interval = interval
+        self._live = live
+
+    def _is_live(self):
+        if self._live is not None:
+            return self._live
+        return getattr(self._stream, "isatty", lambda: False)()
 
     def _write(self, text):
         if self._stream is not None:
@@ -381,9 +392,8 @@ class _ProgressStep:
         p = self._progress
         if p._stream is None:
             return self
-        tty = getattr(p._stream, "isatty", lambda: False)()
-        if not tty:
-            p._write(f"{p._prefix}{self._title} ...\n")
+        tty = p._is_live()
+        p._write(f"{p._prefix}{self._title} ..." + ("" if tty else "\n"))
         self._thread = threading.Thread(target=self._tick, args=(tty,), daemon=True)
         self._thread.start()
         return self
@@ -404,9 +414,9 @@ class _ProgressStep:
         p = self._progress
         if self._thread is not None:
             self._thread.join()
-            tty = getattr(p._stream, "isatty", lambda: False)()
+            tty = p._is_live()
             verdict = "failed" if exc_type is not None else "done"
-            end = "\r" if tty else ""
+            end = "\r\x1b[K" if tty else ""
             p._write(f"{end}{p._prefix}{self._title}: {verdict} in {self.seconds:.1f} s\n")
         return False
 
@@ -653,7 +663,8 @@ def _layer_modules(modules, top, layers):
 # --- the flow ------------------------------------------------------------------------------------
 
 
-def _check_target(target):
+def get_target(target):
+    """The :class:`Target` named ``target``; raises :class:`SynthInputError` if none is."""
     if isinstance(target, Target):
         return target
     if target not in TARGETS:
@@ -756,7 +767,7 @@ def synthesize(
     SynthError
         A tool is missing, failed or timed out, or its output could not be read.
     """
-    target = _check_target(target)
+    target = get_target(target)
     if not isinstance(accelerator, Accelerator):
         accelerator = load_accelerator(accelerator)
     progress = progress if progress is not None else Progress()
@@ -908,6 +919,7 @@ def synthesize(
         top=top,
         netlist=netlist,
         layer_modules=layer_modules,
+        verilog_modules=modules,
         wrapper=wrapper,
         pnr=pnr,
         tools_used=tools_used,
@@ -947,6 +959,7 @@ def _build_report(
     top,
     netlist,
     layer_modules,
+    verilog_modules,
     wrapper,
     pnr,
     tools_used,
@@ -1030,7 +1043,21 @@ def _build_report(
             rest = hierarchy_totals(netlist, acc_top)
             for cells in in_layers.values():
                 rest = rest - cells
-        glue = {"index": None, "label": "between layers", "module": None, "predicted": None}
+        held_blocks = {m for held in layer_modules.values() for m in held}
+        others = sorted(
+            {
+                m[len(acc_top) + 1 :].split(".")[0]
+                for m in verilog_modules
+                if m.startswith(acc_top + ".")
+            }
+            - {m[len(acc_top) + 1 :].split(".")[0] for m in held_blocks}
+        )
+        glue = {
+            "index": None,
+            "label": "outside the layers",
+            "module": ", ".join(others) or None,
+            "predicted": None,
+        }
         glue.update(figures(rest))
         # Pad cells Yosys put in the top (Xilinx) are I/O, not logic between the layers.
         if any(glue[k] for k in CATEGORIES if k != "io"):
@@ -1162,7 +1189,8 @@ def _build_report(
     }
 
 
-def _write_atomic(path, text):
+def write_atomic(path, text):
+    """Write ``text`` to ``path`` through a temporary file moved into place."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tnngen-", dir=directory)
     try:
@@ -1183,8 +1211,8 @@ def write_report(report, directory):
     name = report["target"]["name"]
     json_path = os.path.join(directory, f"synth-{name}.json")
     md_path = os.path.join(directory, f"synth-{name}.md")
-    _write_atomic(json_path, json.dumps(report, indent=2, sort_keys=False) + "\n")
-    _write_atomic(md_path, format_markdown(report))
+    write_atomic(json_path, json.dumps(report, indent=2, sort_keys=False) + "\n")
+    write_atomic(md_path, format_markdown(report))
     return json_path, md_path
 
 
@@ -1219,7 +1247,7 @@ def run(path, target, *, output=None, **options):
     SynthInputError, SynthError
         As :func:`synthesize`.
     """
-    target = _check_target(target)
+    target = get_target(target)
     accelerator = load_accelerator(path)
     output = output if output is not None else accelerator.directory
     if not os.path.isdir(output):

@@ -622,3 +622,42 @@ def test_compiled_model(tmp_path):
         res["accelerator"]["luts"] / compiled.metadata["predicted"]["luts"]
     )
     assert report["performance"]["initiation_interval"] == compiled.metadata["initiation_interval"]
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+def test_cli_exit_status(tmp_path, monkeypatch, capsys):
+    from gen import cli
+
+    # Bad input: 2.
+    assert cli.main(["synth", str(tmp_path), "--target", "asic"]) == 2
+    assert "no accelerator metadata" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["synth", str(tmp_path), "--target", "ice41"])
+    assert exit_info.value.code == 2
+    path = tiny_accelerator(tmp_path / "acc")
+    assert cli.main(["synth", path, "--target", "asic", "--liberty", "none.lib"]) == 2
+    assert "no such Liberty file" in capsys.readouterr().err
+    # A failed run: 1, with the tool's log.
+    bin_dir = tmp_path / "bin"
+    _fake_yosys(str(bin_dir), 'echo "ERROR: no luck"\nexit 1\n')
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert cli.main(["synth", path, "--target", "asic", "--tools", "native"]) == 1
+    err = capsys.readouterr().err
+    assert "tnngen synth: error: yosys synth (native): yosys (native) failed" in err
+    assert "ERROR: no luck" in err and "full log: " in err
+
+
+@tools
+def test_cli_synth(tmp_path, capsys):
+    from gen import cli
+
+    path = tiny_accelerator(tmp_path / "acc")
+    out = tmp_path / "reports"
+    out.mkdir()
+    assert cli.main(["synth", path, "--target", "asic", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("## tiny-net on asic")
+    assert (out / "synth-asic.md").read_text() in printed
+    assert (out / "synth-asic" / "yosys.log").is_file()
