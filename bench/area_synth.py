@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import tempfile
 
-__all__ = ["synth_counts", "iverilog_eval", "TARGETS"]
+__all__ = ["synth_counts", "ice40_logic_cells", "iverilog_eval", "TARGETS"]
 
 # Per target: the Yosys script tail, and which cells are LUTs and which carry cells.
 TARGETS = {
@@ -52,6 +52,50 @@ def synth_counts(verilog, top, target, *, workdir=None, timeout=3600):
         "carry": sum(cells.get(c, 0) for c in carries),
         "cells": cells,
     }
+
+
+def ice40_logic_cells(verilog, top, *, device="hx8k", package="ct256", timeout=3600):
+    """Logic cells (``ICESTORM_LC``) that nextpnr-ice40 places for ``verilog``, or None.
+
+    A logic cell holds one LUT4 and one carry; carry cells without a LUT, and the feed-in and
+    feed-out cells nextpnr adds to carry chains, take logic cells too, so this is what a
+    design really occupies. None if the design does not fit the device.
+    """
+    workdir = tempfile.mkdtemp(prefix="tnn-pnr-")
+    try:
+        path = os.path.join(workdir, f"{top}.v")
+        with open(path, "w") as f:
+            f.write(verilog)
+        subprocess.run(
+            ["yosys", "-q", "-p", f"read_verilog {path}; synth_ice40 -top {top} -json top.json"],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+            cwd=workdir,
+        )
+        res = subprocess.run(
+            [
+                "nextpnr-ice40",
+                f"--{device}",
+                "--package",
+                package,
+                "--json",
+                "top.json",
+                "--pcf-allow-unconstrained",
+                "--seed",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=workdir,
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    found = re.search(r"ICESTORM_LC:\s+(\d+)/", res.stdout + res.stderr)
+    if res.returncode != 0 or not found:
+        return None
+    return int(found.group(1))
 
 
 def iverilog_eval(verilog, top, inputs, outputs, vectors, *, workdir=None):

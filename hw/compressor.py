@@ -38,9 +38,13 @@ __all__ = [
     "tree_latency",
     "pipeline_control",
     "shape_for_range",
+    "CARRY_IN",
     "Popcount",
     "AdderTree",
 ]
+
+
+CARRY_IN = ("constant", "repeat")
 
 
 def shape_for_range(lo, hi):
@@ -307,8 +311,9 @@ def _stage_of(depth, total_depth, stages):
 
 
 class _Emitter:
-    def __init__(self, m, *, domain, enable, name, stages, total_depth):
+    def __init__(self, m, *, domain, enable, name, stages, total_depth, carry_in):
         self.m = m
+        self.carry_in = carry_in
         self.domain = domain
         self.enable = enable
         self.name = name
@@ -368,11 +373,17 @@ class _Emitter:
         if cin is None:
             total = av[low:] + bv
         else:
-            # One adder with the bit as carry-in: (2a + c) + (2b + c) = 2(a + b + c). The
-            # extra low position has a constant-0 sum, so it costs no LUT (only a carry cell
-            # on iCE40). Written as two additions, Yosys would merge them with their neighbours.
             carry = self.at(cin, stage)
-            total = (Cat(carry, av[low:]) + Cat(carry, bv))[1:]
+            if self.carry_in == "repeat":
+                # (2a + c) + (2b + c) = 2(a + b + c): the extra low position sums to a
+                # constant 0, which costs no LUT on 6-LUT fabrics (a carry cell on iCE40).
+                total = (Cat(carry, av[low:]) + Cat(carry, bv))[1:]
+            else:
+                # (2a + c) + (2b + 1) = 2(a + b + c) + 1: iCE40's carry cell of the extra
+                # position has a constant input and folds away (an inverter on 6-LUT fabrics).
+                total = (Cat(carry, av[low:]) + Cat(Const(1, 1), bv))[1:]
+            # Either way one adder with a carry-in: written as two additions, Yosys would
+            # merge them with their neighbours.
         # `keep` stops Yosys (alumacc) from merging the tree's adders into one multi-operand
         # adder, which it would map to plain logic rather than carry chains.
         comb = Signal(
@@ -396,6 +407,7 @@ def build_sums(
     domain="sync",
     enable=None,
     name="sum",
+    carry_in="constant",
     full_adders=True,
     fold_constant=True,
 ):
@@ -418,12 +430,17 @@ def build_sums(
         Clock domain of the pipeline registers.
     enable : Value, optional
         Pipeline registers load only while this is 1 (a stall holds the whole pipeline).
+    carry_in : str
+        How an adder's carry-in bit is written: ``"constant"`` (fewest cells on iCE40) or
+        ``"repeat"`` (fewest LUTs on 6-LUT fabrics: ECP5, Xilinx). Both are exact.
 
     Returns
     -------
     list of Signal
     """
     _check_stages(stages)
+    if carry_in not in CARRY_IN:
+        raise ValueError(f"Carry-in must be one of {CARRY_IN}, not {carry_in!r}")
     heaps = list(heaps)
     if ranges is None:
         ranges = [(h.min, h.max) for h in heaps]
@@ -434,7 +451,13 @@ def build_sums(
         roots.append(builder.heap(heap, width_limit=shape.width))
     total_depth = max([n.depth for n, _ in roots if n is not None] + [0])
     emitter = _Emitter(
-        m, domain=domain, enable=enable, name=name, stages=stages, total_depth=total_depth
+        m,
+        domain=domain,
+        enable=enable,
+        name=name,
+        stages=stages,
+        total_depth=total_depth,
+        carry_in=carry_in,
     )
     results = []
     for j, ((node, constant), shape) in enumerate(zip(roots, shapes, strict=True)):

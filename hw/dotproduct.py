@@ -31,7 +31,14 @@ from amaranth.hdl import Module, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.compressor import BitHeap, build_sums, pipeline_control, shape_for_range, tree_latency
+from hw.compressor import (
+    CARRY_IN,
+    BitHeap,
+    build_sums,
+    pipeline_control,
+    shape_for_range,
+    tree_latency,
+)
 from hw.encoding import ValueEncoding
 
 __all__ = ["DotProduct", "value_bits", "share_pairs", "SHARE_MIN_USES"]
@@ -143,6 +150,9 @@ class DotProduct(wiring.Component):
         row's tree as one word; the same as ``"bits"`` for ternary and binary inputs).
     share : bool
         Share column pairs across rows (ternary inputs only; ignored otherwise).
+    carry_in : str
+        ``"constant"`` (default; fewest cells on iCE40) or ``"repeat"`` (fewest LUTs on 6-LUT
+        fabrics); see :func:`hw.compressor.build_sums`. Both are exact.
 
     Members
     -------
@@ -158,7 +168,9 @@ class DotProduct(wiring.Component):
         For parameters of the wrong kind or value.
     """
 
-    def __init__(self, weights, *, encoding, stages=0, form="bits", share=True):
+    def __init__(
+        self, weights, *, encoding, stages=0, form="bits", share=True, carry_in="constant"
+    ):
         if not isinstance(weights, (np.ndarray, list, tuple)):
             raise TypeError(f"Weights must be a 2-D array of integers, not {weights!r}")
         array = np.asarray(weights)
@@ -183,6 +195,9 @@ class DotProduct(wiring.Component):
             raise ValueError(f"Form must be one of {_FORMS}, not {form!r}")
         if not isinstance(share, bool):
             raise TypeError(f"Share must be a bool, not {share!r}")
+        if carry_in not in CARRY_IN:
+            raise ValueError(f"Carry-in must be one of {CARRY_IN}, not {carry_in!r}")
+        self._carry_in = carry_in
         self._weights = array.astype(np.int64)
         self._weights.setflags(write=False)
         self._encoding = encoding
@@ -304,6 +319,7 @@ class DotProduct(wiring.Component):
             ranges=self._row_ranges,
             enable=advance,
             name="acc",
+            carry_in=self._carry_in,
         )
         for j, total in enumerate(sums):
             m.d.comb += self.o.payload[j].eq(total)

@@ -105,8 +105,8 @@ def test_popcount_tree_exhaustive(stages):
     simulate(m, bench)
 
 
-@pytest.mark.parametrize("stages", [0, 2])
-def test_mixed_heaps_with_sharing(stages):
+@pytest.mark.parametrize("stages,carry_in", [(0, "constant"), (2, "repeat")])
+def test_mixed_heaps_with_sharing(stages, carry_in):
     """Operands (signed, negated, shifted, split), constants, and a sub-sum shared by two heaps."""
     m = Module()
     bits = Signal(9)
@@ -127,7 +127,7 @@ def test_mixed_heaps_with_sharing(stages):
     second.add_constant(3)
     empty = BitHeap()
     empty.add_constant(-2)
-    outs = build_sums(m, [first, second, empty], stages=stages)
+    outs = build_sums(m, [first, second, empty], stages=stages, carry_in=carry_in)
     for out, heap in zip(outs, [first, second, empty], strict=True):
         assert out.shape() == shape_for_range(heap.min, heap.max)
     rng = random.Random(4)
@@ -257,5 +257,9 @@ def test_parameter_errors():
         AdderTree(signed(3), 2, signs=[1, 2])
     with pytest.raises(TypeError, match=r"^Stages must be a non-negative integer, not True$"):
         build_sums(Module(), [BitHeap()], stages=True)
+    with pytest.raises(
+        ValueError, match=r"^Carry-in must be one of \('constant', 'repeat'\), not 'xor'$"
+    ):
+        build_sums(Module(), [BitHeap()], carry_in="xor")
     with pytest.raises(TypeError, match=r"^Heap must be a BitHeap, not 3$"):
         BitHeap().add_heap(3)

@@ -90,7 +90,9 @@ def test_exhaustive_ternary(fan_in, share):
     """Every ternary weight row (the all-zero one too) against every ternary input vector."""
     everything = [list(v) for v in itertools.product((-1, 0, 1), repeat=fan_in)]
     weights = np.array(everything)
-    dut = DotProduct(weights, encoding=TERNARY, share=share)
+    dut = DotProduct(
+        weights, encoding=TERNARY, share=share, carry_in="repeat" if share else "constant"
+    )
     assert dut.rows == 3**fan_in and dut.fan_in == fan_in
     assert rtl_dot_comb(dut, everything) == ref_dot(weights, everything)
 
@@ -118,13 +120,16 @@ def test_sharing_applies():
 
 @pytest.mark.parametrize("encoding", ENCODINGS, ids=lambda e: e.name)
 @pytest.mark.parametrize(
-    "form,share,stages", [("bits", True, 0), ("words", False, 2), ("bits", False, 3)]
+    "form,share,stages,carry_in",
+    [("bits", True, 0, "constant"), ("words", False, 2, "repeat"), ("bits", False, 3, "repeat")],
 )
-def test_encodings_streamed(encoding, form, share, stages):
+def test_encodings_streamed(encoding, form, share, stages, carry_in):
     rng = np.random.default_rng(encoding.width * 10 + stages)
     weights = rng.choice([-1, 0, 1], size=(7, 12))
     weights[3] = 0
-    dut = DotProduct(weights, encoding=encoding, stages=stages, form=form, share=share)
+    dut = DotProduct(
+        weights, encoding=encoding, stages=stages, form=form, share=share, carry_in=carry_in
+    )
     vectors = random_inputs(encoding, 30, 12, rng)
     vectors = np.vstack([vectors, np.full(12, encoding.min), np.full(12, encoding.max)])
     if encoding.kind == "binary":
@@ -245,3 +250,7 @@ def test_parameter_errors():
         DotProduct([[1]], encoding=t, form="tree")
     with pytest.raises(TypeError, match=r"^Share must be a bool, not 1$"):
         DotProduct([[1]], encoding=t, share=1)
+    with pytest.raises(
+        ValueError, match=r"^Carry-in must be one of \('constant', 'repeat'\), not None$"
+    ):
+        DotProduct([[1]], encoding=t, carry_in=None)
