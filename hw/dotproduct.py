@@ -24,8 +24,6 @@ of the two inputs. Pairs are chosen greedily, most used first, while a pair serv
 :data:`SHARE_MIN_USES` rows.
 """
 
-import heapq
-
 import numpy as np
 from amaranth.hdl import Module, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
@@ -84,53 +82,50 @@ def share_pairs(weights, *, min_uses=SHARE_MIN_USES):
         Per row, what it adds: ``("x", i, sign)`` for ``sign * x[i]`` or ``("p", p, sign)`` for
         ``sign * pair[p]``; together exactly ``sum_i W[j, i] * x[i]``.
     """
-    weights = np.asarray(weights)
-    rows = [
-        {int(i): int(weights[j, i]) for i in np.flatnonzero(weights[j])}
-        for j in range(weights.shape[0])
-    ]
-    terms = [[] for _ in rows]
+    weights = np.asarray(weights).astype(np.int64)
+    n_rows, fan_in = weights.shape
+    terms = [[] for _ in range(n_rows)]
     pairs = []
-    if weights.shape[0] >= min_uses:
-        counts = {}
-        for row in rows:
-            cols = sorted(row)
-            for n, a in enumerate(cols):
-                sa = row[a]
-                for b in cols[n + 1 :]:
-                    key = (a, b, sa * row[b])
-                    counts[key] = counts.get(key, 0) + 1
-        queue = [(-c, k) for k, c in counts.items() if c >= min_uses]
-        heapq.heapify(queue)
-        while queue:
-            neg, key = heapq.heappop(queue)
-            if counts.get(key, 0) != -neg:
-                continue  # stale entry
-            if -neg < min_uses:
+    current = weights.copy()
+    if n_rows >= min_uses and fan_in >= 2:
+        pos = (current > 0).astype(np.int32)
+        neg = (current < 0).astype(np.int32)
+        # Rows using each column pair with the same sign, and with opposite signs.
+        same = pos.T @ pos + neg.T @ neg
+        opposite = pos.T @ neg + neg.T @ pos
+        never = np.int32(-(1 << 30))
+        np.fill_diagonal(same, never)
+        np.fill_diagonal(opposite, never)
+        while True:
+            a_same = int(np.argmax(same))
+            a_opp = int(np.argmax(opposite))
+            best_same, best_opp = same.flat[a_same], opposite.flat[a_opp]
+            if max(best_same, best_opp) < min_uses:
                 break
-            a, b, s = key
+            if best_same >= best_opp:
+                a, b = divmod(a_same, fan_in)
+                s = 1
+            else:
+                a, b = divmod(a_opp, fan_in)
+                s = -1
+            a, b = min(a, b), max(a, b)
             index = len(pairs)
-            pairs.append(key)
-            for j, row in enumerate(rows):
-                if row.get(a) is None or row.get(b) is None or row[a] * row[b] != s:
-                    continue
-                sa = row.pop(a)
-                sb = row.pop(b)
-                terms[j].append(("p", index, sa))
-                for c, sc in row.items():
-                    for u, su in ((a, sa), (b, sb)):
-                        other = (min(u, c), max(u, c), su * sc)
-                        left = counts[other] - 1
-                        counts[other] = left
-                        if left >= min_uses:
-                            heapq.heappush(queue, (-left, other))
-                # the pair itself
-                counts[key] -= 1
-            if counts[key] >= min_uses:
-                heapq.heappush(queue, (-counts[key], key))
-    for j, row in enumerate(rows):
-        for i, s in sorted(row.items()):
-            terms[j].append(("x", i, s))
+            pairs.append((a, b, s))
+            users = np.flatnonzero((current[:, a] != 0) & (current[:, b] == s * current[:, a]))
+            for j in users.tolist():
+                terms[j].append(("p", index, int(current[j, a])))
+                for col in (a, b):
+                    # The row stops using `col`: remove its pairs with the row's other columns.
+                    like, unlike = (pos[j], neg[j]) if current[j, col] > 0 else (neg[j], pos[j])
+                    same[col] -= like
+                    same[:, col] -= like
+                    opposite[col] -= unlike
+                    opposite[:, col] -= unlike
+                    current[j, col] = 0
+                    pos[j, col] = neg[j, col] = 0
+    for j in range(n_rows):
+        for i in np.flatnonzero(current[j]).tolist():
+            terms[j].append(("x", i, int(current[j, i])))
     return pairs, terms
 
 
