@@ -15,13 +15,13 @@ that exists only as Verilog, :class:`VerilogAccelerator` stands for it as an ins
 named module.
 """
 
-from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal, Shape, unsigned
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, ResetSignal, Shape, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.streamutil import PixelsToVector, SkidBuffer, VectorToPixels, check_positive_int
+from hw.streamutil import SkidBuffer, VectorToPixels, check_positive_int
 
-__all__ = ["PinWrapper", "VerilogAccelerator", "words_per_transfer"]
+__all__ = ["PinWrapper", "VerilogAccelerator", "WordsToVector", "words_per_transfer"]
 
 
 def words_per_transfer(width, pin_width):
@@ -108,6 +108,68 @@ class VerilogAccelerator(wiring.Component):
         )
 
 
+class WordsToVector(wiring.Component):
+    """Deserializer: ``words`` transfers of ``pin_width`` bits in, one vector out.
+
+    Unlike :class:`hw.streamutil.PixelsToVector`, which fills a second buffer while the
+    finished vector waits, the words shift straight into the register that holds the output:
+    half the flip-flops, which matters at the pins of a small part whose input vector has
+    hundreds of bits. A new word is accepted in the cycle the finished vector leaves, so a
+    consumer that is always ready sees no gap.
+
+    Parameters
+    ----------
+    width : int
+        Bits of the output vector; the spare bits of the last word are dropped.
+    pin_width : int
+        Bits per input word.
+
+    Members
+    -------
+    i : ``In(stream.Signature(pin_width))``
+        Word ``k`` of a vector carries its bits ``[k*pin_width, (k+1)*pin_width)``.
+    o : ``Out(stream.Signature(width))``
+
+    Attributes
+    ----------
+    words : int
+    latency : int
+        1: the vector is offered the cycle after its last word's transfer.
+    """
+
+    def __init__(self, *, width, pin_width):
+        self.words = words_per_transfer(width, pin_width)
+        self._width, self._pin_width = width, pin_width
+        super().__init__({"i": In(stream.Signature(pin_width)), "o": Out(stream.Signature(width))})
+
+    @property
+    def latency(self):
+        return 1
+
+    def elaborate(self, platform):
+        m = Module()
+        word = self._pin_width
+        buffer = Signal(self.words * word)
+        count = Signal(range(self.words))
+        last = count == self.words - 1
+        m.d.comb += [
+            self.o.payload.eq(buffer[: self._width]),
+            # The consumer samples the finished vector at the same edge the next word shifts in.
+            self.i.ready.eq(~self.o.valid | self.o.ready),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            if self.words > 1:
+                m.d.sync += buffer.eq(Cat(buffer[word:], self.i.payload))
+            else:
+                m.d.sync += buffer.eq(self.i.payload)
+            m.d.sync += count.eq(count + 1)
+            with m.If(last):
+                m.d.sync += [count.eq(0), self.o.valid.eq(1)]
+        return m
+
+
 class PinWrapper(wiring.Component):
     """Narrow streams on the pins, an accelerator with wide streams inside.
 
@@ -176,8 +238,8 @@ class PinWrapper(wiring.Component):
         # Skid buffers at the pins: every output pin (data, valid and ready) is a register
         # output, so that no combinational path runs from pin to pin through the accelerator.
         m.submodules.pins_in = pins_in = SkidBuffer(word)
-        m.submodules.deserializer = des = PixelsToVector(
-            shape=word, pixels=self.in_words, channels=1
+        m.submodules.deserializer = des = WordsToVector(
+            width=self._in_width, pin_width=self._pin_width
         )
         m.submodules.accelerator = acc = self._accelerator
         m.submodules.serializer = ser = VectorToPixels(
@@ -189,10 +251,10 @@ class PinWrapper(wiring.Component):
         wiring.connect(m, pins_out.o, wiring.flipped(self.o))
         # Payload widths differ (words of padding), so these streams are joined field by field.
         m.d.comb += [
-            des.i.payload.as_value().eq(pins_in.o.payload),
+            des.i.payload.eq(pins_in.o.payload),
             des.i.valid.eq(pins_in.o.valid),
             pins_in.o.ready.eq(des.i.ready),
-            acc.i.payload.eq(des.o.payload.as_value()[: self._in_width]),
+            acc.i.payload.eq(des.o.payload),
             acc.i.valid.eq(des.o.valid),
             des.o.ready.eq(acc.i.ready),
             ser.i.payload.as_value().eq(acc.o.payload),

@@ -1,0 +1,109 @@
+"""Synthesis reports of the shipped models on their target parts.
+
+Compiles each model with its folding, synthesizes, places and routes it (``gen.synth``) and
+prints its report, then a summary against the acceptance figures of the synthesis issue:
+
+- ``digits-mlp``, unrolled, on ``ice40-up5k``;
+- ``mnist-mlp``, folded (the compiler's cheapest folding with an initiation interval of at most
+  256 cycles), on ``ecp5-85k``: at least 100,000 inferences per second (Fmax / II);
+- ``digits-cnn``, unrolled, on ``ecp5-25k``.
+
+and, for each model on ``ice40-up5k`` or ``ecp5-85k``, measured LUTs within 25% of the
+compiler's prediction. ECP5 place and route runs through YoWASP here and takes minutes.
+
+Usage::
+
+    python bench/synth_models.py [--only NAME ...] [--output DIR] [--tools auto|native|yowasp]
+
+Each model's accelerator and reports go to ``DIR/<model>/`` (default ``out/synth-models``).
+Exit status 1 if a run fails or a figure misses its mark.
+"""
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+
+from gen import compiler, network, synth, synth_report  # noqa: E402
+
+# (model, target, fold, target_ii)
+RUNS = [
+    ("digits-mlp", "ice40-up5k", "unrolled", None),
+    ("mnist-mlp", "ecp5-85k", "auto", 256),
+    ("digits-cnn", "ecp5-25k", "unrolled", None),
+]
+MIN_MNIST_RATE = 100_000
+LUT_TOLERANCE = 0.25
+
+
+def build(model, fold, target_ii, directory):
+    path = os.path.join(ROOT, "models", f"{model}.tnn.json")
+    net = network.load(path)
+    with open(path, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    the_plan = compiler.plan(net, fold, target_ii=target_ii)
+    print(compiler.describe_plan(the_plan), flush=True)
+    start = time.perf_counter()
+    compiled = compiler.emit(the_plan, description_sha256=sha)
+    compiler.write_outputs(compiled, directory, compiler.make_vectors(net, 16))
+    print(f"compiled in {time.perf_counter() - start:.1f} s", flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="models to run")
+    parser.add_argument("--output", default=os.path.join(ROOT, "out", "synth-models"))
+    parser.add_argument("--tools", choices=("auto", "native", "yowasp"))
+    parser.add_argument("--timeout", type=float, default=4 * 3600.0)
+    args = parser.parse_args(argv)
+
+    runs = [r for r in RUNS if not args.only or r[0] in args.only]
+    reports, failures = {}, []
+    for model, target, fold, target_ii in runs:
+        directory = os.path.join(args.output, model)
+        fold_text = fold + (f" (II <= {target_ii})" if target_ii else "")
+        print(f"\n== {model}, {fold_text}, on {target}", flush=True)
+        try:
+            build(model, fold, target_ii, directory)
+            report = synth.run(directory, target, tools=args.tools, timeout=args.timeout)
+        except (synth.SynthError, synth.SynthInputError, compiler.CompileError) as exc:
+            print(f"{model}: failed: {exc}", file=sys.stderr, flush=True)
+            failures.append(f"{model}: failed")
+            continue
+        reports[model] = report
+        print(synth_report.format_markdown(report), flush=True)
+
+    print("\n== summary\n")
+    print("| model | target | fold | LUTs (acc.) | predicted | ratio | Fmax (MHz) | inferences/s |")
+    print("|:--|:--|:--|--:|--:|--:|--:|--:|")
+    for model, target, fold, _ in runs:
+        report = reports.get(model)
+        if report is None:
+            print(f"| {model} | {target} | {fold} | failed |||||")
+            continue
+        luts = report["resources"]["accelerator"]["luts"]
+        predicted = (report.get("predicted") or {}).get("luts")
+        ratio = luts / predicted if predicted else None
+        perf = report["performance"]
+        rate = perf["inferences_per_second"]
+        print(
+            f"| {model} | {target} | {fold} | {luts:,} | {predicted:,} | {ratio:.2f} | "
+            f"{perf['fmax_mhz']:.1f} | {rate:,.0f} |"
+        )
+        if target in ("ice40-up5k", "ecp5-85k") and (
+            ratio is None or abs(ratio - 1) > LUT_TOLERANCE
+        ):
+            failures.append(f"{model}: measured LUTs {luts} vs predicted {predicted}")
+        if model == "mnist-mlp" and rate < MIN_MNIST_RATE:
+            failures.append(f"mnist-mlp: {rate:,.0f} inferences/s < {MIN_MNIST_RATE:,}")
+    for failure in failures:
+        print(f"MISSED: {failure}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
