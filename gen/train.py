@@ -269,6 +269,18 @@ def parse_config(doc, *, source=""):
     name = doc["name"]
     if not isinstance(name, str) or not name:
         raise _error(source, "name", f"must be a non-empty string, not {name!r}")
+    try:  # the description's own rule for names, so that export cannot fail on it
+        network.from_dict(
+            {
+                "format": network.FORMAT,
+                "name": name,
+                "input": {"shape": [1], "type": "binary"},
+                "layers": [{"type": "dense", "out": 1, "weights": ["+"], "activation": None}],
+                "output": "argmax",
+            }
+        )
+    except network.DescriptionError as exc:
+        raise _error(source, "name", exc.problem) from None
     values["name"] = name
     data = doc["data"]
     if not isinstance(data, str) or not (data in ("digits", "mnist5k") or data.startswith("idx:")):
@@ -993,7 +1005,10 @@ def run_config(path, *, quantized=True, output=None, progress=_stderr_progress):
     destination = output or (output_path(config) if quantized else None)
     if destination is not None and not os.path.isdir(os.path.dirname(os.path.abspath(destination))):
         raise ConfigError(f"{path}: output: the folder of {destination} does not exist")
-    data = prepare_data(config)
+    try:
+        data = prepare_data(config)
+    except datasets.DataError as exc:
+        raise ConfigError(f"{path}: data: {exc}") from None
     result = train(config, quantized=quantized, data=data, progress=progress)
     test_count, train_count = len(data[2][1]), len(data[1][1])
     lines = [

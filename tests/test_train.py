@@ -73,6 +73,7 @@ def _config(base, **changes):
         ({"float_activation": "tanh"}, "cfg.json: float_activation: must be 'relu' or"),
         ({"optimizer": "sgd"}, "cfg.json: unknown field 'optimizer'"),
         ({"shift": -1}, "cfg.json: shift: must be at least 0, not -1"),
+        ({"name": "a b"}, "cfg.json: name: 'a b' may hold only letters, digits"),
         (
             {"layers": [{"type": "dense", "out": 1 << 20}]},
             "cfg.json: layers[0].out: must be at most 65536",
@@ -129,6 +130,9 @@ def test_cli_bad_config_exits_2_naming_file_and_field(tmp_path, capsys):
     assert "invalid JSON" in capsys.readouterr().err
     assert cli.main(["train", str(tmp_path / "missing.json")]) == 2
     assert "cannot read the file" in capsys.readouterr().err
+    path.write_text(json.dumps(dict(MLP, data=f"idx:{tmp_path}/none")))
+    assert cli.main(["train", str(path)]) == 2
+    assert f"{path}: data: '{tmp_path}/none' is not a folder" in capsys.readouterr().err
 
 
 def test_shift_moves_images_and_fills_with_the_background():
