@@ -42,12 +42,16 @@ __all__ = [
     "Config",
     "load_config",
     "parse_config",
+    "output_path",
     "Model",
     "TrainResult",
     "build_model",
+    "input_spec_of",
     "prepare_data",
     "train",
+    "check_exact",
     "export",
+    "run_config",
 ]
 
 CLASSES = 10
@@ -433,6 +437,7 @@ class _Weighted:
         self.eps = 1e-5
 
     def add_pool(self, kernel):
+        """Follow the activation with a non-overlapping ``kernel`` maxpool."""
         self.pool = kernel
         h, w, c = self.out_shape
         self.pool_shape = (h // kernel[0], w // kernel[1], c)
@@ -632,6 +637,8 @@ class Model:
                 scale = block.act_scale
 
     def forward(self, x, training):
+        """Logits of a batch ``x`` of integer inputs (as float64), and the caches for
+        :meth:`backward`; ``training`` uses batch statistics in the batch norms."""
         caches = []
         for block, scale in self._scales():
             x, cache = block.forward(x, scale, training)
@@ -639,6 +646,7 @@ class Model:
         return x, caches
 
     def backward(self, dlogits, caches):
+        """Per block, a dict of the gradients of its parameters, from those of the logits."""
         grads = [None] * len(self.blocks)
         d = dlogits
         for n in range(len(self.blocks) - 1, -1, -1):
