@@ -396,6 +396,8 @@ def cmd_synth(args):
     except synth.SynthInputError as exc:
         raise UsageError(str(exc)) from None
     except synth.SynthError as exc:
+        if getattr(exc, "report", None) is not None:  # too big for the part: still a report
+            print(synth_report.format_markdown(exc.report))
         print(f"tnngen synth: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     print(synth_report.format_markdown(report))

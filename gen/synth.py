@@ -55,6 +55,7 @@ from .synth_report import (
     parse_netlist,
     parse_nextpnr_log,
     parse_nextpnr_report,
+    parse_nextpnr_utilization,
     parse_version,
 )
 
@@ -68,6 +69,7 @@ __all__ = [
     "ToolMissing",
     "ToolFailed",
     "ToolTimeout",
+    "DoesNotFit",
     "Progress",
     "find_tool",
     "load_accelerator",
@@ -229,6 +231,21 @@ class ToolFailed(SynthError):
 
 class ToolTimeout(SynthError):
     """A tool ran longer than the time-out and was stopped."""
+
+
+class DoesNotFit(ToolFailed):
+    """Place and route found the design bigger than the part.
+
+    Attributes
+    ----------
+    report : dict
+        The report of the run so far (synthesis figures, and nextpnr's utilization with what
+        overflowed under ``place_and_route``), which :func:`run` still writes.
+    """
+
+    def __init__(self, message, log_path, report):
+        super().__init__(message, log_path)
+        self.report = report
 
 
 # --- tools ---------------------------------------------------------------------------------------
@@ -886,15 +903,55 @@ def synthesize(
             shutil.copyfile(pins_file, os.path.join(workdir, local))
             args += ["--pcf" if target.family == "ice40" else "--lpf", local]
         log = os.path.join(workdir, "nextpnr.log")
-        seconds = run_tool(
-            nextpnr,
-            args,
-            cwd=workdir,
-            log_path=log,
-            timeout=timeout,
-            title=f"{nextpnr.name} place and route ({nextpnr.kind})",
-            progress=progress,
-        )
+        started = time.monotonic()
+        try:
+            seconds = run_tool(
+                nextpnr,
+                args,
+                cwd=workdir,
+                log_path=log,
+                timeout=timeout,
+                title=f"{nextpnr.name} place and route ({nextpnr.kind})",
+                progress=progress,
+            )
+        except ToolFailed as exc:
+            overflow = _overflow(log)
+            if not overflow:
+                raise
+            # The design is too big for the part: still a report, with the synthesis figures
+            # and what overflowed, so the user sees by how much.
+            entry = _tool_entry(nextpnr, "place and route", time.monotonic() - started, log)
+            tools_used.append(entry)
+            over = ", ".join(
+                f"{bel} {e['used']:,} of {e['available']:,} "
+                f"({100 * e['used'] / e['available']:.0f}%)"
+                for bel, e in overflow["over"].items()
+            )
+            message = f"the design does not fit {target.part}: {over}; full log: {log}"
+            report = _build_report(
+                accelerator=accelerator,
+                target=target,
+                top=top,
+                netlist=netlist,
+                layer_modules=layer_modules,
+                verilog_modules=modules,
+                wrapper=wrapper,
+                pnr={
+                    "failed": message,
+                    "report": {"utilization": overflow["utilization"], "fmax": {}},
+                    "log_fmax": {},
+                    "constraint_mhz": constraint,
+                    "seed": seed,
+                    "pins_file": pins_file,
+                },
+                tools_used=tools_used,
+                liberty=liberty,
+                liberty_area=liberty_area,
+                sequential=sequential,
+                workdir=workdir,
+                hierarchy=hierarchy,
+            )
+            raise DoesNotFit(message, log, report) from exc
         tools_used.append(_tool_entry(nextpnr, "place and route", seconds, log))
         try:
             with open(os.path.join(workdir, "nextpnr-report.json")) as f:
@@ -929,6 +986,17 @@ def synthesize(
         workdir=workdir,
         hierarchy=hierarchy,
     )
+
+
+def _overflow(log):
+    """nextpnr's utilization from its log, and the resources it found short, if any."""
+    try:
+        with open(log, errors="replace") as f:
+            utilization = parse_nextpnr_utilization(f.read())
+    except OSError:
+        return None
+    over = {b: e for b, e in utilization.items() if e["used"] > e["available"]}
+    return {"utilization": utilization, "over": over} if over else None
 
 
 def _tool_entry(tool, step, seconds, log):
@@ -1106,7 +1174,17 @@ def _build_report(
     interval = meta["initiation_interval"]
     performance = {"latency_cycles": latency, "initiation_interval": interval, "fmax_mhz": None}
     pnr_out = None
-    if pnr is not None:
+    if pnr is not None and pnr.get("failed"):
+        pnr_out = {
+            "failed": pnr["failed"],
+            "constraint_mhz": pnr["constraint_mhz"],
+            "seed": pnr["seed"],
+            "pins_file": pnr["pins_file"],
+            "fmax": {},
+            "utilization": pnr["report"]["utilization"],
+            "logic": logic,
+        }
+    elif pnr is not None:
         fmax = pnr["report"]["fmax"] or {
             c: {"achieved_mhz": v["achieved_mhz"], "constraint_mhz": v["constraint_mhz"]}
             for c, v in pnr["log_fmax"].items()
@@ -1253,6 +1331,10 @@ def run(path, target, *, output=None, **options):
     if not os.path.isdir(output):
         raise SynthInputError(f"{output}: no such folder")
     workdir = os.path.join(output, f"synth-{target.name}")
-    report = synthesize(accelerator, target, workdir=workdir, **options)
+    try:
+        report = synthesize(accelerator, target, workdir=workdir, **options)
+    except DoesNotFit as exc:
+        write_report(exc.report, output)
+        raise
     write_report(report, output)
     return report

@@ -62,6 +62,7 @@ __all__ = [
     "parse_netlist",
     "parse_nextpnr_log",
     "parse_nextpnr_report",
+    "parse_nextpnr_utilization",
     "parse_version",
 ]
 
@@ -403,6 +404,32 @@ def parse_nextpnr_log(text):
     return fmax
 
 
+_UTIL_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%\s*$")
+
+
+def parse_nextpnr_utilization(text):
+    """Device utilization from a nextpnr log (its last "Device utilisation" table).
+
+    nextpnr prints the table after packing, before it places; when a design is too big it
+    stops there, so this is the figure a failed run still has.
+
+    Returns
+    -------
+    dict
+        ``{bel type: {"used": int, "available": int}}``, empty if the log has no table.
+    """
+    utilization = {}
+    for block in text.split("Device utilisation:")[1:]:
+        utilization = {}
+        for line in block.splitlines()[1:]:
+            match = _UTIL_LINE.match(line.strip("\n"))
+            if not match:
+                break
+            bel, used, available = match.groups()
+            utilization[bel] = {"used": int(used), "available": int(available)}
+    return utilization
+
+
 # --- Markdown ------------------------------------------------------------------------------------
 
 # Report rows: (figure key, label) for the resource table.
@@ -552,7 +579,9 @@ def format_markdown(report):
     lines.append("")
 
     perf = report["performance"]
-    if perf.get("fmax_mhz") is not None:
+    if pnr and pnr.get("failed"):
+        lines.append(f"- place and route failed: {pnr['failed'].split('; full log')[0]}")
+    elif perf.get("fmax_mhz") is not None:
         met = "met" if perf["constraint_met"] else "not met"
         lines += [
             f"- Fmax {perf['fmax_mhz']:.2f} MHz (nextpnr; constraint "

@@ -294,6 +294,12 @@ def test_nextpnr_outputs(family, clock, achieved, constraint, passed):
     assert report["fmax"][clock]["constraint_mhz"] == constraint
     logic = "ICESTORM_LC" if family == "ice40" else "TRELLIS_COMB"
     assert report["utilization"][logic]["used"] > 0
+    # The log's utilization table agrees with the JSON report.
+    from_table = synth_report.parse_nextpnr_utilization(_fixture(f"{family}-nextpnr.log"))
+    assert from_table[logic] == report["utilization"][logic]
+    overflow = synth_report.parse_nextpnr_utilization(_fixture("ice40-nextpnr-overflow.log"))
+    assert overflow["ICESTORM_LC"] == {"used": 7741, "available": 5280}
+    assert synth_report.parse_nextpnr_utilization("no table") == {}
     assert synth_report.parse_nextpnr_log("Info: no clocks here") == {}
     with pytest.raises(synth_report.ReportError, match="no 'fmax' or 'utilization'"):
         synth_report.parse_nextpnr_report("{}")
@@ -661,3 +667,45 @@ def test_cli_synth(tmp_path, capsys):
     assert printed.startswith("## tiny-net on asic")
     assert (out / "synth-asic.md").read_text() in printed
     assert (out / "synth-asic" / "yosys.log").is_file()
+
+
+def test_design_too_big_for_the_part(tmp_path, monkeypatch, capsys):
+    """nextpnr stops when the part is too small: the report still comes, with the overflow."""
+    from gen import cli
+
+    bin_dir = tmp_path / "bin"
+    # Stand-ins: Yosys "writes" the saved netlist of the wrapped stand-in accelerator, nextpnr
+    # prints a real log of a design 146% the size of an UP5K and fails as nextpnr does.
+    netlist = os.path.join(FIXTURES, "ice40-netlist.json")
+    _fake_yosys(str(bin_dir), f'cp "{netlist}" netlist.json\necho stat > stat.txt\n')
+    log = os.path.join(FIXTURES, "ice40-nextpnr-overflow.log")
+    fake = bin_dir / "nextpnr-ice40"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "--version" ]; then echo "nextpnr-ice40 -- Next Generation Place and Route '
+        '(Version fake)"; exit 0; fi\n'
+        f'cat "{log}"\nexit 255\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    path = tiny_accelerator(tmp_path / "acc")
+    with pytest.raises(synth.DoesNotFit) as info:
+        synth.run(path, "ice40-up5k", tools="native", progress=synth.Progress(None))
+    message = str(info.value)
+    assert message.startswith(
+        "the design does not fit iCE40UP5K-SG48: ICESTORM_LC 7,741 of 5,280 (147%)"
+    )
+    report = info.value.report
+    with open(os.path.join(path, "synth-ice40-up5k.json")) as f:
+        assert json.load(f) == json.loads(json.dumps(report))
+    pnr = report["place_and_route"]
+    assert pnr["failed"] == message
+    assert pnr["logic"]["ICESTORM_LC"] == {"used": 7741, "available": 5280}
+    assert report["performance"]["fmax_mhz"] is None
+    assert report["resources"]["accelerator"]["luts"] > 0
+    # The command line prints the report, then the error, and exits with 1.
+    assert cli.main(["synth", path, "--target", "ice40-up5k", "--tools", "native"]) == 1
+    out, err = capsys.readouterr()
+    assert "| ICESTORM_LC (nextpnr) | 7,741 |" in out
+    assert "- place and route failed: the design does not fit iCE40UP5K-SG48" in out
+    assert "tnngen synth: error: the design does not fit" in err
