@@ -83,7 +83,7 @@ def test_retraining_digits_mlp_gives_the_shipped_description(tmp_path):
         assert output.read_bytes() == f.read()
     # The trainer's inference pass and the golden model of the shipped description agree on
     # every test image, layer by layer.
-    spec, _, (x_test, _) = train.prepare_data(train.load_config(config))
+    _, _, (x_test, _) = train.prepare_data(train.load_config(config))
     train.check_exact(result.model, _load("digits-mlp"), x_test)
 
 
@@ -91,9 +91,12 @@ def test_retraining_digits_mlp_gives_the_shipped_description(tmp_path):
 @pytest.mark.parametrize("name", ["mnist-mlp", "digits-cnn"])
 def test_retraining_gives_the_shipped_description(name, tmp_path):
     output = tmp_path / f"{name}.tnn.json"
-    train.run_config(os.path.join(MODELS, f"{name}.json"), output=str(output), progress=None)
+    config = os.path.join(MODELS, f"{name}.json")
+    result, _ = train.run_config(config, output=str(output), progress=None)
     with open(os.path.join(MODELS, f"{name}.tnn.json"), "rb") as f:
         assert output.read_bytes() == f.read()
+    _, _, (x_test, _) = train.prepare_data(train.load_config(config))
+    train.check_exact(result.model, _load(name), x_test)
 
 
 def _write_idx(path, array):
