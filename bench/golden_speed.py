@@ -25,13 +25,24 @@ def random_mlp(sizes, in_type, rng):
             activation = None
         else:
             t = rng.integers(-8, 1, size=out)
-            activation = {"levels": [-1, 0, 1],
-                          "thresholds": [[int(a), int(a) + 8] for a in t]}
-        layers.append({"type": "dense", "out": out, "weights": ["".join(r) for r in weights],
-                       "activation": activation})
-    return network.from_dict({"format": "tnn/1", "name": "bench",
-                              "input": {"shape": [sizes[0]], "type": in_type},
-                              "layers": layers, "output": "argmax"})
+            activation = {"levels": [-1, 0, 1], "thresholds": [[int(a), int(a) + 8] for a in t]}
+        layers.append(
+            {
+                "type": "dense",
+                "out": out,
+                "weights": ["".join(r) for r in weights],
+                "activation": activation,
+            }
+        )
+    return network.from_dict(
+        {
+            "format": "tnn/1",
+            "name": "bench",
+            "input": {"shape": [sizes[0]], "type": in_type},
+            "layers": layers,
+            "output": "argmax",
+        }
+    )
 
 
 def measure(net, x, repeats=5):

@@ -478,7 +478,16 @@ class Accelerator(wiring.Component):
         return list(self._stages)
 
     @property
+    def streams_pixels(self):
+        """Whether some stage works on a pixel stream (windows, pooling, serializers)."""
+        return any(
+            s.name.endswith(("_window", "_maxpool", "_serialize", "_deserialize"))
+            for s in self._stages
+        )
+
+    @property
     def latency(self):
+        """The sum of the stages' latencies: exact for a pipeline of whole-vector stages."""
         return sum(s.latency for s in self._stages)
 
     @property
@@ -530,22 +539,89 @@ def build(the_plan):
 
     Returns ``(accelerator, output info)``.
     """
+    from hw.pool import MaxPool as MaxPoolUnit
+    from hw.streamutil import PixelsToVector, VectorToPixels
+    from hw.window import SlidingWindow
+
     net = the_plan.net
     in_encoding = encoding_of(net.input.type)
     encoding = in_encoding
     stages = []
+    pixels = False  # whether the stream carries pixels (else whole vectors)
+
+    def to_pixels(index, shape):
+        h, w, c = shape
+        unit = VectorToPixels(shape=encoding.shape, pixels=h * w, channels=c)
+        return [Stage(f"l{index}_serialize", unit, index, unit.latency, unit.initiation_interval)]
+
+    def to_vector(index, shape):
+        h, w, c = shape
+        unit = PixelsToVector(shape=encoding.shape, pixels=h * w, channels=c)
+        return [Stage(f"l{index}_deserialize", unit, index, unit.latency, unit.initiation_interval)]
+
     for lp in the_plan.layers:
         layer = net.layers[lp.index]
+        shape = net.shapes[lp.index]
+        new = []
         if isinstance(layer, Dense):
-            new, encoding = _vector_stages(net, lp.index, lp, encoding)
+            if pixels:
+                new += to_vector(lp.index, shape)
+                pixels = False
+            dot, encoding = _vector_stages(net, lp.index, lp, encoding)
+            new += dot
+        elif isinstance(layer, Conv2d):
+            if not pixels:
+                new += to_pixels(lp.index, shape)
+                pixels = True
+            window = SlidingWindow(
+                encoding=encoding,
+                height=shape[0],
+                width=shape[1],
+                channels=shape[2],
+                kernel=layer.kernel,
+                stride=layer.stride,
+                padding=layer.padding,
+                pad_value=int(layer.pad),
+            )
+            new.append(
+                Stage(
+                    f"l{lp.index}_window",
+                    window,
+                    lp.index,
+                    window.latency,
+                    window.initiation_interval,
+                )
+            )
+            dot, encoding = _vector_stages(net, lp.index, lp, encoding)
+            positions = lp.positions
+            for stage in dot:  # per-window figures become per-frame ones
+                stage.initiation_interval *= positions
+            new += dot
         else:
-            raise CompileError(f"layer {lp.index} ({layer.type}): not supported yet")
+            if not pixels:
+                new += to_pixels(lp.index, shape)
+                pixels = True
+            unit = MaxPoolUnit(
+                encoding=encoding,
+                height=shape[0],
+                width=shape[1],
+                channels=shape[2],
+                kernel=layer.kernel,
+                stride=layer.stride,
+            )
+            new.append(
+                Stage(
+                    f"l{lp.index}_maxpool", unit, lp.index, unit.latency, unit.initiation_interval
+                )
+            )
         _link(stages, new)
+    if pixels:
+        _link(stages, to_vector(len(net.layers) - 1, net.output_shape))
     count = int(np.prod(net.output_shape))
     if net.output == "argmax":
         from hw.argmax import Argmax
 
-        unit = Argmax(encoding=encoding, count=count)
+        unit = Argmax(encoding=encoding, count=count, stages=1)
         _link(stages, [Stage("argmax", unit, None, unit.latency, 1)])
         out_shape = _payload_shape(unit.o)
         info = OutputInfo("argmax", [], 1, ValueEncoding.uint(out_shape.width))
@@ -558,6 +634,80 @@ def build(the_plan):
         output_shape=out_shape,
     )
     return top, info
+
+
+# --- timing ---------------------------------------------------------------------------------
+
+
+def measure_timing(top, inputs, *, settle=10):
+    """Latency and initiation interval of ``top`` by simulating it (Amaranth's simulator).
+
+    One vector alone gives the latency (edges from its input transfer to its result's first
+    ``valid``, the definition of docs/accelerator.md); ``settle + 2`` vectors offered back to
+    back with ``o.ready`` always high give the steady initiation interval (the last spacing of
+    input transfers, which must equal the two before it).
+    """
+    from amaranth.sim import Simulator
+
+    count = len(inputs)
+    if count < settle + 2:
+        raise ValueError(f"need {settle + 2} inputs to measure the initiation interval")
+    accepted, produced = [], []
+
+    def run(vectors):
+        accepted.clear()
+        produced.clear()
+
+        async def bench(ctx):
+            ctx.set(top.o.ready, 1)
+            cycle, sent = 0, 0
+            if vectors:
+                ctx.set(top.i.valid, 1)
+                ctx.set(top.i.payload, [int(v) for v in vectors[0]])
+            limit = 1_000_000
+            while len(produced) < len(vectors) and cycle < limit:
+                _, _, i_ready, o_valid = await ctx.tick().sample(top.i.ready, top.o.valid)
+                cycle += 1
+                if o_valid:
+                    produced.append(cycle)
+                if sent < len(vectors) and i_ready:
+                    accepted.append(cycle)
+                    sent += 1
+                    if sent < len(vectors):
+                        ctx.set(top.i.payload, [int(v) for v in vectors[sent]])
+                    else:
+                        ctx.set(top.i.valid, 0)
+            if cycle >= limit:
+                raise RuntimeError("the accelerator produced no result within a million cycles")
+
+        sim = Simulator(top)
+        sim.add_clock(1e-6)
+        sim.add_testbench(bench)
+        sim.run()
+        return list(accepted), list(produced)
+
+    flat = [np.asarray(v).reshape(-1) for v in inputs]
+    acc1, out1 = run(flat[:1])
+    latency = out1[0] - acc1[0]
+    acc, _ = run(flat[: settle + 2])
+    gaps = np.diff(acc)
+    if len(set(gaps[-3:].tolist())) != 1:
+        raise RuntimeError(f"the initiation interval did not settle: input spacing {gaps}")
+    return latency, int(gaps[-1])
+
+
+def cycle_model(net, top):
+    """``(latency, initiation interval, how)`` of an accelerator.
+
+    For a pipeline of whole-vector stages both follow from the blocks' own figures
+    (``"analytic"``: latencies add up, the slowest stage sets the interval). Pixel streams
+    (conv2d, maxpool) pace their windows by scan position and back-pressure, so for those the
+    figures come from simulating the built design on a few inputs (``"simulated"``).
+    """
+    if not top.streams_pixels:
+        return top.latency, top.initiation_interval, "analytic"
+    latency, ii = measure_timing(top, golden.random_inputs(net, 12, seed=0))
+    return latency, ii, "simulated"
 
 
 # --- emitting -------------------------------------------------------------------------------------
@@ -578,7 +728,7 @@ class Compiled:
     metadata: dict
 
 
-def metadata(the_plan, top, info, *, description_sha256, version):
+def metadata(the_plan, top, info, timing, *, description_sha256, version):
     net = the_plan.net
     in_encoding = encoding_of(net.input.type)
     count_in = int(np.prod(net.input.shape))
@@ -638,8 +788,9 @@ def metadata(the_plan, top, info, *, description_sha256, version):
             "encoding": info.encoding.kind,
             "element_width": info.encoding.width,
         },
-        "latency": top.latency,
-        "initiation_interval": top.initiation_interval,
+        "latency": timing[0],
+        "initiation_interval": timing[1],
+        "timing_model": timing[2],
         "layers": layers,
         "predicted": the_plan.predicted.asdict(),
     }
@@ -661,9 +812,12 @@ def emit(the_plan, *, description_sha256=None):
     if description_sha256 is None:
         description_sha256 = hashlib.sha256(network.dumps(the_plan.net).encode()).hexdigest()
     top, info = build(the_plan)
+    timing = cycle_model(the_plan.net, top)
     name = top_name(the_plan.net.name)
     text = verilog.convert(top, name=name, emit_src=False, strip_internal_attrs=True)
-    meta = metadata(the_plan, top, info, description_sha256=description_sha256, version=_version())
+    meta = metadata(
+        the_plan, top, info, timing, description_sha256=description_sha256, version=_version()
+    )
     return Compiled(the_plan, top, text, meta)
 
 

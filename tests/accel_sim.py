@@ -4,6 +4,8 @@ import numpy as np
 from amaranth.sim import Simulator
 from streams import seeded, stream_get, stream_put
 
+from hw.encoding import ValueEncoding
+
 
 def simulate(compiled, inputs, *, seed=0, max_delay=2, timeout_cycles=None):
     """Feed ``inputs`` (values) through ``compiled.top``; returns the results as an array.
@@ -16,20 +18,20 @@ def simulate(compiled, inputs, *, seed=0, max_delay=2, timeout_cycles=None):
     count = meta["output"]["count"]
     results = []
     flat = np.asarray(inputs).reshape(len(inputs), -1)
+    in_encoding = ValueEncoding(meta["input"]["encoding"], meta["input"]["element_width"])
+    out_encoding = ValueEncoding(meta["output"]["encoding"], meta["output"]["element_width"])
 
     async def producer(ctx):
         rng = seeded(seed)
         for vector in flat:
-            await stream_put(ctx, top.i, [int(v) for v in vector], rng=rng, max_delay=max_delay)
+            await stream_put(ctx, top.i, in_encoding.pack(vector), rng=rng, max_delay=max_delay)
 
     async def consumer(ctx):
         rng = seeded(seed + 1)
         for _ in range(len(flat)):
             payload = await stream_get(ctx, top.o, rng=rng, max_delay=max_delay)
-            if meta["output"]["kind"] == "argmax":
-                results.append(int(payload))
-            else:
-                results.append([int(payload[k]) for k in range(count)])
+            word = int(payload.as_value().value) if hasattr(payload, "as_value") else payload
+            results.append(out_encoding.unpack(word, count).tolist())
 
     sim = Simulator(top)
     sim.add_clock(1e-6)
@@ -42,6 +44,8 @@ def simulate(compiled, inputs, *, seed=0, max_delay=2, timeout_cycles=None):
     sim.run_until(timeout_cycles * 1e-6)
     assert len(results) == len(flat), f"only {len(results)} of {len(flat)} results arrived"
     out = np.array(results, dtype=np.int64)
-    if meta["output"]["kind"] == "values":
+    if meta["output"]["kind"] == "argmax":
+        out = out[:, 0]
+    else:
         out = out.reshape((len(flat),) + tuple(meta["output"]["shape"]))
     return out

@@ -16,10 +16,16 @@ async def _idle(ctx, rng, max_delay):
 
 
 async def stream_put(ctx, stream, payload, *, rng=None, max_delay=0):
-    """Send one ``payload`` on ``stream``, after a random gap of up to ``max_delay`` cycles."""
+    """Send one ``payload`` on ``stream``, after a random gap of up to ``max_delay`` cycles.
+
+    ``payload`` is a value of the payload's shape, or an ``int`` holding its packed bits.
+    """
     await _idle(ctx, rng, max_delay)
     ctx.set(stream.valid, 1)
-    ctx.set(stream.payload, payload)
+    target = stream.payload
+    if isinstance(payload, int) and hasattr(target, "as_value"):
+        target = target.as_value()  # a packed word for a structured payload
+    ctx.set(target, payload)
     await ctx.tick().until(stream.ready)
     ctx.set(stream.valid, 0)
 

@@ -157,6 +157,40 @@ def test_random_dense_descriptions(data):
     check_against_golden(net, fold, inputs)
 
 
+@pytest.mark.parametrize("fold", ["unrolled", "0:1,3;2:1,2", "0:2,9;2:2,8"])
+def test_example_cnn(fold):
+    net = load_example("tiny_cnn")
+    with open(os.path.join(EXAMPLES, "tiny_cnn.vectors.json")) as f:
+        vectors = json.load(f)
+    inputs = np.array(vectors["inputs"])
+    check_against_golden(net, fold, inputs)
+    assert np.array_equal(golden.run(net, inputs), vectors["outputs"])
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.data())
+def test_random_spatial_descriptions(data):
+    doc = data.draw(networks(max_layers=3, spatial=True))
+    net = network.from_dict(doc)
+    inputs = np.concatenate([compiler.corner_inputs(net), data.draw(inputs_for(doc, 6))])
+    fold = data.draw(st.sampled_from(["unrolled", "1,1"]))
+    check_against_golden(net, fold, inputs)
+
+
+@pytest.mark.parametrize("fold", ["unrolled", "0:2,3;1:3,1", "1,1"])
+def test_analytic_cycle_model_matches_simulation(fold):
+    net = mlp([12, 6, 6, 3], seed=4)
+    compiled = compiler.compile_network(net, fold)
+    meta = compiled.metadata
+    assert meta["timing_model"] == "analytic"
+    measured = compiler.measure_timing(compiled.top, golden.random_inputs(net, 12, seed=1))
+    assert measured == (meta["latency"], meta["initiation_interval"])
+
+
 # --- outputs ---------------------------------------------------------------------------------
 
 
