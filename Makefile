@@ -1,8 +1,8 @@
 # The Makefile only wraps the README's commands; tools/setup.sh does all set-up, idempotently.
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-MODEL  ?= models/tiny-mlp.tnn.json
-DEMO_ARGS ?=
+MODEL  ?= models/digits-mlp.tnn.json
+DEMO_ARGS ?= --data digits --vectors 360
 OUT    ?= out
 
 .PHONY: setup demo test test-all lint bench clean

@@ -441,8 +441,9 @@ def _step(title):
 
 
 def cmd_flow(args):
-    """The whole flow on one model: summary, golden model, and each later step that exists."""
+    """The whole flow on one model, each step through its own subcommand."""
     net = _load_model(args.model)
+    out = args.output or os.path.join("out", net.name)
     _step(f"check {args.model}")
     print(summarize(net))
     _step("golden model")
@@ -460,6 +461,37 @@ def cmd_flow(args):
         outputs = _run(net, inputs, "random inputs")
         shown = outputs[:10].tolist() if net.output == "argmax" else outputs.shape
         print(f"{args.vectors} random inputs (seed {args.seed}); first results: {shown}")
+    steps = [
+        (
+            "verilog",
+            [
+                "verilog",
+                args.model,
+                "-o",
+                out,
+                "--fold",
+                args.fold,
+                "--vectors",
+                str(args.vectors),
+                "--seed",
+                str(args.seed),
+            ]
+            + (["--data", args.data] if args.data else [])
+            + (["--target-ii", str(args.target_ii)] if args.target_ii else [])
+            + (["--max-luts", str(args.max_luts)] if args.max_luts else []),
+        )
+    ]
+    if not args.no_sim:
+        steps.append(("sim", ["sim", out, "--sim", args.sim]))
+    if not args.no_synth:
+        steps.append(("synth", ["synth", out, "--target", args.target]))
+    for name, argv in steps:
+        _step(f"tnngen {' '.join(argv)}")
+        status = main(argv)
+        if status != EXIT_OK:
+            print(f"tnngen flow: the {name} step failed (exit status {status})", file=sys.stderr)
+            return status
+    _step(f"done: everything is in {out}")
     return EXIT_OK
 
 
@@ -681,23 +713,40 @@ def build_parser():
     p = sub.add_parser(
         "flow",
         help="run the whole flow on one model",
-        description="Run every step on one model and report each: summary and golden model "
-        "(accuracy on --data, or results on random inputs).",
+        description="Run every step on one model and report each: summary, golden model "
+        "(accuracy on --data, or results on random inputs), Verilog, simulation against the "
+        "golden model (cocotb), and synthesis with its resource and timing report.",
     )
     p.add_argument("model", metavar="MODEL", help="network description (*.tnn.json)")
     p.add_argument(
         "--data",
         metavar="NAME",
-        help="data set for accuracy (digits, mnist5k, idx:DIR); default: random inputs",
+        help="data set for accuracy and test vectors (digits, mnist5k, idx:DIR); default: "
+        "random inputs",
     )
     p.add_argument(
         "--vectors",
         type=int,
-        default=1000,
+        default=256,
         metavar="N",
-        help="random inputs when no --data is given (default: 1000)",
+        help="test vectors for the simulation (default: 256)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of random inputs (default: 0)")
+    p.add_argument("-o", "--output", metavar="DIR", help="output folder (default: out/<name>)")
+    _add_compile_options(p)
+    p.add_argument(
+        "--sim",
+        choices=("icarus", "verilator"),
+        default="icarus",
+        help="simulator (default: icarus)",
+    )
+    p.add_argument(
+        "--target",
+        default="ice40-up5k",
+        help="synthesis target (default: ice40-up5k); see tnngen synth --help",
+    )
+    p.add_argument("--no-sim", action="store_true", help="skip the simulation step")
+    p.add_argument("--no-synth", action="store_true", help="skip the synthesis step")
     p.set_defaults(handler=cmd_flow)
     return parser
 
