@@ -68,7 +68,7 @@ def design_ours(weights, share, carry_in="constant"):
         y.eq(dut.o.payload),
     ]
     text = verilog.convert(m, name="top", ports=[x, y], emit_src=False)
-    return text, "top", "x", "y", [width] * weights.shape[0]
+    return text, "top", "x", "y", [width] * weights.shape[0], [2] * fan_in
 
 
 def _baseline(weights, combine):
@@ -88,7 +88,7 @@ def _baseline(weights, combine):
     y = Signal(width * rows, name="y")
     m.d.comb += y.eq(Cat(*outs))
     text = verilog.convert(m, name="top", ports=[x, y], emit_src=False)
-    return text, "top", "x", "y", [width] * rows
+    return text, "top", "x", "y", [width] * rows, [2] * fan_in
 
 
 def design_sum(weights):
@@ -132,24 +132,33 @@ def design_alkaid(weights, ternary_fuse, workdir):
             if name.endswith(".v") and name != "alkdense_wrapper.v":
                 with open(os.path.join(root, name)) as f:
                     text.append(f.read())
+    # alkaid drops inputs whose weights are all zero (width 0) from its input port.
+    in_kifs = np.asarray(comb.inp_kifs)
+    in_widths = [int(in_kifs[:, i].sum()) for i in range(fan_in)]
+    assert all(w in (0, 2) for w in in_widths), "unexpected alkaid input widths"
     kifs = np.asarray(comb.out_kifs)
     widths = [int(kifs[0, j] + kifs[1, j] + kifs[2, j]) for j in range(kifs.shape[1])]
     assert not np.any(kifs[2]) and not any(comb.out_shifts), "non-integer alkaid outputs"
-    return "\n".join(text), "alkdense", "model_inp", "model_out", widths
+    return "\n".join(text), "alkdense", "model_inp", "model_out", widths, in_widths
 
 
 # --- checking and measuring --------------------------------------------------------------------
 
 
 def check(design, weights, *, vectors=48, seed=1):
-    """Simulate the design's Verilog with Icarus on random ternary vectors; compare with NumPy."""
-    text, top, inp, out, widths = design
+    """Simulate the design's Verilog with Icarus on random ternary vectors; compare with NumPy.
+
+    ``design`` is ``(verilog, top, input port, output port, output widths, input widths)``;
+    inputs of width 0 are not on the port.
+    """
+    text, top, inp, out, widths, in_widths = design
     rows, fan_in = weights.shape
     rng = np.random.default_rng(seed)
     xs = rng.integers(-1, 2, size=(vectors, fan_in))
     xs[0], xs[1] = -1, 1
-    packed = [[TERNARY.pack(v)] for v in xs]
-    results = iverilog_eval(text, top, [(inp, 2 * fan_in)], [(out, sum(widths))], packed)
+    live = [i for i in range(fan_in) if in_widths[i]]
+    packed = [[TERNARY.pack(v[live])] for v in xs]
+    results = iverilog_eval(text, top, [(inp, 2 * len(live))], [(out, sum(widths))], packed)
     expected = xs @ weights.T
     for v, (word,) in enumerate(results):
         shift = 0
