@@ -74,6 +74,11 @@ def tree_latency(stages):
     return stages
 
 
+def _check_carry_in(carry_in):
+    if carry_in not in CARRY_IN:
+        raise ValueError(f"Carry-in must be one of {CARRY_IN}, not {carry_in!r}")
+
+
 def _check_stages(stages):
     if not isinstance(stages, int) or isinstance(stages, bool):
         raise TypeError(f"Stages must be a non-negative integer, not {stages!r}")
@@ -452,8 +457,7 @@ def build_sums(
     list of Signal
     """
     _check_stages(stages)
-    if carry_in not in CARRY_IN:
-        raise ValueError(f"Carry-in must be one of {CARRY_IN}, not {carry_in!r}")
+    _check_carry_in(carry_in)
     heaps = list(heaps)
     if ranges is None:
         ranges = [(h.min, h.max) for h in heaps]
@@ -515,6 +519,8 @@ class Popcount(wiring.Component):
         Bit ``k`` counts ``2**weights[k]`` (a heap of weighted bit columns); default all 0.
     stages : int
         Pipeline stages (see :attr:`latency`).
+    carry_in : str
+        ``"constant"`` or ``"repeat"``, see :func:`build_sums`.
 
     Members
     -------
@@ -522,7 +528,7 @@ class Popcount(wiring.Component):
     o : ``Out(stream.Signature(shape))``, ``shape`` the narrowest unsigned shape of the sum.
     """
 
-    def __init__(self, fan_in, *, weights=None, stages=0):
+    def __init__(self, fan_in, *, weights=None, stages=0, carry_in="constant"):
         if not isinstance(fan_in, int) or isinstance(fan_in, bool):
             raise TypeError(f"Fan-in must be a positive integer, not {fan_in!r}")
         if fan_in < 1:
@@ -535,6 +541,8 @@ class Popcount(wiring.Component):
         ):
             raise ValueError(f"Weights must be {fan_in} non-negative integers, not {weights!r}")
         _check_stages(stages)
+        _check_carry_in(carry_in)
+        self._carry_in = carry_in
         self._fan_in = fan_in
         self._weights = weights
         self._stages = stages
@@ -570,7 +578,9 @@ class Popcount(wiring.Component):
         for k, w in enumerate(self._weights):
             heap.add_bit(self.i.payload[k], w)
         advance = pipeline_control(m, self.i, self.o, self._stages)
-        (total,) = build_sums(m, [heap], stages=self._stages, enable=advance, name="pop")
+        (total,) = build_sums(
+            m, [heap], stages=self._stages, enable=advance, name="pop", carry_in=self._carry_in
+        )
         m.d.comb += self.o.payload.eq(total)
         return m
 
@@ -590,6 +600,8 @@ class AdderTree(wiring.Component):
         Pipeline stages (see :attr:`latency`).
     split : bool
         Enter the operands bit by bit (bit-plane form) instead of as words.
+    carry_in : str
+        ``"constant"`` or ``"repeat"``, see :func:`build_sums`.
 
     Members
     -------
@@ -597,7 +609,7 @@ class AdderTree(wiring.Component):
     o : ``Out(stream.Signature(out_shape))``, the narrowest shape of the sum's range.
     """
 
-    def __init__(self, shape, count, *, signs=None, stages=0, split=False):
+    def __init__(self, shape, count, *, signs=None, stages=0, split=False, carry_in="constant"):
         try:
             shape = Shape.cast(shape)
         except TypeError:
@@ -612,6 +624,8 @@ class AdderTree(wiring.Component):
         if len(signs) != count or any(s not in (-1, 0, 1) for s in signs):
             raise ValueError(f"Signs must be {count} values in (-1, 0, 1), not {signs!r}")
         _check_stages(stages)
+        _check_carry_in(carry_in)
+        self._carry_in = carry_in
         self._shape_in = shape
         self._count = count
         self._signs = signs
@@ -654,7 +668,13 @@ class AdderTree(wiring.Component):
                 heap.add_operand(self.i.payload[k], negate=s < 0, split=self._split)
         advance = pipeline_control(m, self.i, self.o, self._stages)
         (total,) = build_sums(
-            m, [heap], stages=self._stages, ranges=[self._range], enable=advance, name="add"
+            m,
+            [heap],
+            stages=self._stages,
+            ranges=[self._range],
+            enable=advance,
+            name="add",
+            carry_in=self._carry_in,
         )
         m.d.comb += self.o.payload.eq(total)
         return m

@@ -183,7 +183,7 @@ def test_narrow_range_is_modular():
 @pytest.mark.parametrize("stages", [0, 1, 3])
 def test_popcount_stream(stages):
     rng = random.Random(stages)
-    dut = Popcount(23, stages=stages)
+    dut = Popcount(23, stages=stages, carry_in=("constant", "repeat")[stages % 2])
     assert dut.o.payload.shape() == unsigned(5)
     assert dut.range == (0, 23)
     words = [rng.randrange(1 << 23) for _ in range(40)] + [0, (1 << 23) - 1]
@@ -202,17 +202,17 @@ def test_popcount_weighted_stream():
 
 
 @pytest.mark.parametrize(
-    "shape,signs,stages,split",
+    "shape,signs,stages,split,carry_in",
     [
-        (signed(4), [1, -1, 1, 0, -1, 1, 1], 0, False),
-        (signed(4), [1, -1, 1, 0, -1, 1, 1], 2, True),
-        (unsigned(3), [-1, -1, 1, 1, 1], 1, False),
-        (unsigned(5), None, 3, False),
+        (signed(4), [1, -1, 1, 0, -1, 1, 1], 0, False, "constant"),
+        (signed(4), [1, -1, 1, 0, -1, 1, 1], 2, True, "repeat"),
+        (unsigned(3), [-1, -1, 1, 1, 1], 1, False, "repeat"),
+        (unsigned(5), None, 3, False, "constant"),
     ],
 )
-def test_adder_tree_stream(shape, signs, stages, split):
+def test_adder_tree_stream(shape, signs, stages, split, carry_in):
     count = 7 if signs is None else len(signs)
-    dut = AdderTree(shape, count, signs=signs, stages=stages, split=split)
+    dut = AdderTree(shape, count, signs=signs, stages=stages, split=split, carry_in=carry_in)
     signs = signs or [1] * count
     lo, hi = (-8, 7) if shape.signed else (0, (1 << shape.width) - 1)
     assert dut.range == (
@@ -261,5 +261,9 @@ def test_parameter_errors():
         ValueError, match=r"^Carry-in must be one of \('constant', 'repeat'\), not 'xor'$"
     ):
         build_sums(Module(), [BitHeap()], carry_in="xor")
+    with pytest.raises(
+        ValueError, match=r"^Carry-in must be one of \('constant', 'repeat'\), not 0$"
+    ):
+        Popcount(3, carry_in=0)
     with pytest.raises(TypeError, match=r"^Heap must be a BitHeap, not 3$"):
         BitHeap().add_heap(3)
