@@ -4,7 +4,16 @@ Tests marked ``slow`` run only with ``--run-slow`` (``make test-all``); each of 
 smaller form that runs by default, so CI exercises every path at least once.
 """
 
+import os
+
 import pytest
+from hypothesis import settings
+
+# CI replays the same examples every run (a failure there is reproducible from its log); a
+# developer's run explores new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def pytest_addoption(parser):
