@@ -247,6 +247,17 @@ def _positions(net, index):
     return int(np.prod(shape_out[:2])) if len(shape_out) == 3 else 1
 
 
+def _scan_cycles(net, index):
+    """Cycles a sliding window scans per frame: real pixels and the padding that windows use."""
+    layer, shape = net.layers[index], net.shapes[index]
+    out = net.shapes[index + 1]
+    cycles = 1
+    for axis in (0, 1):
+        k, s, p = layer.kernel[axis], layer.stride[axis], layer.padding[axis]
+        cycles *= max(p + shape[axis], (out[axis] - 1) * s + k)
+    return cycles
+
+
 def _layer_plan(net, index, fold, ranges):
     layer = net.layers[index]
     positions = _positions(net, index)
@@ -272,7 +283,7 @@ def _layer_plan(net, index, fold, ranges):
         per_position = (rows // pe) * (cols // simd)
     ii = positions * per_position
     if isinstance(layer, Conv2d):
-        ii = max(ii, int(np.prod(net.shapes[index][:2])))  # the window reads every pixel
+        ii = max(ii, _scan_cycles(net, index))
     return LayerPlan(
         index,
         layer.type,
