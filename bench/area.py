@@ -20,6 +20,7 @@ Run: ``python -m bench.area`` (several minutes), or ``python -m bench.area --qui
 """
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -223,6 +224,17 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=2, help="designs synthesized in parallel")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--baseline-max-nz",
+        type=int,
+        default=2000,
+        help="build the sum and tree baselines only up to this many nonzero weights "
+        "(Yosys takes over an hour on them for 256->64; they have no sharing, so their "
+        "cost per nonzero weight is that of a row)",
+    )
+    parser.add_argument(
+        "--results", help="JSON file of results: read to skip designs done, written as they end"
+    )
+    parser.add_argument(
         "--pnr",
         action="store_true",
         help="also place the cases that fit an iCE40 HX8K with nextpnr and count logic cells",
@@ -246,15 +258,38 @@ def main(argv=None):
         print("alkaid is not installed (pip install alkaid): its rows are left out")
     targets = ["ice40", "xilinx"]
     weights = {case: random_ternary(r, f, args.seed) for case, r, f in cases}
-    jobs = [(name, case) for case, _, _ in cases for name in names]
+    nonzero = {case: int(np.count_nonzero(w)) for case, w in weights.items()}
     results = {}
+    if args.results and os.path.exists(args.results):
+        with open(args.results) as f:
+            for key, counts in json.load(f).items():
+                case, name, seed = key.split("|")
+                if int(seed) == args.seed:
+                    results[case, name] = counts
+    jobs = [
+        (name, case)
+        for case, _, _ in cases
+        for name in names
+        if (case, name) not in results
+        and (name not in ("sum", "tree") or nonzero[case] <= args.baseline_max_nz)
+    ]
+    # Largest first, so that the long ones overlap.
+    jobs.sort(key=lambda job: -nonzero[job[1]])
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [
-            pool.submit(measure, n, c, weights[c], targets, args.pnr and weights[c].size <= 1024)
+        futures = {
+            pool.submit(measure, n, c, weights[c], targets, args.pnr and weights[c].size <= 1024): (
+                n,
+                c,
+            )
             for n, c in jobs
-        ]
+        }
         for future in as_completed(futures):
-            case, name, counts = future.result()
+            name, case = futures[future]
+            try:
+                _, _, counts = future.result()
+            except Exception as error:  # a failed design is reported, not fatal to the run
+                print(f"  FAILED: {case} {name}: {error!r}", file=sys.stderr, flush=True)
+                continue
             results[case, name] = counts
             print(
                 f"  done: {case:14s} {name:13s} "
@@ -265,6 +300,14 @@ def main(argv=None):
                 file=sys.stderr,
                 flush=True,
             )
+            if args.results:
+                with open(args.results, "w") as f:
+                    json.dump(
+                        {f"{c}|{n}|{args.seed}": v for (c, n), v in results.items()},
+                        f,
+                        indent=1,
+                        default=str,
+                    )
 
     header = (
         f"{'case':14s} {'nz':>6s} {'design':13s} {'iCE40 LUT4':>10s} {'SB_CARRY':>8s} "
@@ -278,8 +321,12 @@ def main(argv=None):
     print(header)
     print("-" * len(header))
     for case, _, _ in cases:
-        nz = int(np.count_nonzero(weights[case]))
+        nz = nonzero[case]
         for name in names:
+            if (case, name) not in results:
+                why = "too large" if name in ("sum", "tree") else "failed"
+                print(f"{case:14s} {nz:6d} {name:13s} ({why}: see --baseline-max-nz)")
+                continue
             ice, xil = results[case, name]["ice40"], results[case, name]["xilinx"]
             print(
                 f"{case:14s} {nz:6d} {name:13s} {ice['luts']:10d} {ice['carry']:8d} "
