@@ -43,8 +43,9 @@ __all__ = ["DotProduct", "value_bits", "share_pairs", "SHARE_MIN_USES"]
 
 _FORMS = ("bits", "words")
 
-# A shared pair costs about 3 LUTs and saves about one LUT in each row using it; it pays from
-# 4 rows on (measured: bench/area.py).
+# A shared pair costs 3 LUTs (one per output bit) and takes one bit out of each row using it,
+# about 1.1 LUTs at the measured cost of a tree (bench/area.py); so it pays from about 3 rows on,
+# and 4 leaves a margin. The threshold itself is an estimate; sharing on/off is measured.
 SHARE_MIN_USES = 4
 
 
