@@ -34,10 +34,12 @@ def _r(luts=0.0, carry=0.0, ffs=0.0, rom_bits=0):
     return Resources(round(luts), round(carry), round(ffs), int(rom_bits))
 
 
-# Coefficients (iCE40, Yosys 0.23), from bench/area.py on the compressor-tree dot products:
-# LUT4s and carry cells per input bit entering a row's compressor heap.
-LUT_PER_HEAP_BIT = 0.62
-CARRY_PER_HEAP_BIT = 0.55
+# Coefficients (iCE40, Yosys 0.23 synth_ice40), fitted to the shipped digits-mlp's layers
+# (uint4 and ternary inputs): LUT4s, carry cells and pipeline flip-flops per input bit entering
+# a row's compressor heap.
+LUT_PER_HEAP_BIT = 1.4
+CARRY_PER_HEAP_BIT = 1.15
+FF_PER_HEAP_BIT_PER_STAGE = 0.18
 
 
 def heap_bits(weights, bits_per_value):
@@ -49,8 +51,8 @@ def unrolled_dot(weights, bits_per_value, acc_bits, stages):
     """Constant-weight dot products of every row (wiring plus compressor trees)."""
     bits = heap_bits(weights, bits_per_value)
     rows = weights.shape[0]
-    # each pipeline stage registers roughly one accumulator-wide word per row
-    ffs = stages * rows * acc_bits
+    # a pipeline stage registers the partial sums alive at its depth, plus each row's result
+    ffs = stages * (FF_PER_HEAP_BIT_PER_STAGE * bits + rows * acc_bits)
     return _r(LUT_PER_HEAP_BIT * bits + rows, CARRY_PER_HEAP_BIT * bits, ffs)
 
 
