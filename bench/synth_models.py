@@ -71,6 +71,9 @@ def main(argv=None):
             build(model, fold, target_ii, directory)
             report = synth.run(directory, target, tools=args.tools, timeout=args.timeout)
         except (synth.SynthError, synth.SynthInputError, compiler.CompileError) as exc:
+            if getattr(exc, "report", None) is not None:  # too big for the part
+                reports[model] = exc.report
+                print(synth_report.format_markdown(exc.report), flush=True)
             print(f"{model}: failed: {exc}", file=sys.stderr, flush=True)
             failures.append(f"{model}: failed")
             continue
@@ -89,10 +92,11 @@ def main(argv=None):
         predicted = (report.get("predicted") or {}).get("luts")
         ratio = luts / predicted if predicted else None
         perf = report["performance"]
-        rate = perf["inferences_per_second"]
+        rate = perf.get("inferences_per_second") or 0
+        fmax = "no fit" if perf["fmax_mhz"] is None else f"{perf['fmax_mhz']:.1f}"
         print(
             f"| {model} | {target} | {fold} | {luts:,} | {predicted:,} | {ratio:.2f} | "
-            f"{perf['fmax_mhz']:.1f} | {rate:,.0f} |"
+            f"{fmax} | {rate:,.0f} |"
         )
         if target in ("ice40-up5k", "ecp5-85k") and (
             ratio is None or abs(ratio - 1) > LUT_TOLERANCE

@@ -1082,7 +1082,7 @@ def _build_report(
 
     # Per layer.
     layers_out = []
-    if separated and meta.get("layers"):
+    if separated and hierarchy and meta.get("layers"):
         in_layers = {}
         for layer in meta["layers"]:
             index = layer.get("index")
@@ -1145,14 +1145,14 @@ def _build_report(
     logic = {}
     if pnr is not None:
         used = pnr["report"]["utilization"]
-        # nextpnr knows the die; its count of I/O sites is the die's, not the package's, on
-        # iCE40, so the package's pin count stays from the data sheet there.
+        # nextpnr knows the die's block RAMs and DSPs. Its count of I/O sites is the die's
+        # (96 on an UP5K, 365 on an LFE5U-85F), not the package's, so the package's pin count
+        # stays from the data sheet.
         for bel, key in (
             ("ICESTORM_RAM", "bram"),
             ("ICESTORM_DSP", "dsp"),
             ("DP16KD", "bram"),
             ("MULT18X18D", "dsp"),
-            ("TRELLIS_IO", "io"),
         ):
             if bel in used:
                 capacity[key] = used[bel]["available"]

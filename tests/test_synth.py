@@ -709,3 +709,13 @@ def test_design_too_big_for_the_part(tmp_path, monkeypatch, capsys):
     assert "| ICESTORM_LC (nextpnr) | 7,741 |" in out
     assert "- place and route failed: the design does not fit iCE40UP5K-SG48" in out
     assert "tnngen synth: error: the design does not fit" in err
+
+
+@tools
+def test_flat(tmp_path):
+    path = tiny_accelerator(tmp_path / "acc")
+    report = synth.run(path, "asic", hierarchy=False, progress=synth.Progress(None))
+    res = report["resources"]
+    assert res["layers"] == [] and res["accelerator"]["gates"] == res["total"]["gates"] > 0
+    with open(os.path.join(path, "synth-asic", "synth.ys")) as f:
+        assert "keep_hierarchy" not in f.read()
