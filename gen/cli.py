@@ -390,6 +390,7 @@ def cmd_synth(args):
             liberty=args.liberty,
             pins_file=args.pins,
             seed=args.seed,
+            extra_pnr_args=args.pnr_arg,
             hierarchy=not args.flat,
             **_synth_options(args),
         )
@@ -678,6 +679,13 @@ def build_parser():
         help="PCF (iCE40) or LPF (ECP5) placing the wrapper's ports (default: nextpnr chooses)",
     )
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default: 1)")
+    p.add_argument(
+        "--pnr-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="pass ARG on to nextpnr, e.g. --pnr-arg=--router --pnr-arg=router2 (repeatable)",
+    )
     p.add_argument(
         "--flat",
         action="store_true",

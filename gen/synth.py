@@ -732,6 +732,7 @@ def synthesize(
     pin_width=DEFAULT_PIN_WIDTH,
     pins_file=None,
     seed=1,
+    extra_pnr_args=(),
     hierarchy=True,
     place_and_route=True,
     progress=None,
@@ -762,6 +763,8 @@ def synthesize(
         without it nextpnr places them on free pins of the package.
     seed : int
         nextpnr's placement seed.
+    extra_pnr_args : sequence of str
+        More options for nextpnr, passed as they are (e.g. ``["--router", "router2"]``).
     hierarchy : bool
         Keep the accelerator's and its layers' modules apart (default). ``False`` flattens
         everything, as a design would be built for a product; the report then has no wrapper
@@ -897,7 +900,7 @@ def synthesize(
         constraint = float(freq if freq is not None else target.default_freq)
         args = [*target.pnr_args, "--json", "netlist.json", "--top", top]
         args += ["--freq", f"{constraint:g}", "--timing-allow-fail", "--seed", str(seed)]
-        args += ["--report", "nextpnr-report.json"]
+        args += ["--report", "nextpnr-report.json", *extra_pnr_args]
         if pins_file is not None:
             local = "pins.pcf" if target.family == "ice40" else "pins.lpf"
             shutil.copyfile(pins_file, os.path.join(workdir, local))
@@ -965,6 +968,7 @@ def synthesize(
         pnr = {
             "report": pnr_report,
             "log_fmax": log_fmax,
+            "extra_args": list(extra_pnr_args),
             "constraint_mhz": constraint,
             "seed": seed,
             "pins_file": pins_file,
@@ -1213,6 +1217,7 @@ def _build_report(
             performance["pin_latency_cycles"] = latency + wrapper["latency"]
         pnr_out = {
             "constraint_mhz": pnr["constraint_mhz"],
+            "extra_args": pnr.get("extra_args", []),
             "seed": pnr["seed"],
             "pins_file": pnr["pins_file"],
             "fmax": fmax,

@@ -547,8 +547,11 @@ def format_markdown(report):
     pnr = report.get("place_and_route")
     if pnr:
         pins = f"pins from {pnr['pins_file']}" if pnr.get("pins_file") else "pins placed by nextpnr"
+        extra = " ".join(pnr.get("extra_args") or [])
         lines.append(
-            f"Clock constraint {pnr['constraint_mhz']:g} MHz; nextpnr seed {pnr['seed']}; {pins}"
+            f"Clock constraint {pnr['constraint_mhz']:g} MHz; nextpnr seed {pnr['seed']}"
+            + (f", options {extra}" if extra else "")
+            + f"; {pins}"
         )
     if has_wrapper:
         w = report["wrapper"]
