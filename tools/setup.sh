@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up for `make demo` and `make test`: a virtual environment with the project and
-# its Python packages (YoWASP Yosys and nextpnr from PyPI among them: the only ECP5 place and
-# route, and the fallback elsewhere), and the system tools (Icarus Verilog; Yosys and nextpnr-ice40 from the
-# system's packages where they can be installed, else YoWASP from PyPI).
+# its Python packages (among them YoWASP Yosys and nextpnr from PyPI: the only ECP5 place and
+# route, and the fallback elsewhere), and the system tools (Icarus Verilog; Yosys and
+# nextpnr-ice40 from the system's packages where they can be installed).
 # A second run with nothing changed returns in well under a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
