@@ -485,7 +485,12 @@ def cmd_flow(args):
     if not args.no_sim:
         steps.append(("sim", ["sim", out, "--sim", args.sim]))
     if not args.no_synth:
-        steps.append(("synth", ["synth", out, "--target", args.target]))
+        steps.append(
+            (
+                "synth",
+                ["synth", out, "--target", args.target] + (["--no-pnr"] if args.no_pnr else []),
+            )
+        )
     for name, argv in steps:
         _step(f"tnngen {' '.join(argv)}")
         status = main(argv)
@@ -755,6 +760,11 @@ def build_parser():
     )
     p.add_argument("--no-sim", action="store_true", help="skip the simulation step")
     p.add_argument("--no-synth", action="store_true", help="skip the synthesis step")
+    p.add_argument(
+        "--no-pnr",
+        action="store_true",
+        help="synthesis only, no place and route (resources without Fmax; much faster)",
+    )
     p.set_defaults(handler=cmd_flow)
     return parser
 
