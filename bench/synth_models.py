@@ -37,6 +37,9 @@ RUNS = [
     ("digits-cnn", "ecp5-25k", "unrolled", None),
 ]
 MIN_MNIST_RATE = 100_000
+# nextpnr's router2 for ECP5: router1 had not converged after 90 minutes on mnist-mlp (over a
+# thousand congested wires left, each thousand iterations slower than the last).
+PNR_ARGS = {"ecp5-25k": ("--router", "router2"), "ecp5-85k": ("--router", "router2")}
 LUT_TOLERANCE = 0.25
 
 
@@ -69,7 +72,13 @@ def main(argv=None):
         print(f"\n== {model}, {fold_text}, on {target}", flush=True)
         try:
             build(model, fold, target_ii, directory)
-            report = synth.run(directory, target, tools=args.tools, timeout=args.timeout)
+            report = synth.run(
+                directory,
+                target,
+                tools=args.tools,
+                timeout=args.timeout,
+                extra_pnr_args=PNR_ARGS.get(target, ()),
+            )
         except (synth.SynthError, synth.SynthInputError, compiler.CompileError) as exc:
             if getattr(exc, "report", None) is not None:  # too big for the part
                 reports[model] = exc.report

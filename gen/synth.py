@@ -1093,7 +1093,11 @@ def _build_report(
             label = f"{index} {layer.get('type', '')}".strip()
             if layer.get("engine"):
                 engine = layer["engine"]
-                if layer.get("pe") and layer.get("simd"):
+                if (
+                    layer.get("type") in ("dense", "conv2d")
+                    and layer.get("pe")
+                    and layer.get("simd")
+                ):
                     engine += f" {layer['pe']}x{layer['simd']}"
                 label += f" ({engine})"
             held = layer_modules.get(index, [])
