@@ -44,6 +44,7 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = [
     "BitHeap",
+    "signed_bit_heap",
     "build_sums",
     "build_sum",
     "tree_latency",
@@ -199,6 +200,31 @@ class BitHeap:
         else:
             self._min += heap.min
             self._max += heap.max
+
+
+def signed_bit_heap(bits, constant=0):
+    """A :class:`BitHeap` of ``sum(sign * 2**exponent * bit) + constant``.
+
+    Parameters
+    ----------
+    bits : iterable of (Value, int, int)
+        ``(bit, exponent, sign)``, ``sign`` +1 or -1, as :func:`hw.dotproduct.value_bits`
+        lists them.
+    constant : int
+
+    The bits of sign +1 enter the heap as they are; those of sign -1 enter a second heap that
+    is subtracted as one word, so that no bit is inverted on its own (an inverter in front of
+    a carry chain costs a LUT; the word's inversion is one per heap).
+    """
+    heap, minus = BitHeap(), BitHeap()
+    heap.add_constant(constant)
+    for bit, exponent, sign in bits:
+        if sign not in (-1, 1):
+            raise ValueError(f"Sign must be -1 or +1, not {sign!r}")
+        (heap if sign > 0 else minus).add_bit(bit, exponent)
+    if minus.max > 0:
+        heap.add_heap(minus, negate=True)
+    return heap
 
 
 class _Builder:

@@ -9,16 +9,18 @@ vector while the current one is being computed, so a new vector starts every
 """
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.encoding import ValueEncoding, ternary_split
+from hw.compressor import CARRY_IN, build_sums, signed_bit_heap, tree_latency
+from hw.dotproduct import value_bits
+from hw.encoding import ValueEncoding
 from hw.streamutil import check_encoding, check_positive_int
 from hw.threshold import check_levels, check_thresholds, levels_encoding, threshold_level
 
-__all__ = ["FoldedMatrixVector", "adder_tree", "weight_range_of_rows"]
+__all__ = ["FoldedMatrixVector", "default_stages", "product_bits", "weight_range_of_rows"]
 
 _WEIGHT_TYPES = ("ternary", "binary")
 
@@ -52,64 +54,79 @@ def weight_range_of_rows(weights, encoding):
     return lo_terms.sum(axis=1), hi_terms.sum(axis=1)
 
 
-def adder_tree(m, terms, *, name="sum"):
-    """Sum of signed ``terms`` as a balanced tree of two-input additions, combinational.
+def default_stages(simd):
+    """Pipeline stages of the SIMD sums when none are given: about three adder levels per stage.
 
-    PROVISIONAL: the SIMD-wide sum of :class:`FoldedMatrixVector` goes through this function
-    (via :meth:`FoldedMatrixVector.simd_sum`) until it is switched to ``hw.compressor``'s
-    compressor trees. Amaranth widens each addition by a bit, so no partial sum overflows. Each
-    level is a signal, so that the simulator does not copy signed operands into every use.
+    A sum of ``simd`` products is a compressor tree of about ``log2(simd)`` adder levels (plus
+    the products' LUTs before it and the accumulator's adder after it): no register for
+    ``simd <= 8``, one up to 64, two up to 512.
     """
-    terms = list(terms)
-    if not terms:
-        return Const(0, signed(1))
-    level = 0
-    while len(terms) > 1:
-        paired = []
-        for k, (a, b) in enumerate(zip(terms[0::2], terms[1::2], strict=False)):
-            total = a + b
-            node = Signal(total.shape(), name=f"{name}_l{level}_{k}")
-            m.d.comb += node.eq(total)
-            paired.append(node)
-        if len(terms) % 2:
-            paired.append(terms[-1])
-        terms = paired
-        level += 1
-    return terms[0]
+    levels = max(0, (simd - 1).bit_length())
+    return max(0, (levels - 1) // 3)
 
 
-def _operand(m, value, kind, name):
-    """Split one operand once, into what the products need, as signals.
+def _signed_digits(value):
+    """``value`` as ``sum(sign * 2**exponent)``: ``(exponent, sign)`` pairs (non-adjacent form)."""
+    digits = []
+    exponent = 0
+    while value:
+        if value & 1:
+            sign = 2 - (value & 3)
+            digits.append((exponent, sign))
+            value -= sign
+        value >>= 1
+        exponent += 1
+    return digits
 
-    Ternary and binary operands become their ``(pos, neg)`` pair; an ``n``-bit input becomes
-    ``(x, -x)``. Signals, because each operand feeds ``pe`` (or ``simd``) products.
+
+def product_bits(x, input_encoding, w, weight_type):
+    """``x * w`` of a runtime weight ``w`` (ROM bits) and an input ``x``, as signed bits.
+
+    Returns ``(bits, constant)`` in the form of :func:`hw.dotproduct.value_bits`, such that
+    ``x * w = sum(sign * 2**exponent * bit) + constant``, ready for
+    :func:`hw.compressor.signed_bit_heap`. A bit is an input or ROM bit, or a function of at
+    most four of them (one LUT4). Only input and ROM bits come with sign -1: a LUT bit that
+    would is inverted instead (the LUT inverts for free), and the constant makes up for it.
+
+    ``w`` has the ROM encoding: ternary ``(nonzero, negative) = (w[0], w[1])``; binary one bit,
+    1 for +1. Ternary and binary products are ``nonzero - 2 * negative`` (binary by binary:
+    ``2 * XNOR - 1``); an ``n``-bit input is taken bit plane by bit plane
+    (:func:`hw.dotproduct.value_bits`), each bit ``b`` times ``w`` being ``t - negative`` with
+    ``t = (b & nonzero) ^ negative``.
     """
-    if kind == "ternary":
-        pos, neg = ternary_split(value)
-    elif kind == "binary":
-        pos, neg = value[0], ~value[0]
-    else:
-        pos, neg = value, -value
-    pos_signal = Signal(pos.shape(), name=f"{name}_pos")
-    neg_signal = Signal(neg.shape(), name=f"{name}_neg")
-    m.d.comb += [pos_signal.eq(pos), neg_signal.eq(neg)]
-    return pos_signal, neg_signal
-
-
-def _product(x, w, input_kind, weight_type):
-    """Signed value of ``x * w`` from the operands' :func:`_operand` splits."""
-    (xp, xn), (wp, wn) = x, w
-    if input_kind == "binary" and weight_type == "binary":
-        # +1 where the bits agree (XNOR), -1 where they differ
-        return Cat(Const(1, 1), xp ^ wp).as_signed()
-    if input_kind in ("ternary", "binary"):
-        # a ternary product, from the operands' (pos, neg) pairs
-        pos = (xp & wp) | (xn & wn)
-        neg = (xp & wn) | (xn & wp)
-        return Cat(pos | neg, neg).as_signed()
+    kind = input_encoding.kind
     if weight_type == "ternary":
-        return Mux(wn, xn, Mux(wp, xp, 0))
-    return Mux(wp, xp, xn)
+        w_nonzero, w_negative = w[0], w[1]
+    else:
+        w_nonzero, w_negative = None, ~w[0]  # None: always nonzero
+    if kind == "binary" and weight_type == "binary":
+        return value_bits(~(x[0] ^ w[0]), ValueEncoding.binary())
+    if kind in ("ternary", "binary"):
+        x_nonzero, x_negative = (x[0], x[1]) if kind == "ternary" else (None, ~x[0])
+        present = [bit for bit in (x_nonzero, w_nonzero) if bit is not None]
+        nonzero = present[0] if len(present) == 1 else present[0] & present[1]
+        negative = nonzero & (x_negative ^ w_negative)
+        # nonzero - 2 * negative = nonzero + 2 * ~negative - 2
+        return [(nonzero, 0, 1), (~negative, 1, 1)], -2
+    bits, constant = value_bits(x, input_encoding)
+    out = []
+    for bit, exponent, sign in bits:
+        t = bit ^ w_negative if w_nonzero is None else (bit & w_nonzero) ^ w_negative
+        if sign > 0:
+            out.append((t, exponent, 1))
+        else:
+            out.append((~t, exponent, 1))
+            constant -= 1 << exponent
+    # sum(sign * 2**exponent * (t - negative)) = (the t terms) - weight * negative
+    weight = sum(sign << exponent for _, exponent, sign in bits)
+    if weight_type == "ternary":
+        raw, coefficient = w[1], -weight
+    else:
+        # negative = 1 - w[0]
+        raw, coefficient = w[0], weight
+        constant -= weight
+    out.extend((raw, exponent, sign) for exponent, sign in _signed_digits(coefficient))
+    return out, constant
 
 
 def _pack(values, width):
@@ -144,6 +161,13 @@ class FoldedMatrixVector(wiring.Component):
         are the raw accumulators.
     thresholds : array-like of int, shape ``(rows, len(levels) - 1)``, optional
         Ascending thresholds per row.
+    stages : int, optional
+        Pipeline registers in each PE's SIMD sum (a compressor tree, :mod:`hw.compressor`);
+        default :func:`default_stages` of ``simd``. Each adds a cycle to :attr:`latency` and
+        none to :attr:`initiation_interval`.
+    carry_in : str
+        ``"constant"`` (fewest cells on iCE40) or ``"repeat"`` (fewest LUTs on 6-LUT fabrics);
+        see :func:`hw.compressor.build_sums`.
 
     Members
     -------
@@ -163,11 +187,15 @@ class FoldedMatrixVector(wiring.Component):
         Shape of the accumulators (of the outputs, without an activation).
     fold : tuple of int
         ``(rows // pe, cols // simd)``: row folds and column folds.
+    stages : int
+        Pipeline registers in the SIMD sums.
+    simd_ranges : list of (int, int)
+        Per PE, ``(lo, hi)`` of its SIMD sum over its weight tiles and all inputs.
     initiation_interval : int
         ``rows // pe * cols // simd`` cycles between the starts of successive vectors.
     latency : int
-        ``initiation_interval + 3`` cycles from an input transfer (into an idle engine) to its
-        output's ``valid``.
+        ``initiation_interval + stages + 3`` cycles from an input transfer (into an idle engine)
+        to its output's ``valid``.
     weight_rom_bits, threshold_rom_bits, rom_bits : int
         ROM sizes (resource hint). Thresholds are constants, not ROM, when ``pe == rows``.
 
@@ -187,6 +215,8 @@ class FoldedMatrixVector(wiring.Component):
         weight_type="ternary",
         levels=None,
         thresholds=None,
+        stages=None,
+        carry_in="constant",
     ):
         if weight_type not in _WEIGHT_TYPES:
             raise ValueError(f"Weight type must be 'ternary' or 'binary', not {weight_type!r}")
@@ -202,11 +232,29 @@ class FoldedMatrixVector(wiring.Component):
             raise ValueError(f"SIMD ({simd}) must divide the number of columns ({cols})")
         if (levels is None) != (thresholds is None):
             raise ValueError("Levels and thresholds must be given together, or neither")
+        if stages is None:
+            stages = default_stages(simd)
+        if not isinstance(stages, int) or isinstance(stages, bool):
+            raise TypeError(f"Stages must be a non-negative integer, not {stages!r}")
+        if stages < 0:
+            raise ValueError(f"Stages must be a non-negative integer, not {stages!r}")
+        if carry_in not in CARRY_IN:
+            raise ValueError(f"Carry-in must be one of {CARRY_IN}, not {carry_in!r}")
+        self._stages = stages
+        self._carry_in = carry_in
 
         row_lo, row_hi = weight_range_of_rows(self._weights, self._input_encoding)
         self._acc_range = (int(row_lo.min()), int(row_hi.max()))
         acc_encoding = ValueEncoding.for_range(*self._acc_range)
         self._acc_shape = acc_encoding.shape
+        # Each tile's range of rows (p, p + pe, ...) and column folds gives PE p's SIMD range.
+        enc = self._input_encoding
+        lo_terms = np.minimum(self._weights * enc.min, self._weights * enc.max)
+        hi_terms = np.maximum(self._weights * enc.min, self._weights * enc.max)
+        tiles = (rows // pe, pe, cols // simd, simd)
+        lo_tiles = lo_terms.reshape(tiles).sum(axis=3).min(axis=(0, 2))
+        hi_tiles = hi_terms.reshape(tiles).sum(axis=3).max(axis=(0, 2))
+        self._simd_ranges = [(int(lo), int(hi)) for lo, hi in zip(lo_tiles, hi_tiles, strict=True)]
 
         if levels is None:
             self._levels = None
@@ -252,14 +300,22 @@ class FoldedMatrixVector(wiring.Component):
         return rows // self._pe, cols // self._simd
 
     @property
+    def stages(self):
+        return self._stages
+
+    @property
+    def simd_ranges(self):
+        return list(self._simd_ranges)
+
+    @property
     def initiation_interval(self):
         row_folds, col_folds = self.fold
         return row_folds * col_folds
 
     @property
     def latency(self):
-        # issue cycles + ROM read + accumulate + output register
-        return self.initiation_interval + 3
+        # issue cycles + ROM read + SIMD sum pipeline + accumulate + output register
+        return self.initiation_interval + tree_latency(self._stages) + 3
 
     @property
     def weight_rom_bits(self):
@@ -279,15 +335,24 @@ class FoldedMatrixVector(wiring.Component):
     def rom_bits(self):
         return self.weight_rom_bits + self.threshold_rom_bits
 
-    # --- the hook for the SIMD-wide sum ---------------------------------------------------------
-    def simd_sum(self, m, terms, *, name):
-        """Sum of one processing element's ``simd`` products, combinational (override point).
+    # --- the hook for the SIMD-wide sums ---------------------------------------------------------
+    def simd_sums(self, m, heaps, *, ranges, enable):
+        """Every PE's sum of its ``simd`` products, ``stages`` cycles later (override point).
 
-        ``terms`` are signed signals (ternary products are ``signed(2)``); the result must be
-        their exact sum, at least as wide as that needs. PROVISIONAL: a plain
-        :func:`adder_tree`; to be switched to ``hw.compressor``'s compressor trees.
+        ``heaps`` are :class:`hw.compressor.BitHeap` s, one per PE, and ``ranges`` their
+        ``(lo, hi)``; the results must be their exact sums, valid :attr:`stages` cycles after
+        the products, with registers that load only while ``enable`` is 1. The default is
+        :func:`hw.compressor.build_sums`' compressor trees.
         """
-        return adder_tree(m, terms, name=name)
+        return build_sums(
+            m,
+            heaps,
+            stages=self._stages,
+            ranges=ranges,
+            enable=enable,
+            name="simd_sum",
+            carry_in=self._carry_in,
+        )
 
     # --- ROM contents ---------------------------------------------------------------------------
     def _weight_words(self):
@@ -370,28 +435,40 @@ class FoldedMatrixVector(wiring.Component):
             with m.Elif(valid1):
                 m.d.sync += x_work.eq(x_work.rotate_right(simd * in_bits))
 
-        # --- stage 1: products, SIMD sums, accumulation ---------------------------------------
+        # --- stage 1: products and SIMD sums, through `stages` pipeline registers -------------
         x_slice = data.ArrayLayout(in_shape, simd)(x_work[: simd * in_bits])
         tile = data.ArrayLayout(data.ArrayLayout(w_shape, simd), pe)(weight_port.data)
+        heaps = []
+        for p in range(pe):
+            bits, constant = [], 0
+            for s in range(simd):
+                product, offset = product_bits(
+                    x_slice[s], self._input_encoding, tile[p][s], self._weight_type
+                )
+                bits += product
+                constant += offset
+            heaps.append(signed_bit_heap(bits, constant))
+        totals = self.simd_sums(m, heaps, ranges=self._simd_ranges, enable=advance)
+
+        # The control bits travel beside the sums, through as many registers.
+        control = [valid1, first_col1, last_col1, last_row1, row1]
+        for stage in range(self._stages):
+            delayed = [Signal.like(c, name=f"{c.name}_p{stage}") for c in control]
+            with m.If(advance):
+                m.d.sync += [d.eq(c) for d, c in zip(delayed, control, strict=True)]
+            control = delayed
+        valid_sum, first_col_sum, last_col_sum, last_row_sum, row_sum = control
+
+        # --- accumulation -----------------------------------------------------------------------
         acc = [Signal(self._acc_shape, name=f"acc{p}") for p in range(pe)]
         valid2 = Signal()
         last_row2 = Signal()
-        kind = self._input_encoding.kind
-        xs = [_operand(m, x_slice[s], kind, f"x{s}") for s in range(simd)]
         for p in range(pe):
-            terms = []
-            for s in range(simd):
-                w = _operand(m, tile[p][s], self._weight_type, f"w{p}_{s}")
-                product = _product(xs[s], w, kind, self._weight_type)
-                term = Signal(product.shape(), name=f"product{p}_{s}")
-                m.d.comb += term.eq(product)
-                terms.append(term)
-            total = self.simd_sum(m, terms, name=f"simd_sum{p}")
-            with m.If(advance & valid1):
+            with m.If(advance & valid_sum):
                 # Every partial sum of a row lies in the row's range, so this truncation is exact.
-                m.d.sync += acc[p].eq(Mux(first_col1, 0, acc[p]) + total)
+                m.d.sync += acc[p].eq(Mux(first_col_sum, 0, acc[p]) + totals[p])
         with m.If(advance):
-            m.d.sync += [valid2.eq(valid1 & last_col1), last_row2.eq(last_row1)]
+            m.d.sync += [valid2.eq(valid_sum & last_col_sum), last_row2.eq(last_row_sum)]
 
         # --- stage 2: activation, output assembly ---------------------------------------------
         if self._levels is None:
@@ -414,8 +491,8 @@ class FoldedMatrixVector(wiring.Component):
                 shape=unsigned(pe * per_row * t_shape.width), depth=row_folds, init=words
             )
             threshold_port = threshold_rom.read_port()
-            # read during stage 1, so the row fold's thresholds arrive with its accumulators
-            m.d.comb += [threshold_port.addr.eq(row1), threshold_port.en.eq(advance)]
+            # read while the row fold accumulates, so its thresholds arrive with its accumulators
+            m.d.comb += [threshold_port.addr.eq(row_sum), threshold_port.en.eq(advance)]
             table = data.ArrayLayout(data.ArrayLayout(t_shape, per_row), pe)(threshold_port.data)
             results = [
                 threshold_level(

@@ -8,7 +8,7 @@ from test_streamutil import drive, from_wire, random_values, timed, to_wire
 from test_threshold import ref_threshold
 
 from hw.encoding import ValueEncoding
-from hw.folded import FoldedMatrixVector, weight_range_of_rows
+from hw.folded import FoldedMatrixVector, default_stages, weight_range_of_rows
 
 TERNARY = ValueEncoding.ternary()
 BINARY = ValueEncoding.binary()
@@ -173,6 +173,138 @@ def test_latency_and_initiation_interval_match_properties(pe, simd, levels):
     assert np.array_equal(got, ref_folded(weights, xs, levels, kwargs.get("thresholds")))
 
 
+KINDS = [
+    (TERNARY, "ternary"),
+    (TERNARY, "binary"),
+    (BINARY, "ternary"),
+    (BINARY, "binary"),
+    (ValueEncoding.uint(3), "ternary"),
+    (ValueEncoding.uint(3), "binary"),
+    (ValueEncoding.int(4), "ternary"),
+    (ValueEncoding.int(4), "binary"),
+]
+KIND_IDS = [f"{enc.name}-{w}" for enc, w in KINDS]
+
+
+@pytest.mark.parametrize("stages", [0, 1, 2, 3])
+@pytest.mark.parametrize("encoding, weight_type", KINDS, ids=KIND_IDS)
+@pytest.mark.parametrize("pe, simd", [(2, 4), (4, 1), (4, 8)], ids=["2x4", "simd1", "pe=rows"])
+def test_pipelined_simd_sums_with_stalls(pe, simd, encoding, weight_type, stages):
+    """Every input kind by both weight types, SIMD sums of 0 to 3 stages, gaps and stalls."""
+    rng = np.random.default_rng([pe, simd, stages, encoding.width, len(weight_type)])
+    rows, cols = 4, 8
+    choices = [-1, 0, 1] if weight_type == "ternary" else [-1, 1]
+    weights = rng.choice(choices, size=(rows, cols))
+    xs = random_values(rng, encoding, (6, cols))
+    xs[0] = encoding.max  # the extreme inputs reach the ends of the SIMD sums' ranges
+    xs[1] = encoding.min
+    got = rtl_folded(
+        weights,
+        xs,
+        encoding=encoding,
+        pe=pe,
+        simd=simd,
+        weight_type=weight_type,
+        stages=stages,
+        max_delay=4,
+        seed=stages * 100 + pe,
+    )
+    assert np.array_equal(got, ref_folded(weights, xs))
+
+
+@pytest.mark.parametrize("encoding", [ValueEncoding.uint(4), ValueEncoding.int(4)], ids=str)
+@pytest.mark.parametrize("weight_type", ["ternary", "binary"])
+def test_every_n_bit_product(encoding, weight_type):
+    """Every weight times every value of a 4-bit input, one product per cycle."""
+    weights = np.array([[1], [0], [-1]] if weight_type == "ternary" else [[1], [-1]])
+    xs = np.arange(encoding.min, encoding.max + 1)[:, None]
+    got = rtl_folded(
+        weights,
+        xs,
+        encoding=encoding,
+        pe=len(weights),
+        simd=1,
+        weight_type=weight_type,
+        stages=1,
+        max_delay=1,
+    )
+    assert np.array_equal(got, ref_folded(weights, xs))
+
+
+@pytest.mark.parametrize("stages", [0, 2])
+def test_all_zero_weights(stages):
+    weights = np.zeros((4, 6), dtype=int)
+    dut = FoldedMatrixVector(weights=weights, input_encoding=TERNARY, pe=2, simd=3, stages=stages)
+    assert dut.acc_range == (0, 0) and dut.simd_ranges == [(0, 0), (0, 0)]
+    xs = random_values(np.random.default_rng(1), TERNARY, (4, 6))
+    got = rtl_folded(weights, xs, encoding=TERNARY, pe=2, simd=3, stages=stages, max_delay=3)
+    assert np.array_equal(got, np.zeros((4, 4), dtype=int))
+
+
+def test_deep_pipeline_long_stalls_with_activation():
+    """One step per vector (pe = rows, simd = cols) keeps every stage full; stalls are long."""
+    rng = np.random.default_rng(5)
+    weights = rng.choice([-1, 0, 1], size=(6, 8))
+    weights[2] = 0
+    thresholds = extreme_thresholds(rng, 6, 2, -8, 8)
+    xs = random_values(rng, TERNARY, (12, 8))
+    for carry_in in ("constant", "repeat"):
+        got = rtl_folded(
+            weights,
+            xs,
+            encoding=TERNARY,
+            pe=6,
+            simd=8,
+            stages=3,
+            carry_in=carry_in,
+            levels=(-1, 0, 1),
+            thresholds=thresholds,
+            max_delay=8,
+            seed=3,
+        )
+        assert np.array_equal(got, ref_folded(weights, xs, (-1, 0, 1), thresholds))
+
+
+@pytest.mark.parametrize("stages", [0, 1, 2, 4])
+@pytest.mark.parametrize("pe, simd, levels", [(1, 2, (-1, 0, 1)), (4, 4, None), (2, 1, (-1, 1))])
+def test_latency_with_stages_matches_simulation(pe, simd, levels, stages):
+    rng = np.random.default_rng([pe, simd, stages])
+    weights = rng.choice([-1, 0, 1], size=(4, 4))
+    kwargs = {}
+    if levels is not None:
+        kwargs = dict(levels=levels, thresholds=np.sort(rng.integers(-3, 3, (4, len(levels) - 1))))
+    dut = FoldedMatrixVector(
+        weights=weights, input_encoding=TERNARY, pe=pe, simd=simd, stages=stages, **kwargs
+    )
+    assert dut.stages == stages
+    xs = random_values(rng, TERNARY, (4, 4))
+    in_cycles, out_cycles, out = timed(dut, [to_wire(TERNARY, x) for x in xs], len(xs))
+    assert out_cycles[0] - in_cycles[0] == dut.latency
+    ii = dut.initiation_interval
+    assert np.diff(out_cycles).tolist() == [ii] * 3
+    got = np.array([from_wire(dut.output_encoding, p) for p in out])
+    assert np.array_equal(got, ref_folded(weights, xs, levels, kwargs.get("thresholds")))
+
+
+def test_default_stages():
+    assert [default_stages(s) for s in (1, 2, 8, 9, 16, 64, 65, 512, 513)] == [
+        0,
+        0,
+        0,
+        1,
+        1,
+        1,
+        2,
+        2,
+        3,
+    ]
+    w = np.ones((2, 32), dtype=int)
+    dut = FoldedMatrixVector(weights=w, input_encoding=TERNARY, pe=1, simd=32)
+    assert dut.stages == 1
+    assert dut.latency == dut.initiation_interval + 4
+    assert dut.simd_ranges == [(-32, 32)]
+
+
 def test_properties():
     weights = np.zeros((6, 8), dtype=int)
     weights[:, 0] = 1
@@ -239,6 +371,13 @@ def test_parameter_errors():
         ValueError, r"Binary weights must be -1 or \+1, not 0", weights=0 * w, weight_type="binary"
     )
     check(ValueError, r"Levels and thresholds must be given together, or neither", levels=(-1, 1))
+    check(TypeError, r"Stages must be a non-negative integer, not True", stages=True)
+    check(ValueError, r"Stages must be a non-negative integer, not -1", stages=-1)
+    check(
+        ValueError,
+        r"Carry-in must be one of \('constant', 'repeat'\), not 'none'",
+        carry_in="none",
+    )
     check(
         ValueError,
         r"Thresholds must have one row per weight row \(4\), not 1",
