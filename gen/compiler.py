@@ -707,18 +707,463 @@ def measure_timing(top, inputs, *, settle=10):
     return latency, int(gaps[-1])
 
 
-def cycle_model(net, top):
+# --- the cycle model ----------------------------------------------------------------------
+#
+# Every link between two blocks carries tokens (whole vectors, pixels or windows) in order. For
+# token ``n`` of a link, ``offer[n]`` is the first clock edge at which its producer offers it
+# (``valid`` high) and ``transfer[n]`` the edge at which its consumer takes it. Each block kind
+# below states two recurrences, read off its Verilog-level behaviour:
+#
+# - ``accept(n, offer)``: the edge at which the block takes input token ``n`` offered from
+#   ``offer`` on (the first edge from ``offer`` on at which its ``ready`` is high);
+# - ``emit(n)``: the edge from which it offers output token ``n``.
+#
+# Both depend only on earlier transfers on either side (back-pressure included), so the times
+# of all tokens follow by evaluating the recurrences in dependency order (max-plus algebra).
+# Edges count from 1, as in :func:`measure_timing`; a register written at edge ``e`` is seen at
+# edge ``e + 1``.
+
+
+class _Pending(Exception):
+    """A recurrence needs a time that is not known yet (evaluate something else first)."""
+
+
+class _Link:
+    """Token times on one stream: ``offer`` and ``transfer`` edges, in token order."""
+
+    def __init__(self, count):
+        self.count = count
+        self.offer = []
+        self.transfer = []
+
+    def offered(self, n):
+        if n >= len(self.offer):
+            raise _Pending
+        return self.offer[n]
+
+    def taken(self, n):
+        if n < 0:
+            return 0  # before the first token: nothing to wait for
+        if n >= len(self.transfer):
+            raise _Pending
+        return self.transfer[n]
+
+
+class _Block:
+    """A block of the timing model: ``ratio`` output tokens per input token (a fraction)."""
+
+    ratio = (1, 1)
+    i = o = None
+
+    def accept(self, n, offer):
+        raise NotImplementedError
+
+    def emit(self, n):
+        raise NotImplementedError
+
+
+def _free_edge(edge, stalls, first=0):
+    """The first edge from ``edge`` on outside every ``[begin, end)`` of ``stalls``.
+
+    ``stalls`` is a function ``k -> (begin, end)`` of ordered, disjoint intervals, from index
+    ``first`` on; it returns ``None`` past the last one and raises :class:`_Pending` for an
+    interval whose end is not known yet.
+    """
+    k = first
+    while (interval := stalls(k)) is not None:
+        begin, end = interval
+        if begin > edge:
+            break
+        edge = max(edge, end)
+        k += 1
+    return edge
+
+
+class _Pipeline(_Block):
+    """A ``stages``-deep pipeline that stalls as a whole (``hw.compressor.pipeline_control``).
+
+    Used for :class:`~hw.dotproduct.DotProduct`, :class:`~hw.threshold.ThresholdUnit`,
+    :class:`~hw.argmax.Argmax` and the maximum register of a windowed max pool, with
+    ``stages`` their ``latency``. Everything moves at an edge unless a result waits at the
+    output (``o.valid`` without ``o.ready``): the stall edges are ``[offer[m], transfer[m])``
+    of the output tokens. Hence, with ``free(e)`` the first non-stall edge from ``e``:
+
+    - ``accept(n) = free(offer)``: ``i.ready`` is the advance enable;
+    - ``emit(n)`` = one edge after the ``stages``-th advancing edge counted from the input
+      transfer (the transfer itself loads the first register): ``transfer + stages`` without
+      stalls.
+    """
+
+    def __init__(self, stages):
+        self.stages = stages
+        self.passed = 0  # output tokens taken before the latest input transfer: no stall ahead
+
+    def _stall(self, m):
+        if m >= len(self.o.offer):
+            return None
+        return self.o.offer[m], self.o.taken(m)
+
+    def _free(self, edge):
+        return _free_edge(edge, self._stall, self.passed)
+
+    def accept(self, n, offer):
+        edge = self._free(offer)
+        while self.passed < len(self.o.transfer) and self.o.transfer[self.passed] <= edge:
+            self.passed += 1
+        return edge
+
+    def emit(self, n):
+        edge = self.i.taken(n)
+        for _ in range(self.stages - 1):
+            edge = self._free(edge + 1)
+        return edge + 1
+
+
+class _Folded(_Block):
+    """:class:`~hw.folded.FoldedMatrixVector`: ``ii`` issue cycles per vector, then ``depth``.
+
+    ``ii`` is the engine's ``initiation_interval`` and ``depth = latency - ii`` its cycles after
+    the last issue (ROM read, sums, accumulate, output register). A vector waits in the load
+    buffer from its transfer; it starts issuing at the first advancing edge ``start[n]`` after
+    both its transfer and the previous vector's last issue ``last[n-1]``, and issues at ``ii``
+    advancing edges. ``depth - 2`` advancing edges later its result is complete and is written
+    at the next edge at which the output register is free: ``finish[n] = max(complete + 1,
+    transfer_out[n-1])``; the whole engine stalls in between (the stall edges
+    ``[complete + 1, finish)``). Then:
+
+    - ``accept(n) = max(offer, start[n-1])``: the load buffer frees when its vector starts;
+    - ``emit(n) = finish[n] + 1``, which is ``transfer + latency`` in an idle engine.
+    """
+
+    def __init__(self, ii, depth):
+        self.ii = ii
+        self.depth = depth
+        self.start, self.last, self.complete, self.finish = [], [], [], []
+
+    def _stall(self, m):
+        if m >= len(self.finish):
+            if m < len(self.complete):
+                raise _Pending  # its finish waits on the output, not yet known
+            return None
+        return self.complete[m] + 1, self.finish[m]
+
+    def _free(self, edge):
+        return _free_edge(edge, self._stall)
+
+    def _schedule(self, n):
+        """Fill ``start``, ``last``, ``complete``, ``finish`` of vector ``n`` (as far as known)."""
+        if len(self.start) == n:
+            previous = self.last[n - 1] if n else 0
+            self.start.append(self._free(max(self.i.taken(n), previous) + 1))
+        if len(self.last) == n:
+            edge = self.start[n]
+            for _ in range(self.ii - 1):
+                edge = self._free(edge + 1)
+            self.last.append(edge)
+        if len(self.complete) == n:
+            edge = self.last[n]
+            for _ in range(self.depth - 2):
+                edge = self._free(edge + 1)
+            self.complete.append(edge)
+        if len(self.finish) == n:
+            self.finish.append(max(self.complete[n] + 1, self.o.taken(n - 1)))
+
+    def accept(self, n, offer):
+        if n == 0:
+            return offer
+        if len(self.start) < n:
+            self._schedule(n - 1)
+        return max(offer, self.start[n - 1])
+
+    def emit(self, n):
+        self._schedule(n)
+        return self.finish[n] + 1
+
+
+class _Serializer(_Block):
+    """:class:`~hw.streamutil.VectorToPixels`: a vector in, ``pixels`` pixels out.
+
+    Pixel 0 is offered the edge after its vector's transfer, each next pixel the edge after
+    its predecessor's transfer; the next vector is taken at the transfer of the last pixel
+    (``i.ready = ~busy | last pixel sent``).
+    """
+
+    def __init__(self, pixels, latency):
+        self.pixels = pixels
+        self.latency = latency
+        self.ratio = (pixels, 1)
+
+    def accept(self, n, offer):
+        return max(offer, self.o.taken(n * self.pixels - 1))
+
+    def emit(self, k):
+        n, j = divmod(k, self.pixels)
+        if j == 0:
+            return self.i.taken(n) + self.latency
+        return self.o.taken(k - 1) + 1
+
+
+class _Deserializer(_Block):
+    """:class:`~hw.streamutil.PixelsToVector`: ``pixels`` pixels in, a vector out.
+
+    Pixels are taken as offered, except a frame's last one, which also waits for the output
+    register (the previous vector's transfer); the vector is offered the edge after.
+    """
+
+    def __init__(self, pixels, latency):
+        self.pixels = pixels
+        self.latency = latency
+        self.ratio = (1, pixels)
+
+    def accept(self, k, offer):
+        n, j = divmod(k, self.pixels)
+        if j < self.pixels - 1:
+            return offer
+        return max(offer, self.o.taken(n - 1))
+
+    def emit(self, n):
+        return self.i.taken(n * self.pixels + self.pixels - 1) + self.latency
+
+
+class _DisjointPool(_Block):
+    """:class:`~hw.pool.MaxPool` with ``stride == kernel``: one output per ``kh x kw`` group.
+
+    Pixels are taken as offered, except one that completes a window, which also waits for the
+    output register (the previous output's transfer); the output is offered the edge after.
+    """
+
+    def __init__(self, height, width, kernel, latency):
+        (kh, kw), (oh, ow) = kernel, (height // kernel[0], width // kernel[1])
+        self.latency = latency
+        self.pixels = height * width
+        self.ends = {
+            (kh - 1 + kh * oy) * width + kw - 1 + kw * ox: oy * ow + ox
+            for oy in range(oh)
+            for ox in range(ow)
+        }
+        self.outputs = oh * ow
+        self.ratio = (self.outputs, self.pixels)
+        self.source = sorted(self.ends)  # the pixel that completes each output
+
+    def accept(self, k, offer):
+        frame, j = divmod(k, self.pixels)
+        if j not in self.ends:
+            return offer
+        return max(offer, self.o.taken(frame * self.outputs + self.ends[j] - 1))
+
+    def emit(self, m):
+        frame, index = divmod(m, self.outputs)
+        return self.i.taken(frame * self.pixels + self.source[index]) + self.latency
+
+
+class _Window(_Block):
+    """:class:`~hw.window.SlidingWindow`: a scan of ``scan_shape`` positions per frame.
+
+    The scan takes one position per step ``step[p]``, at least one edge after the previous one
+    and not before the last window offered has been taken (the window register is the output).
+    A real position is the transfer of its pixel; a padding position needs no input, but the
+    first position of a frame waits until the frame's first pixel is offered. A window leaves
+    the edge after the step at its bottom-right position. So, with ``d`` the transfer of the
+    last window before ``p``:
+
+    - ``accept`` (real ``p``): ``step[p] = max(offer, step[p-1] + 1, d)``;
+    - padding ``p``: ``step[p] = max(step[p-1] + 1, d)`` (and the first pixel's offer, at the
+      first position of a frame);
+    - ``emit(k) = step[p_k] + 1``.
+    """
+
+    def __init__(self, height, width, scan_shape, output_shape, kernel, stride, padding, latency):
+        rows, cols = scan_shape
+        self.latency = latency
+        (oh, ow), (kh, kw), (sy, sx), (py, px) = output_shape, kernel, stride, padding
+        self.pixels = height * width
+        self.windows = oh * ow
+        self.ratio = (self.windows, self.pixels)
+        ends_rows = {kh - 1 + sy * oy for oy in range(oh)}
+        ends_cols = {kw - 1 + sx * ox for ox in range(ow)}
+        # per position of a frame: (pixel index or None, windows offered before it)
+        self.positions = []
+        self.window_at = []  # position of each window
+        pixel = 0
+        for r in range(rows):
+            for c in range(cols):
+                real = py <= r < py + height and px <= c < px + width
+                self.positions.append((pixel if real else None, len(self.window_at)))
+                pixel += real
+                if r in ends_rows and c in ends_cols:
+                    self.window_at.append(len(self.positions) - 1)
+        self.pixel_at = [p for p, (j, _) in enumerate(self.positions) if j is not None]
+        self.steps = []  # step edge of every position scanned so far, all frames
+
+    def _earliest(self, p):
+        """The first edge at which the scan may step at global position ``p`` (no input)."""
+        frame, local = divmod(p, len(self.positions))
+        before = frame * self.windows + self.positions[local][1] - 1
+        edge = max(self.steps[p - 1] + 1 if p else 1, self.o.taken(before))
+        if local == 0:  # a new frame starts when its first pixel is offered
+            edge = max(edge, self.i.offered(frame * self.pixels))
+        return edge
+
+    def _scan_to(self, p):
+        """Step every padding position before global position ``p``."""
+        while len(self.steps) < p:
+            q = len(self.steps)
+            if self.positions[q % len(self.positions)][0] is not None:
+                raise _Pending  # a real position: its pixel comes through accept
+            self.steps.append(self._earliest(q))
+
+    def accept(self, k, offer):
+        frame, j = divmod(k, self.pixels)
+        p = frame * len(self.positions) + self.pixel_at[j]
+        self._scan_to(p)
+        edge = max(offer, self._earliest(p))
+        self.steps.append(edge)
+        return edge
+
+    def emit(self, k):
+        frame, index = divmod(k, self.windows)
+        p = frame * len(self.positions) + self.window_at[index]
+        self._scan_to(p + 1)
+        return self.steps[p] + self.latency
+
+
+def _timing_blocks(net, top):
+    """The accelerator's stages as blocks of the timing model, latencies read from the blocks.
+
+    Combinational stages (:class:`~hw.cast.Cast`, a pipeline of no stages) pass ``valid`` and
+    ``ready`` through in the same edge, so they add nothing and are left out.
+    """
+    from hw.argmax import Argmax
+    from hw.cast import Cast
+    from hw.dotproduct import DotProduct
+    from hw.folded import FoldedMatrixVector
+    from hw.pool import MaxPool as MaxPoolUnit
+    from hw.streamutil import PixelsToVector, VectorToPixels
+    from hw.threshold import ThresholdUnit
+    from hw.window import SlidingWindow
+
+    blocks = []
+    for stage in top.stages:
+        block = stage.block
+        length_in = getattr(_payload_shape(block.i), "length", 1)
+        length_out = getattr(_payload_shape(block.o), "length", 1)
+        if isinstance(block, Cast):
+            continue
+        if isinstance(block, (DotProduct, ThresholdUnit, Argmax)):
+            if block.latency:
+                blocks.append(_Pipeline(block.latency))
+        elif isinstance(block, FoldedMatrixVector):
+            ii = block.initiation_interval
+            blocks.append(_Folded(ii, block.latency - ii))
+        elif isinstance(block, VectorToPixels):
+            blocks.append(_Serializer(length_in // length_out, block.latency))
+        elif isinstance(block, PixelsToVector):
+            blocks.append(_Deserializer(length_out // length_in, block.latency))
+        elif isinstance(block, SlidingWindow):
+            layer = net.layers[stage.layer]
+            height, width = net.shapes[stage.layer][:2]
+            blocks.append(
+                _Window(
+                    height,
+                    width,
+                    block.scan_shape,
+                    block.output_shape,
+                    layer.kernel,
+                    layer.stride,
+                    layer.padding,
+                    block.latency,
+                )
+            )
+        elif isinstance(block, MaxPoolUnit):
+            layer = net.layers[stage.layer]
+            height, width = net.shapes[stage.layer][:2]
+            if tuple(layer.stride) == tuple(layer.kernel):
+                blocks.append(_DisjointPool(height, width, layer.kernel, block.latency))
+            else:  # a sliding window (no padding: it scans the image), then a maximum register
+                window = _Window(
+                    height,
+                    width,
+                    (height, width),
+                    block.output_shape,
+                    layer.kernel,
+                    layer.stride,
+                    (0, 0),
+                    1,
+                )
+                blocks += [window, _Pipeline(block.latency - window.latency)]
+        else:
+            raise AssertionError(f"no timing model for {type(block).__name__}")
+    return blocks
+
+
+def _transfer_times(blocks, vectors):
+    """Input transfer and output offer edges of ``vectors`` inputs offered back to back.
+
+    The input is offered from edge 1 and each next vector the edge after its predecessor's
+    transfer; ``o.ready`` is always high. The recurrences are evaluated in dependency order:
+    every pass computes, for each block, whatever its known inputs allow.
+    """
+    from fractions import Fraction
+
+    links = [_Link(vectors)]
+    count = Fraction(vectors)
+    for block in blocks:
+        count = count * block.ratio[0] / block.ratio[1]
+        links.append(_Link(int(count)))
+        block.i, block.o = links[-2], links[-1]
+    source, sink = links[0], links[-1]
+    while len(sink.transfer) < sink.count:
+        progress = False
+        if len(source.offer) < source.count and len(source.offer) == len(source.transfer):
+            source.offer.append(source.taken(len(source.offer) - 1) + 1)
+            progress = True
+        for block in blocks:
+            try:
+                while len(block.i.transfer) < len(block.i.offer):
+                    n = len(block.i.transfer)
+                    block.i.transfer.append(block.accept(n, block.i.offer[n]))
+                    progress = True
+            except _Pending:
+                pass
+            try:
+                while len(block.o.offer) < block.o.count:
+                    block.o.offer.append(block.emit(len(block.o.offer)))
+                    progress = True
+            except _Pending:
+                pass
+        sink.transfer.extend(sink.offer[len(sink.transfer) :])  # o.ready is always high
+        if not progress:
+            raise AssertionError("the timing model's recurrences wait on each other")
+    return source.transfer, sink.offer
+
+
+def analytic_timing(net, top, *, settle=10):
+    """``(latency, initiation interval)`` of ``top`` from the timing model of its blocks.
+
+    The same experiments as :func:`measure_timing`, on the recurrences instead of the
+    simulator: one vector alone gives the latency (its result's offer minus its input
+    transfer), ``settle + 2`` back to back the interval (the last spacing of input transfers).
+    """
+    accepted, offered = _transfer_times(_timing_blocks(net, top), 1)
+    latency = offered[0] - accepted[0]
+    accepted, _ = _transfer_times(_timing_blocks(net, top), settle + 2)
+    gaps = np.diff(accepted)
+    if len(set(gaps[-3:].tolist())) != 1:
+        raise RuntimeError(f"the initiation interval did not settle: input spacing {gaps}")
+    return latency, int(gaps[-1])
+
+
+def cycle_model(net, top, *, simulate=False):
     """``(latency, initiation interval, how)`` of an accelerator.
 
-    For a pipeline of whole-vector stages both follow from the blocks' own figures
-    (``"analytic"``: latencies add up, the slowest stage sets the interval). Pixel streams
-    (conv2d, maxpool) pace their windows by scan position and back-pressure, so for those the
-    figures come from simulating the built design on a few inputs (``"simulated"``).
+    ``how`` is ``"analytic"``: :func:`analytic_timing`, the blocks' timing recurrences. With
+    ``simulate``, the figures come from simulating the built design instead
+    (:func:`measure_timing`, ``"simulated"``), the model's test oracle.
     """
-    if not top.streams_pixels:
-        return top.latency, top.initiation_interval, "analytic"
-    latency, ii = measure_timing(top, golden.random_inputs(net, 12, seed=0))
-    return latency, ii, "simulated"
+    if simulate:
+        latency, ii = measure_timing(top, golden.random_inputs(net, 12, seed=0))
+        return latency, ii, "simulated"
+    return (*analytic_timing(net, top), "analytic")
 
 
 # --- emitting -------------------------------------------------------------------------------------
