@@ -650,6 +650,56 @@ def build(the_plan):
 # --- timing ---------------------------------------------------------------------------------
 
 
+def simulate_transfers(top, inputs):
+    """Edges of the input transfers and of the results of ``top``, in Amaranth's simulator.
+
+    ``inputs`` are offered back to back from edge 1 (each from the edge after its
+    predecessor's transfer) and ``o.ready`` is always high; returns ``(accepted, produced)``,
+    the edge of each input transfer and the edge at which each result is first offered.
+    """
+    from amaranth.sim import Simulator
+
+    vectors = [np.asarray(v).reshape(-1) for v in inputs]
+    accepted, produced = [], []
+
+    async def bench(ctx):
+        ctx.set(top.o.ready, 1)
+        cycle, sent = 0, 0
+        if vectors:
+            ctx.set(top.i.valid, 1)
+            ctx.set(top.i.payload, [int(v) for v in vectors[0]])
+        limit = 1_000_000
+        while len(produced) < len(vectors) and cycle < limit:
+            _, _, i_ready, o_valid = await ctx.tick().sample(top.i.ready, top.o.valid)
+            cycle += 1
+            if o_valid:
+                produced.append(cycle)
+            if sent < len(vectors) and i_ready:
+                accepted.append(cycle)
+                sent += 1
+                if sent < len(vectors):
+                    ctx.set(top.i.payload, [int(v) for v in vectors[sent]])
+                else:
+                    ctx.set(top.i.valid, 0)
+        if cycle >= limit:
+            raise RuntimeError("the accelerator produced no result within a million cycles")
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return accepted, produced
+
+
+def _summarize(single, stream):
+    """``(latency, interval)`` from the transfers of one vector alone and of a stream."""
+    (accepted, produced), (stream_accepted, _) = single, stream
+    gaps = np.diff(stream_accepted)
+    if len(set(gaps[-3:].tolist())) != 1:
+        raise RuntimeError(f"the initiation interval did not settle: input spacing {gaps}")
+    return produced[0] - accepted[0], int(gaps[-1])
+
+
 def measure_timing(top, inputs, *, settle=10):
     """Latency and initiation interval of ``top`` by simulating it (Amaranth's simulator).
 
@@ -658,53 +708,10 @@ def measure_timing(top, inputs, *, settle=10):
     back with ``o.ready`` always high give the steady initiation interval (the last spacing of
     input transfers, which must equal the two before it).
     """
-    from amaranth.sim import Simulator
-
-    count = len(inputs)
-    if count < settle + 2:
+    if len(inputs) < settle + 2:
         raise ValueError(f"need {settle + 2} inputs to measure the initiation interval")
-    accepted, produced = [], []
-
-    def run(vectors):
-        accepted.clear()
-        produced.clear()
-
-        async def bench(ctx):
-            ctx.set(top.o.ready, 1)
-            cycle, sent = 0, 0
-            if vectors:
-                ctx.set(top.i.valid, 1)
-                ctx.set(top.i.payload, [int(v) for v in vectors[0]])
-            limit = 1_000_000
-            while len(produced) < len(vectors) and cycle < limit:
-                _, _, i_ready, o_valid = await ctx.tick().sample(top.i.ready, top.o.valid)
-                cycle += 1
-                if o_valid:
-                    produced.append(cycle)
-                if sent < len(vectors) and i_ready:
-                    accepted.append(cycle)
-                    sent += 1
-                    if sent < len(vectors):
-                        ctx.set(top.i.payload, [int(v) for v in vectors[sent]])
-                    else:
-                        ctx.set(top.i.valid, 0)
-            if cycle >= limit:
-                raise RuntimeError("the accelerator produced no result within a million cycles")
-
-        sim = Simulator(top)
-        sim.add_clock(1e-6)
-        sim.add_testbench(bench)
-        sim.run()
-        return list(accepted), list(produced)
-
-    flat = [np.asarray(v).reshape(-1) for v in inputs]
-    acc1, out1 = run(flat[:1])
-    latency = out1[0] - acc1[0]
-    acc, _ = run(flat[: settle + 2])
-    gaps = np.diff(acc)
-    if len(set(gaps[-3:].tolist())) != 1:
-        raise RuntimeError(f"the initiation interval did not settle: input spacing {gaps}")
-    return latency, int(gaps[-1])
+    single = simulate_transfers(top, inputs[:1])
+    return _summarize(single, simulate_transfers(top, inputs[: settle + 2]))
 
 
 # --- the cycle model ----------------------------------------------------------------------
@@ -880,6 +887,25 @@ class _Folded(_Block):
         return self.finish[n] + 1
 
 
+class _Skid(_Block):
+    """:class:`~hw.streamutil.SkidBuffer`: an output register and one skid register.
+
+    An input goes straight to the output register if that is free at its transfer, else into
+    the skid until the output's transfer ``d[n-1]``; ``i.ready`` is "the skid is empty", a
+    register. So ``accept(n) = max(offer, d[n-2] + 1)`` and ``emit(n) = max(transfer, d[n-1])
+    + latency``.
+    """
+
+    def __init__(self, latency):
+        self.latency = latency
+
+    def accept(self, n, offer):
+        return max(offer, self.o.taken(n - 2) + 1)
+
+    def emit(self, n):
+        return max(self.i.taken(n), self.o.taken(n - 1)) + self.latency
+
+
 class _Serializer(_Block):
     """:class:`~hw.streamutil.VectorToPixels`: a vector in, ``pixels`` pixels out.
 
@@ -1038,7 +1064,7 @@ def _timing_blocks(net, top):
     from hw.dotproduct import DotProduct
     from hw.folded import FoldedMatrixVector
     from hw.pool import MaxPool as MaxPoolUnit
-    from hw.streamutil import PixelsToVector, VectorToPixels
+    from hw.streamutil import PixelsToVector, SkidBuffer, VectorToPixels
     from hw.threshold import ThresholdUnit
     from hw.window import SlidingWindow
 
@@ -1055,6 +1081,8 @@ def _timing_blocks(net, top):
         elif isinstance(block, FoldedMatrixVector):
             ii = block.initiation_interval
             blocks.append(_Folded(ii, block.latency - ii))
+        elif isinstance(block, SkidBuffer):
+            blocks.append(_Skid(block.latency))
         elif isinstance(block, VectorToPixels):
             blocks.append(_Serializer(length_in // length_out, block.latency))
         elif isinstance(block, PixelsToVector):
@@ -1137,6 +1165,15 @@ def _transfer_times(blocks, vectors):
     return source.transfer, sink.offer
 
 
+def transfer_times(net, top, vectors):
+    """The cycle model's counterpart of :func:`simulate_transfers`, for ``vectors`` inputs.
+
+    Returns ``(accepted, produced)``: the edge of each input transfer and the edge at which
+    each result is first offered, from the blocks' recurrences.
+    """
+    return _transfer_times(_timing_blocks(net, top), vectors)
+
+
 def analytic_timing(net, top, *, settle=10):
     """``(latency, initiation interval)`` of ``top`` from the timing model of its blocks.
 
@@ -1144,13 +1181,8 @@ def analytic_timing(net, top, *, settle=10):
     simulator: one vector alone gives the latency (its result's offer minus its input
     transfer), ``settle + 2`` back to back the interval (the last spacing of input transfers).
     """
-    accepted, offered = _transfer_times(_timing_blocks(net, top), 1)
-    latency = offered[0] - accepted[0]
-    accepted, _ = _transfer_times(_timing_blocks(net, top), settle + 2)
-    gaps = np.diff(accepted)
-    if len(set(gaps[-3:].tolist())) != 1:
-        raise RuntimeError(f"the initiation interval did not settle: input spacing {gaps}")
-    return latency, int(gaps[-1])
+    single = transfer_times(net, top, 1)
+    return _summarize(single, transfer_times(net, top, settle + 2))
 
 
 def cycle_model(net, top, *, simulate=False):
