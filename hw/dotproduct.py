@@ -37,6 +37,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.compressor import (
+    BIT_ADDERS,
     CARRY_IN,
     BitHeap,
     build_sums,
@@ -156,6 +157,9 @@ class DotProduct(wiring.Component):
     carry_in : str
         ``"constant"`` (default; fewest cells on iCE40) or ``"repeat"`` (fewest LUTs on 6-LUT
         fabrics); see :func:`hw.compressor.build_sums`. Both are exact.
+    bit_adders : str
+        ``"logic"`` (default; fewest iCE40 logic cells) or ``"carry"`` (fewest Yosys LUT4s on
+        iCE40 and LUTs on Xilinx); see :func:`hw.compressor.build_sums`.
 
     Members
     -------
@@ -172,7 +176,15 @@ class DotProduct(wiring.Component):
     """
 
     def __init__(
-        self, weights, *, encoding, stages=0, form="bits", share=True, carry_in="constant"
+        self,
+        weights,
+        *,
+        encoding,
+        stages=0,
+        form="bits",
+        share=True,
+        carry_in="constant",
+        bit_adders="logic",
     ):
         if not isinstance(weights, (np.ndarray, list, tuple)):
             raise TypeError(f"Weights must be a 2-D array of integers, not {weights!r}")
@@ -200,7 +212,10 @@ class DotProduct(wiring.Component):
             raise TypeError(f"Share must be a bool, not {share!r}")
         if carry_in not in CARRY_IN:
             raise ValueError(f"Carry-in must be one of {CARRY_IN}, not {carry_in!r}")
+        if bit_adders not in BIT_ADDERS:
+            raise ValueError(f"Bit adders must be one of {BIT_ADDERS}, not {bit_adders!r}")
         self._carry_in = carry_in
+        self._bit_adders = bit_adders
         self._weights = array.astype(np.int64)
         self._weights.setflags(write=False)
         self._encoding = encoding
@@ -323,6 +338,7 @@ class DotProduct(wiring.Component):
             enable=advance,
             name="acc",
             carry_in=self._carry_in,
+            bit_adders=self._bit_adders,
         )
         for j, total in enumerate(sums):
             m.d.comb += self.o.payload[j].eq(total)

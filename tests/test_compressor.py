@@ -105,8 +105,9 @@ def test_popcount_tree_exhaustive(stages):
     simulate(m, bench)
 
 
+@pytest.mark.parametrize("bit_adders", ["logic", "carry"])
 @pytest.mark.parametrize("stages,carry_in", [(0, "constant"), (2, "repeat")])
-def test_mixed_heaps_with_sharing(stages, carry_in):
+def test_mixed_heaps_with_sharing(stages, carry_in, bit_adders):
     """Operands (signed, negated, shifted, split), constants, and a sub-sum shared by two heaps."""
     m = Module()
     bits = Signal(9)
@@ -127,7 +128,9 @@ def test_mixed_heaps_with_sharing(stages, carry_in):
     second.add_constant(3)
     empty = BitHeap()
     empty.add_constant(-2)
-    outs = build_sums(m, [first, second, empty], stages=stages, carry_in=carry_in)
+    outs = build_sums(
+        m, [first, second, empty], stages=stages, carry_in=carry_in, bit_adders=bit_adders
+    )
     for out, heap in zip(outs, [first, second, empty], strict=True):
         assert out.shape() == shape_for_range(heap.min, heap.max)
     rng = random.Random(4)
@@ -180,10 +183,13 @@ def test_narrow_range_is_modular():
     sim.run()
 
 
+@pytest.mark.parametrize("bit_adders", ["logic", "carry"])
 @pytest.mark.parametrize("stages", [0, 1, 3])
-def test_popcount_stream(stages):
+def test_popcount_stream(stages, bit_adders):
     rng = random.Random(stages)
-    dut = Popcount(23, stages=stages, carry_in=("constant", "repeat")[stages % 2])
+    dut = Popcount(
+        23, stages=stages, carry_in=("constant", "repeat")[stages % 2], bit_adders=bit_adders
+    )
     assert dut.o.payload.shape() == unsigned(5)
     assert dut.range == (0, 23)
     words = [rng.randrange(1 << 23) for _ in range(40)] + [0, (1 << 23) - 1]
@@ -202,17 +208,26 @@ def test_popcount_weighted_stream():
 
 
 @pytest.mark.parametrize(
-    "shape,signs,stages,split,carry_in",
+    "shape,signs,stages,split,carry_in,bit_adders",
     [
-        (signed(4), [1, -1, 1, 0, -1, 1, 1], 0, False, "constant"),
-        (signed(4), [1, -1, 1, 0, -1, 1, 1], 2, True, "repeat"),
-        (unsigned(3), [-1, -1, 1, 1, 1], 1, False, "repeat"),
-        (unsigned(5), None, 3, False, "constant"),
+        (signed(4), [1, -1, 1, 0, -1, 1, 1], 0, False, "constant", "logic"),
+        (signed(4), [1, -1, 1, 0, -1, 1, 1], 2, True, "repeat", "carry"),
+        (signed(4), [1, -1, 1, 0, -1, 1, 1], 1, True, "constant", "logic"),
+        (unsigned(3), [-1, -1, 1, 1, 1], 1, False, "repeat", "logic"),
+        (unsigned(5), None, 3, False, "constant", "carry"),
     ],
 )
-def test_adder_tree_stream(shape, signs, stages, split, carry_in):
+def test_adder_tree_stream(shape, signs, stages, split, carry_in, bit_adders):
     count = 7 if signs is None else len(signs)
-    dut = AdderTree(shape, count, signs=signs, stages=stages, split=split, carry_in=carry_in)
+    dut = AdderTree(
+        shape,
+        count,
+        signs=signs,
+        stages=stages,
+        split=split,
+        carry_in=carry_in,
+        bit_adders=bit_adders,
+    )
     signs = signs or [1] * count
     lo, hi = (-8, 7) if shape.signed else (0, (1 << shape.width) - 1)
     assert dut.range == (
@@ -265,5 +280,13 @@ def test_parameter_errors():
         ValueError, match=r"^Carry-in must be one of \('constant', 'repeat'\), not 0$"
     ):
         Popcount(3, carry_in=0)
+    with pytest.raises(
+        ValueError, match=r"^Bit adders must be one of \('logic', 'carry'\), not 'lut'$"
+    ):
+        build_sums(Module(), [BitHeap()], bit_adders="lut")
+    with pytest.raises(
+        ValueError, match=r"^Bit adders must be one of \('logic', 'carry'\), not None$"
+    ):
+        AdderTree(signed(3), 2, bit_adders=None)
     with pytest.raises(TypeError, match=r"^Heap must be a BitHeap, not 3$"):
         BitHeap().add_heap(3)

@@ -84,14 +84,19 @@ def rtl_dot_comb(dut, vectors):
     return results
 
 
+@pytest.mark.parametrize("bit_adders", ["logic", "carry"])
 @pytest.mark.parametrize("fan_in", [3, 4])
 @pytest.mark.parametrize("share", [False, True])
-def test_exhaustive_ternary(fan_in, share):
+def test_exhaustive_ternary(fan_in, share, bit_adders):
     """Every ternary weight row (the all-zero one too) against every ternary input vector."""
     everything = [list(v) for v in itertools.product((-1, 0, 1), repeat=fan_in)]
     weights = np.array(everything)
     dut = DotProduct(
-        weights, encoding=TERNARY, share=share, carry_in="repeat" if share else "constant"
+        weights,
+        encoding=TERNARY,
+        share=share,
+        carry_in="repeat" if share else "constant",
+        bit_adders=bit_adders,
     )
     assert dut.rows == 3**fan_in and dut.fan_in == fan_in
     assert rtl_dot_comb(dut, everything) == ref_dot(weights, everything)
@@ -120,15 +125,26 @@ def test_sharing_applies():
 
 @pytest.mark.parametrize("encoding", ENCODINGS, ids=lambda e: e.name)
 @pytest.mark.parametrize(
-    "form,share,stages,carry_in",
-    [("bits", True, 0, "constant"), ("words", False, 2, "repeat"), ("bits", False, 3, "repeat")],
+    "form,share,stages,carry_in,bit_adders",
+    [
+        ("bits", True, 0, "constant", "logic"),
+        ("words", False, 2, "repeat", "carry"),
+        ("bits", False, 3, "repeat", "logic"),
+        ("bits", False, 1, "constant", "carry"),
+    ],
 )
-def test_encodings_streamed(encoding, form, share, stages, carry_in):
+def test_encodings_streamed(encoding, form, share, stages, carry_in, bit_adders):
     rng = np.random.default_rng(encoding.width * 10 + stages)
     weights = rng.choice([-1, 0, 1], size=(7, 12))
     weights[3] = 0
     dut = DotProduct(
-        weights, encoding=encoding, stages=stages, form=form, share=share, carry_in=carry_in
+        weights,
+        encoding=encoding,
+        stages=stages,
+        form=form,
+        share=share,
+        carry_in=carry_in,
+        bit_adders=bit_adders,
     )
     vectors = random_inputs(encoding, 30, 12, rng)
     vectors = np.vstack([vectors, np.full(12, encoding.min), np.full(12, encoding.max)])
@@ -254,3 +270,7 @@ def test_parameter_errors():
         ValueError, match=r"^Carry-in must be one of \('constant', 'repeat'\), not None$"
     ):
         DotProduct([[1]], encoding=t, carry_in=None)
+    with pytest.raises(
+        ValueError, match=r"^Bit adders must be one of \('logic', 'carry'\), not 'lut'$"
+    ):
+        DotProduct([[1]], encoding=t, bit_adders="lut")
