@@ -6,6 +6,16 @@ holding a ``pe x simd`` tile; each of the ``pe`` processing elements accumulates
 input vector is buffered once and reused by every row fold; a second buffer accepts the next
 vector while the current one is being computed, so a new vector starts every
 ``(rows / pe) * (cols / simd)`` cycles.
+
+Each PE's ``simd`` products form one bit heap, summed by :mod:`hw.compressor`'s compressor
+trees on carry chains, as the unrolled dot products of :mod:`hw.dotproduct` are: the weights
+come from ROM rather than being wired in, so each product is a LUT or two per bit
+(:func:`product_bits`) in front of the heap. ``stages`` pipeline registers cut the trees; the
+control bits travel beside them, and everything after the ROM read moves on one ``advance``
+enable, so back-pressure on ``o`` freezes the whole pipeline. Measured on a 64 x 256 ternary
+layer, ``pe=4, simd=32`` (Yosys 0.23 ``synth_ice40``, whole engine): 1,193 LUT4s and 292 carry
+cells with one stage, against 1,862 LUT4s and 28 carry cells for the balanced tree of ``+`` it
+replaced (which Yosys mapped to plain logic).
 """
 
 import numpy as np
@@ -14,7 +24,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.compressor import CARRY_IN, build_sums, signed_bit_heap, tree_latency
+from hw.compressor import BIT_ADDERS, CARRY_IN, build_sums, signed_bit_heap, tree_latency
 from hw.dotproduct import value_bits
 from hw.encoding import ValueEncoding
 from hw.streamutil import check_encoding, check_positive_int
@@ -168,6 +178,9 @@ class FoldedMatrixVector(wiring.Component):
     carry_in : str
         ``"constant"`` (fewest cells on iCE40) or ``"repeat"`` (fewest LUTs on 6-LUT fabrics);
         see :func:`hw.compressor.build_sums`.
+    bit_adders : str
+        ``"logic"`` (fewest iCE40 logic cells) or ``"carry"`` (fewest Yosys LUT4s on iCE40 and
+        LUTs on Xilinx); see :func:`hw.compressor.build_sums`.
 
     Members
     -------
@@ -217,6 +230,7 @@ class FoldedMatrixVector(wiring.Component):
         thresholds=None,
         stages=None,
         carry_in="constant",
+        bit_adders="logic",
     ):
         if weight_type not in _WEIGHT_TYPES:
             raise ValueError(f"Weight type must be 'ternary' or 'binary', not {weight_type!r}")
@@ -240,7 +254,10 @@ class FoldedMatrixVector(wiring.Component):
             raise ValueError(f"Stages must be a non-negative integer, not {stages!r}")
         if carry_in not in CARRY_IN:
             raise ValueError(f"Carry-in must be one of {CARRY_IN}, not {carry_in!r}")
+        if bit_adders not in BIT_ADDERS:
+            raise ValueError(f"Bit adders must be one of {BIT_ADDERS}, not {bit_adders!r}")
         self._stages = stages
+        self._bit_adders = bit_adders
         self._carry_in = carry_in
 
         row_lo, row_hi = weight_range_of_rows(self._weights, self._input_encoding)
@@ -339,7 +356,7 @@ class FoldedMatrixVector(wiring.Component):
     def simd_sums(self, m, heaps, *, ranges, enable):
         """Every PE's sum of its ``simd`` products, ``stages`` cycles later (override point).
 
-        ``heaps`` are :class:`hw.compressor.BitHeap` s, one per PE, and ``ranges`` their
+        ``heaps`` holds one :class:`hw.compressor.BitHeap` per PE, and ``ranges`` their
         ``(lo, hi)``; the results must be their exact sums, valid :attr:`stages` cycles after
         the products, with registers that load only while ``enable`` is 1. The default is
         :func:`hw.compressor.build_sums`' compressor trees.
@@ -352,6 +369,7 @@ class FoldedMatrixVector(wiring.Component):
             enable=enable,
             name="simd_sum",
             carry_in=self._carry_in,
+            bit_adders=self._bit_adders,
         )
 
     # --- ROM contents ---------------------------------------------------------------------------

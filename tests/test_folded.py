@@ -4,6 +4,8 @@ import itertools
 
 import numpy as np
 import pytest
+from amaranth.sim import Simulator
+from streams import seeded, stream_get, stream_put
 from test_streamutil import drive, from_wire, random_values, timed, to_wire
 from test_threshold import ref_threshold
 
@@ -248,7 +250,7 @@ def test_deep_pipeline_long_stalls_with_activation():
     weights[2] = 0
     thresholds = extreme_thresholds(rng, 6, 2, -8, 8)
     xs = random_values(rng, TERNARY, (12, 8))
-    for carry_in in ("constant", "repeat"):
+    for carry_in, bit_adders in (("constant", "logic"), ("repeat", "carry")):
         got = rtl_folded(
             weights,
             xs,
@@ -257,12 +259,52 @@ def test_deep_pipeline_long_stalls_with_activation():
             simd=8,
             stages=3,
             carry_in=carry_in,
+            bit_adders=bit_adders,
             levels=(-1, 0, 1),
             thresholds=thresholds,
             max_delay=8,
             seed=3,
         )
         assert np.array_equal(got, ref_folded(weights, xs, (-1, 0, 1), thresholds))
+
+
+def rtl_backed_up(dut, inputs, *, seed, max_delay):
+    """Outputs of ``dut`` fed back to back while ``o`` pauses up to ``max_delay`` cycles.
+
+    With inputs always waiting, every pipeline register holds a vector's step when ``o`` stalls.
+    """
+    outputs = []
+
+    async def producer(ctx):
+        for payload in inputs:
+            await stream_put(ctx, dut.i, payload)
+
+    async def consumer(ctx):
+        rng = seeded(seed)
+        for _ in inputs:
+            outputs.append(await stream_get(ctx, dut.o, rng=rng, max_delay=max_delay))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run()
+    return np.array([from_wire(dut.output_encoding, p) for p in outputs])
+
+
+@pytest.mark.parametrize("stages", [1, 3])
+@pytest.mark.parametrize("pe, simd", [(4, 8), (2, 8), (4, 2)])
+def test_back_pressure_holds_every_stage(pe, simd, stages):
+    rng = np.random.default_rng([pe, simd, stages])
+    weights = rng.choice([-1, 0, 1], size=(4, 8))
+    xs = random_values(rng, ValueEncoding.int(3), (16, 8))
+    dut = FoldedMatrixVector(
+        weights=weights, input_encoding=ValueEncoding.int(3), pe=pe, simd=simd, stages=stages
+    )
+    got = rtl_backed_up(
+        dut, [to_wire(ValueEncoding.int(3), x) for x in xs], seed=stages, max_delay=5
+    )
+    assert np.array_equal(got, ref_folded(weights, xs))
 
 
 @pytest.mark.parametrize("stages", [0, 1, 2, 4])
@@ -377,6 +419,11 @@ def test_parameter_errors():
         ValueError,
         r"Carry-in must be one of \('constant', 'repeat'\), not 'none'",
         carry_in="none",
+    )
+    check(
+        ValueError,
+        r"Bit adders must be one of \('logic', 'carry'\), not 'lut'",
+        bit_adders="lut",
     )
     check(
         ValueError,
