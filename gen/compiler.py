@@ -769,21 +769,37 @@ class _Block:
         raise NotImplementedError
 
 
-def _free_edge(edge, stalls, first=0):
-    """The first edge from ``edge`` on outside every ``[begin, end)`` of ``stalls``.
+class _Stalls:
+    """Ordered, disjoint stall intervals ``[begin(k), end(k))`` of one block's advance enable.
 
-    ``stalls`` is a function ``k -> (begin, end)`` of ordered, disjoint intervals, from index
-    ``first`` on; it returns ``None`` past the last one and raises :class:`_Pending` for an
-    interval whose end is not known yet.
+    ``begin(k)`` is ``None`` past the last interval known; ``end(k)`` may raise
+    :class:`_Pending`. ``first`` skips intervals that ended before any edge still asked about.
     """
-    k = first
-    while (interval := stalls(k)) is not None:
-        begin, end = interval
-        if begin > edge:
-            break
-        edge = max(edge, end)
-        k += 1
-    return edge
+
+    def __init__(self, begin, end):
+        self.begin, self.end = begin, end
+        self.first = 0
+
+    def forget_before(self, edge):
+        """No edge before ``edge`` will be asked about again."""
+        try:
+            while self.begin(self.first) is not None and self.end(self.first) <= edge:
+                self.first += 1
+        except _Pending:  # that interval is still open: keep it
+            pass
+
+    def nth_free_edge(self, edge, count):
+        """The ``count``-th edge after ``edge`` outside every interval (``edge`` for 0)."""
+        if count == 0:
+            return edge
+        k = self.first
+        while (begin := self.begin(k)) is not None and begin <= edge + count:
+            end = self.end(k)
+            if end > edge + 1:  # the interval covers edges after ``edge``
+                count -= max(0, begin - edge - 1)  # free edges before it
+                edge = max(edge, end - 1)
+            k += 1
+        return edge + count
 
 
 class _Pipeline(_Block):
@@ -793,37 +809,30 @@ class _Pipeline(_Block):
     :class:`~hw.argmax.Argmax` and the maximum register of a windowed max pool, with
     ``stages`` their ``latency``. Everything moves at an edge unless a result waits at the
     output (``o.valid`` without ``o.ready``): the stall edges are ``[offer[m], transfer[m])``
-    of the output tokens. Hence, with ``free(e)`` the first non-stall edge from ``e``:
+    of the output tokens. Hence, counting only the edges outside those:
 
-    - ``accept(n) = free(offer)``: ``i.ready`` is the advance enable;
-    - ``emit(n)`` = one edge after the ``stages``-th advancing edge counted from the input
-      transfer (the transfer itself loads the first register): ``transfer + stages`` without
-      stalls.
+    - ``accept(n)`` = the first such edge from ``offer`` on: ``i.ready`` is the advance enable;
+    - ``emit(n)`` = one edge after the ``stages``-th such edge counted from the input transfer
+      (the transfer itself loads the first register): ``transfer + stages`` without stalls.
     """
 
     def __init__(self, stages):
         self.stages = stages
-        self.passed = 0  # output tokens taken before the latest input transfer: no stall ahead
+        self.stalls = _Stalls(self._stall_begin, lambda m: self.o.taken(m))
 
-    def _stall(self, m):
-        if m >= len(self.o.offer):
-            return None
-        return self.o.offer[m], self.o.taken(m)
-
-    def _free(self, edge):
-        return _free_edge(edge, self._stall, self.passed)
+    def _stall_begin(self, m):
+        return self.o.offer[m] if m < len(self.o.offer) else None
 
     def accept(self, n, offer):
-        edge = self._free(offer)
-        while self.passed < len(self.o.transfer) and self.o.transfer[self.passed] <= edge:
-            self.passed += 1
+        edge = self.stalls.nth_free_edge(offer - 1, 1)
+        self.stalls.forget_before(edge)
         return edge
 
     def emit(self, n):
-        edge = self.i.taken(n)
-        for _ in range(self.stages - 1):
-            edge = self._free(edge + 1)
-        return edge + 1
+        transfer = self.i.taken(n)
+        if self.stages == 1:
+            return transfer + 1
+        return self.stalls.nth_free_edge(transfer, self.stages - 1) + 1
 
 
 class _Folded(_Block):
@@ -846,32 +855,27 @@ class _Folded(_Block):
         self.ii = ii
         self.depth = depth
         self.start, self.last, self.complete, self.finish = [], [], [], []
+        self.stalls = _Stalls(self._stall_begin, self._stall_end)
 
-    def _stall(self, m):
+    def _stall_begin(self, m):
+        return self.complete[m] + 1 if m < len(self.complete) else None
+
+    def _stall_end(self, m):
         if m >= len(self.finish):
-            if m < len(self.complete):
-                raise _Pending  # its finish waits on the output, not yet known
-            return None
-        return self.complete[m] + 1, self.finish[m]
-
-    def _free(self, edge):
-        return _free_edge(edge, self._stall)
+            raise _Pending  # its finish waits on the output, not yet known
+        return self.finish[m]
 
     def _schedule(self, n):
         """Fill ``start``, ``last``, ``complete``, ``finish`` of vector ``n`` (as far as known)."""
+        free = self.stalls.nth_free_edge
         if len(self.start) == n:
             previous = self.last[n - 1] if n else 0
-            self.start.append(self._free(max(self.i.taken(n), previous) + 1))
+            self.start.append(free(max(self.i.taken(n), previous), 1))
+            self.stalls.forget_before(self.start[n])
         if len(self.last) == n:
-            edge = self.start[n]
-            for _ in range(self.ii - 1):
-                edge = self._free(edge + 1)
-            self.last.append(edge)
+            self.last.append(free(self.start[n], self.ii - 1))
         if len(self.complete) == n:
-            edge = self.last[n]
-            for _ in range(self.depth - 2):
-                edge = self._free(edge + 1)
-            self.complete.append(edge)
+            self.complete.append(free(self.last[n], self.depth - 2))
         if len(self.finish) == n:
             self.finish.append(max(self.complete[n] + 1, self.o.taken(n - 1)))
 
