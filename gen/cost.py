@@ -85,8 +85,9 @@ def folded(rows, cols, pe, simd, in_bits, acc_bits, n_thresholds, weight_bits, *
     The SIMD sums are compressor trees as in :func:`unrolled_dot`, with the same coefficients
     per heap bit, behind the products' LUTs. ``stages`` defaults to the engine's own default
     (:func:`hw.folded.default_stages`). Measured (Yosys 0.23 ``synth_ice40``, 64 x 256 ternary,
-    ``pe=4, simd=32``, 9-bit accumulators, one stage): 1,193 LUT4s, 292 carry cells, 2,283
-    flip-flops, which this model predicts as 1,202, 330 and 2,290.
+    ``pe=4, simd=32``, 9-bit accumulators, one stage): 1,229 LUT4s, 220 carry cells, 2,283
+    flip-flops (1,193 LUT4s and 292 carry cells with ``bit_adders="carry"``), which this model
+    predicts as 1,202, 330 and 2,290.
     """
     if stages is None:
         stages = default_stages(simd)
