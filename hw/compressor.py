@@ -28,9 +28,11 @@ adder in plain logic takes two LUTs. ``bit_adders="logic"`` (the default) builds
 bits as half and full adders in logic: nextpnr-ice40's packed cells for digits-mlp's first layer
 fell from 3,465 to 2,785, and for a random ternary 64 -> 16 layer from 3,088 to 2,571, while
 Yosys's LUT4 count rose from 1,687 to 2,044 on the latter. ``bit_adders="carry"`` keeps them on
-carry chains: fewest Yosys LUT4s on iCE40, and fewest LUTs on Xilinx (1,515 against 1,693). Each adder is written as one ``+`` whose result is a ``keep`` signal: otherwise
-Yosys's ``alumacc`` merges the whole tree into one multi-operand adder and maps it to plain
-logic, twice as large. Inverted bits cost a LUT each in front of a carry chain, so callers
+carry chains: fewest Yosys LUT4s on iCE40, and fewest LUTs on Xilinx (1,515 against 1,693).
+
+Each adder is written as one ``+`` whose result is a ``keep`` signal: otherwise Yosys's
+``alumacc`` merges the whole tree into one multi-operand adder and maps it to plain logic, twice
+as large. Inverted bits cost a LUT each in front of a carry chain, so callers
 should prefer heaps of plain bits (see :mod:`hw.dotproduct`, which subtracts one word per row
 instead of inverting each negative bit). The sum is exact modulo ``2**width``: no adder is wider
 than the result needs, and bits of weight ``2**width`` or more are dropped.
