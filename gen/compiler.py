@@ -551,7 +551,7 @@ def build(the_plan):
     Returns ``(accelerator, output info)``.
     """
     from hw.pool import MaxPool as MaxPoolUnit
-    from hw.streamutil import PixelsToVector, VectorToPixels
+    from hw.streamutil import PixelsToVector, SkidBuffer, VectorToPixels
     from hw.window import SlidingWindow
 
     net = the_plan.net
@@ -570,6 +570,15 @@ def build(the_plan):
         unit = PixelsToVector(shape=encoding.shape, pixels=h * w, channels=c)
         return [Stage(f"l{index}_deserialize", unit, index, unit.latency, unit.initiation_interval)]
 
+    def register_slice(index, name):
+        # Each vector block passes o.ready to i.ready combinationally; a skid buffer between
+        # layers cuts that path, so that back-pressure is not one path through the whole
+        # pipeline (digits-mlp on an iCE40 UP5K: 33.6 MHz with it as one path).
+        if not stages or isinstance(stages[-1].block, PixelsToVector):
+            return []
+        unit = SkidBuffer(_payload_shape(stages[-1].block.o))
+        return [Stage(name, unit, index, unit.latency, unit.initiation_interval)]
+
     for lp in the_plan.layers:
         layer = net.layers[lp.index]
         shape = net.shapes[lp.index]
@@ -578,6 +587,8 @@ def build(the_plan):
             if pixels:
                 new += to_vector(lp.index, shape)
                 pixels = False
+            else:
+                new += register_slice(lp.index, f"l{lp.index}_slice")
             dot, encoding = _vector_stages(net, lp.index, lp, encoding)
             new += dot
         elif isinstance(layer, Conv2d):
@@ -636,7 +647,10 @@ def build(the_plan):
         # as wide as a score) and a multiplexer, about 13 ns on an iCE40 UP5K; two or more
         # levels per cycle set the whole accelerator's clock (digits-mlp: 16.6 MHz).
         unit = Argmax(encoding=encoding, count=count, stages=max(1, math.ceil(math.log2(count))))
-        _link(stages, [Stage("argmax", unit, None, unit.latency, 1)])
+        _link(
+            stages,
+            [*register_slice(None, "argmax_slice"), Stage("argmax", unit, None, unit.latency, 1)],
+        )
         out_shape = _payload_shape(unit.o)
         info = OutputInfo("argmax", [], 1, ValueEncoding.uint(out_shape.width))
     else:
@@ -775,8 +789,10 @@ class _Block:
 class _Stalls:
     """Ordered, disjoint stall intervals ``[begin(k), end(k))`` of one block's advance enable.
 
-    ``begin(k)`` is ``None`` past the last interval known; ``end(k)`` may raise
-    :class:`_Pending`. ``first`` skips intervals that ended before any edge still asked about.
+    Interval ``k`` belongs to token ``k``; a question about token ``n`` considers the
+    intervals of tokens before it, whose ``begin`` the block must know (else it raises
+    :class:`_Pending`), as ``end`` may. ``first`` skips intervals that ended before any edge
+    still asked about.
     """
 
     def __init__(self, begin, end):
@@ -786,17 +802,18 @@ class _Stalls:
     def forget_before(self, edge):
         """No edge before ``edge`` will be asked about again."""
         try:
-            while self.begin(self.first) is not None and self.end(self.first) <= edge:
+            while self.end(self.first) <= edge:
                 self.first += 1
-        except _Pending:  # that interval is still open: keep it
+        except _Pending:  # that interval is still open, or not yet known: keep it
             pass
 
-    def nth_free_edge(self, edge, count):
-        """The ``count``-th edge after ``edge`` outside every interval (``edge`` for 0)."""
+    def nth_free_edge(self, edge, count, before):
+        """The ``count``-th edge after ``edge`` (``edge`` for 0) outside the intervals of the
+        tokens before ``before``."""
         if count == 0:
             return edge
         k = self.first
-        while (begin := self.begin(k)) is not None and begin <= edge + count:
+        while k < before and (begin := self.begin(k)) <= edge + count:
             end = self.end(k)
             if end > edge + 1:  # the interval covers edges after ``edge``
                 count -= max(0, begin - edge - 1)  # free edges before it
@@ -821,21 +838,15 @@ class _Pipeline(_Block):
 
     def __init__(self, stages):
         self.stages = stages
-        self.stalls = _Stalls(self._stall_begin, lambda m: self.o.taken(m))
-
-    def _stall_begin(self, m):
-        return self.o.offer[m] if m < len(self.o.offer) else None
+        self.stalls = _Stalls(lambda m: self.o.offered(m), lambda m: self.o.taken(m))
 
     def accept(self, n, offer):
-        edge = self.stalls.nth_free_edge(offer - 1, 1)
+        edge = self.stalls.nth_free_edge(offer - 1, 1, n)
         self.stalls.forget_before(edge)
         return edge
 
     def emit(self, n):
-        transfer = self.i.taken(n)
-        if self.stages == 1:
-            return transfer + 1
-        return self.stalls.nth_free_edge(transfer, self.stages - 1) + 1
+        return self.stalls.nth_free_edge(self.i.taken(n), self.stages - 1, n) + 1
 
 
 class _Folded(_Block):
@@ -861,7 +872,9 @@ class _Folded(_Block):
         self.stalls = _Stalls(self._stall_begin, self._stall_end)
 
     def _stall_begin(self, m):
-        return self.complete[m] + 1 if m < len(self.complete) else None
+        if m >= len(self.complete):
+            raise _Pending
+        return self.complete[m] + 1
 
     def _stall_end(self, m):
         if m >= len(self.finish):
@@ -869,8 +882,14 @@ class _Folded(_Block):
         return self.finish[m]
 
     def _schedule(self, n):
-        """Fill ``start``, ``last``, ``complete``, ``finish`` of vector ``n`` (as far as known)."""
-        free = self.stalls.nth_free_edge
+        """Fill ``start``, ``last``, ``complete``, ``finish`` of vector ``n`` (as far as known),
+        after those of the vectors before it."""
+        if len(self.finish) < n:
+            self._schedule(n - 1)
+
+        def free(edge, count):
+            return self.stalls.nth_free_edge(edge, count, n)
+
         if len(self.start) == n:
             previous = self.last[n - 1] if n else 0
             self.start.append(free(max(self.i.taken(n), previous), 1))

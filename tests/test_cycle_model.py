@@ -65,6 +65,35 @@ def test_example_cnn(fold):
     check_timing(net, fold)
 
 
+def test_folded_engine_between_padded_windows():
+    """A 1 x 1 folded engine between two padded, strided windows: its stalls and the windows'
+    padding interleave (a case an evaluation-order slip once got wrong)."""
+
+    def conv(out, kernel, stride, padding, rows, thresholds):
+        return {
+            "type": "conv2d",
+            "out": out,
+            "kernel": kernel,
+            "stride": stride,
+            "padding": padding,
+            "weights": rows,
+            "activation": {"levels": [-1, 0, 1], "thresholds": thresholds},
+        }
+
+    doc = {
+        "format": "tnn/1",
+        "name": "stack",
+        "input": {"shape": [3, 6, 1], "type": "uint2"},
+        "layers": [
+            conv(3, [2, 4], [2, 1], [0, 2], ["++++++++"] * 3, [[0, 2], [2, 2], [-2, 0]]),
+            conv(1, [3, 3], [2, 1], [2, 1], ["00-+++-++----00-+0+--+--0++"], [[-2, 1]]),
+            conv(3, [1, 2], [3, 3], [2, 2], ["-+", "-+", "00"], [[-2, 2], [2, 2], [0, 0]]),
+        ],
+        "output": "values",
+    }
+    check_timing(network.from_dict(doc), {"0": "unrolled", "1": [1, 1], "2": "unrolled"})
+
+
 def test_cycle_model_is_analytic_and_agrees_with_the_oracle():
     net = network.load(os.path.join(EXAMPLES, "tiny_cnn.tnn.json"))
     top, _ = compiler.build(compiler.plan(net, "0:2,9;2:2,8"))
