@@ -489,14 +489,6 @@ class Accelerator(wiring.Component):
         return list(self._stages)
 
     @property
-    def streams_pixels(self):
-        """Whether some stage works on a pixel stream (windows, pooling, serializers)."""
-        return any(
-            s.name.endswith(("_window", "_maxpool", "_serialize", "_deserialize"))
-            for s in self._stages
-        )
-
-    @property
     def latency(self):
         """The sum of the stages' latencies: exact for a pipeline of whole-vector stages."""
         return sum(s.latency for s in self._stages)
