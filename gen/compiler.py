@@ -542,8 +542,10 @@ def build(the_plan):
 
     Returns ``(accelerator, output info)``.
     """
+    from hw.dotproduct import DotProduct
     from hw.pool import MaxPool as MaxPoolUnit
     from hw.streamutil import PixelsToVector, SkidBuffer, VectorToPixels
+    from hw.threshold import ThresholdUnit
     from hw.window import SlidingWindow
 
     net = the_plan.net
@@ -566,7 +568,8 @@ def build(the_plan):
         # Each vector block passes o.ready to i.ready combinationally; a skid buffer between
         # layers cuts that path, so that back-pressure is not one path through the whole
         # pipeline (digits-mlp on an iCE40 UP5K: 33.6 MHz with it as one path).
-        if not stages or isinstance(stages[-1].block, PixelsToVector):
+        # Folded engines and pixel streams have buffers of their own that decouple the two.
+        if not stages or not isinstance(stages[-1].block, (DotProduct, ThresholdUnit)):
             return []
         unit = SkidBuffer(_payload_shape(stages[-1].block.o))
         return [Stage(name, unit, index, unit.latency, unit.initiation_interval)]
@@ -1192,15 +1195,26 @@ def transfer_times(net, top, vectors):
     return _transfer_times(_timing_blocks(net, top), vectors)
 
 
-def analytic_timing(net, top, *, settle=10):
+def analytic_timing(net, top):
     """``(latency, initiation interval)`` of ``top`` from the timing model of its blocks.
 
-    The same experiments as :func:`measure_timing`, on the recurrences instead of the
-    simulator: one vector alone gives the latency (its result's offer minus its input
-    transfer), ``settle + 2`` back to back the interval (the last spacing of input transfers).
+    The latency is that of one vector alone (its result's offer minus its input transfer), as
+    :func:`measure_timing` measures it. The interval is the steady spacing of input transfers
+    with inputs offered back to back: the model runs 12, 24, 48, ... vectors until the second
+    half of the spacings is constant, since the buffers between blocks may take longer to fill
+    than the simulator's twelve vectors (up to 3072 vectors, else ``RuntimeError``).
     """
-    single = transfer_times(net, top, 1)
-    return _summarize(single, transfer_times(net, top, settle + 2))
+    accepted, produced = transfer_times(net, top, 1)
+    latency = produced[0] - accepted[0]
+    vectors = 12
+    while True:
+        accepted, _ = transfer_times(net, top, vectors)
+        tail = np.diff(accepted)[vectors // 2 :]
+        if len(set(tail.tolist())) == 1:
+            return latency, int(tail[-1])
+        if vectors >= 3072:
+            raise RuntimeError(f"the initiation interval did not settle: input spacing {tail}")
+        vectors *= 2
 
 
 def cycle_model(net, top, *, simulate=False):

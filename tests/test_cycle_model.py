@@ -94,6 +94,26 @@ def test_folded_engine_between_padded_windows():
     check_timing(network.from_dict(doc), {"0": "unrolled", "1": [1, 1], "2": "unrolled"})
 
 
+def test_interval_is_the_steady_state():
+    """Two folded layers whose buffers fill for longer than the simulator's twelve vectors:
+    the model runs on to the steady interval, that of the slowest engine."""
+    net = network.from_dict(
+        {
+            "format": "tnn/1",
+            "name": "mlp",
+            "input": {"shape": [10], "type": "ternary"},
+            "layers": [
+                {"type": "dense", "out": 7, "weights": ["+0-+0-+0-+"] * 7, "activation": None},
+                {"type": "dense", "out": 5, "weights": ["+-0+-0+"] * 5, "activation": None},
+            ],
+            "output": "values",
+        }
+    )
+    top, _ = compiler.build(compiler.plan(net, "0:7,5;1:1,7"))
+    assert compiler.analytic_timing(net, top)[1] == top.initiation_interval == 5
+    check_timing(net, top=top, vectors=48)
+
+
 def test_cycle_model_is_analytic_and_agrees_with_the_oracle():
     net = network.load(os.path.join(EXAMPLES, "tiny_cnn.tnn.json"))
     top, _ = compiler.build(compiler.plan(net, "0:2,9;2:2,8"))
