@@ -1016,7 +1016,7 @@ class _Window(_Block):
     - ``accept`` (real ``p``): ``step[p] = max(offer, step[p-1] + 1, d)``;
     - padding ``p``: ``step[p] = max(step[p-1] + 1, d)`` (and the first pixel's offer, at the
       first position of a frame);
-    - ``emit(k) = step[p_k] + 1``.
+    - ``emit(k) = step[p_k] + latency`` (1: the window register).
     """
 
     def __init__(self, height, width, scan_shape, output_shape, kernel, stride, padding, latency):
@@ -1128,7 +1128,9 @@ def _timing_blocks(net, top):
             height, width = net.shapes[stage.layer][:2]
             if tuple(layer.stride) == tuple(layer.kernel):
                 blocks.append(_DisjointPool(height, width, layer.kernel, block.latency))
-            else:  # a sliding window (no padding: it scans the image), then a maximum register
+            else:
+                # hw.pool builds a SlidingWindow (no padding: it scans the image, latency 1)
+                # and a maximum register after it, which makes up the rest of its latency
                 window = _Window(
                     height,
                     width,
