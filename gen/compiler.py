@@ -543,6 +543,7 @@ def build(the_plan):
     Returns ``(accelerator, output info)``.
     """
     from hw.dotproduct import DotProduct
+    from hw.folded import FoldedMatrixVector
     from hw.pool import MaxPool as MaxPoolUnit
     from hw.streamutil import PixelsToVector, SkidBuffer, VectorToPixels
     from hw.threshold import ThresholdUnit
@@ -568,8 +569,10 @@ def build(the_plan):
         # Each vector block passes o.ready to i.ready combinationally; a skid buffer between
         # layers cuts that path, so that back-pressure is not one path through the whole
         # pipeline (digits-mlp on an iCE40 UP5K: 33.6 MHz with it as one path).
-        # Folded engines and pixel streams have buffers of their own that decouple the two.
-        if not stages or not isinstance(stages[-1].block, (DotProduct, ThresholdUnit)):
+        # (Pixel streams have line buffers and serializers of their own between layers.)
+        if not stages or not isinstance(
+            stages[-1].block, (DotProduct, ThresholdUnit, FoldedMatrixVector)
+        ):
             return []
         unit = SkidBuffer(_payload_shape(stages[-1].block.o))
         return [Stage(name, unit, index, unit.latency, unit.initiation_interval)]
