@@ -2,7 +2,7 @@
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 MODEL  ?= models/digits-mlp.tnn.json
-DEMO_ARGS ?= --data digits --vectors 360 --target ice40-up5k --no-pnr
+DEMO_ARGS ?= --data digits --vectors 360 --target ice40-up5k
 OUT    ?= out
 
 .PHONY: setup demo test test-all lint bench clean
