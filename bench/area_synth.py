@@ -6,7 +6,9 @@ import shutil
 import subprocess
 import tempfile
 
-__all__ = ["synth_counts", "ice40_logic_cells", "iverilog_eval", "yosys_eval", "TARGETS"]
+__all__ = ["synth_counts", "iverilog_eval", "yosys_eval", "TARGETS"]
+
+LC_PATTERN = re.compile(r"ICESTORM_LC:\s+(\d+)/")
 
 # Per target: the Yosys script tail, and which cells are LUTs and which carry cells.
 TARGETS = {
@@ -21,7 +23,13 @@ TARGETS = {
 
 
 def synth_counts(verilog, top, target, *, workdir=None, timeout=3600):
-    """LUT and carry cell counts of ``verilog`` (text) synthesized for ``target``."""
+    """LUT and carry cell counts of ``verilog`` (text) synthesized for ``target``.
+
+    For ``ice40`` also ``lcs``: the logic cells (``ICESTORM_LC``) of the netlist as
+    nextpnr-ice40 packs it (``--pack-only``; None without nextpnr-ice40). A logic cell holds one
+    LUT4 and one carry; carries without a LUT, and the cells that feed a carry chain's carry-in
+    and take out its carry-out, take logic cells too, so this is the area a device gives it.
+    """
     script, luts, carries = TARGETS[target]
     own = workdir is None
     workdir = tempfile.mkdtemp(prefix="tnn-area-") if own else workdir
@@ -33,11 +41,13 @@ def synth_counts(verilog, top, target, *, workdir=None, timeout=3600):
             "yosys",
             "-q",
             "-p",
-            f"read_verilog {path}; {script.format(top=top)}; tee -o {workdir}/stat.txt stat",
+            f"read_verilog {path}; {script.format(top=top)}; tee -o {workdir}/stat.txt stat"
+            + ("; write_json netlist.json" if target == "ice40" else ""),
         ]
         subprocess.run(cmd, check=True, capture_output=True, timeout=timeout, cwd=workdir)
         with open(os.path.join(workdir, "stat.txt")) as f:
             stat = f.read()
+        lcs = _pack_ice40(workdir, timeout) if target == "ice40" else None
     finally:
         if own:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -51,51 +61,25 @@ def synth_counts(verilog, top, target, *, workdir=None, timeout=3600):
         "luts": sum(cells.get(c, 0) for c in luts),
         "carry": sum(cells.get(c, 0) for c in carries),
         "cells": cells,
+        **({"lcs": lcs} if target == "ice40" else {}),
     }
 
 
-def ice40_logic_cells(verilog, top, *, device="hx8k", package="ct256", timeout=3600):
-    """Logic cells (``ICESTORM_LC``) that nextpnr-ice40 places for ``verilog``, or None.
-
-    A logic cell holds one LUT4 and one carry; carry cells without a LUT, and the feed-in and
-    feed-out cells nextpnr adds to carry chains, take logic cells too, so this is what a
-    design really occupies. None if the design does not fit the device.
-    """
-    workdir = tempfile.mkdtemp(prefix="tnn-pnr-")
-    try:
-        path = os.path.join(workdir, f"{top}.v")
-        with open(path, "w") as f:
-            f.write(verilog)
-        subprocess.run(
-            ["yosys", "-q", "-p", f"read_verilog {path}; synth_ice40 -top {top} -json top.json"],
-            check=True,
-            capture_output=True,
-            timeout=timeout,
-            cwd=workdir,
-        )
-        res = subprocess.run(
-            [
-                "nextpnr-ice40",
-                f"--{device}",
-                "--package",
-                package,
-                "--json",
-                "top.json",
-                "--pcf-allow-unconstrained",
-                "--seed",
-                "1",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=workdir,
-        )
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    found = re.search(r"ICESTORM_LC:\s+(\d+)/", res.stdout + res.stderr)
-    if res.returncode != 0 or not found:
+def _pack_ice40(workdir, timeout):
+    """nextpnr-ice40's packed logic cells of ``workdir/netlist.json``, or None."""
+    if shutil.which("nextpnr-ice40") is None:
         return None
-    return int(found.group(1))
+    # Packing does not depend on the part's size: the count is printed even when it exceeds it.
+    res = subprocess.run(
+        ["nextpnr-ice40", "--hx8k", "--package", "ct256", "--json", "netlist.json"]
+        + ["--pack-only", "--pcf-allow-unconstrained"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=workdir,
+    )
+    found = LC_PATTERN.search(res.stdout + res.stderr)
+    return int(found.group(1)) if found else None
 
 
 def yosys_eval(verilog, top, inputs, outputs, vectors, *, timeout=3600):
