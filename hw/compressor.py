@@ -467,17 +467,37 @@ class _Emitter:
         # On a carry chain the same sum would take three iCE40 logic cells, since a chain's
         # carry-in and carry-out each cost a cell of their own, and one LUT more on 6-LUT
         # fabrics (bench/area.py).
-        a, b, cin = node.inputs
-        av, bv = self.at(a, stage), self.at(b, stage)
-        if cin is None:
-            total = Cat(av ^ bv, av & bv)
+        inputs = [n for n in node.inputs if n is not None]
+        ones = sum(1 for n in inputs if _is_one(n))
+        bits = [self.at(n, stage) for n in inputs if not _is_one(n)]
+        # Constant ones (from the heap's constant) are folded here rather than left to the
+        # Verilog back end, whose constant folding names its inverters like a later Yosys run
+        # does (``$auto$rtlil.cc:...:Not$2``): the two collide when a module is synthesized with
+        # its hierarchy kept.
+        if len(bits) == 3:
+            a, b, c = bits
+            total = Cat(a ^ b ^ c, (a & b) | (a & c) | (b & c))
+        elif len(bits) == 2 and ones:
+            a, b = bits
+            total = Cat(~(a ^ b), a | b)
+        elif len(bits) == 2:
+            a, b = bits
+            total = Cat(a ^ b, a & b)
+        elif len(bits) == 1 and ones == 1:
+            total = Cat(~bits[0], bits[0])
+        elif len(bits) == 1:
+            total = Cat(bits[0], Const(1, 1))  # x + 1 + 1 = x + 2
         else:
-            cv = self.at(cin, stage)
-            total = Cat(av ^ bv ^ cv, (av & bv) | (av & cv) | (bv & cv))
+            total = Const(ones, 2)
         sig = Signal(unsigned(node.width), name=f"{self.name}_f{next(self.count)}")
         self.m.d.comb += sig.eq(total)
         node.sig = sig
         return sig
+
+
+def _is_one(node):
+    """Whether ``node`` is a constant 1 bit of the heap."""
+    return node.inputs is None and isinstance(node.value, Const) and node.value.value == 1
 
 
 def build_sums(

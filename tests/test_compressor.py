@@ -290,3 +290,32 @@ def test_parameter_errors():
         AdderTree(signed(3), 2, bit_adders=None)
     with pytest.raises(TypeError, match=r"^Heap must be a BitHeap, not 3$"):
         BitHeap().add_heap(3)
+
+
+@pytest.mark.parametrize("constant", [1, 2, 3, 5, -1])
+def test_bit_adders_fold_constant_ones(constant):
+    """Constant ones among single bits are folded by the tree, not by the Verilog back end.
+
+    The back end's own folding names its inverters as Yosys does (``$auto$...``), and those
+    names collide in a later Yosys run that keeps the module's hierarchy.
+    """
+    from amaranth.back import verilog
+
+    m = Module()
+    bits = Signal(5)
+    heap = BitHeap()
+    heap.add_bits(bits)
+    heap.add_constant(constant)
+    (total,) = build_sums(m, [heap])
+    out = Signal(total.shape())
+    m.d.comb += out.eq(total)
+    assert "$auto$" not in verilog.convert(m, ports=[bits, out], emit_src=False)
+
+    async def bench(ctx):
+        for word in range(32):
+            ctx.set(bits, word)
+            assert ctx.get(out) == bin(word).count("1") + constant
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
