@@ -193,6 +193,9 @@ OURS = {
 
 def measure(name, case, weights, targets):
     """Build, check and synthesize one design; returns (case, name, {target: counts})."""
+    # The plain sum() of a fan-in-1024 row is an expression tree hundreds of levels deep, which
+    # Amaranth's conversion walks recursively.
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
     workdir = tempfile.mkdtemp(prefix="tnn-area-")
     try:
         if name in OURS:
