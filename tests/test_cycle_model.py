@@ -8,6 +8,7 @@ layers, random foldings included.
 
 import os
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -117,6 +118,18 @@ def test_interval_is_the_steady_state():
     top, _ = compiler.build(compiler.plan(net, "0:7,5;1:1,7"))
     assert compiler.analytic_timing(net, top)[1] == top.initiation_interval == 5
     check_timing(net, top=top, vectors=48)
+
+
+def test_interval_waits_for_the_results_to_settle():
+    """tiny-mlp folded 0:2,3;1:1,2: for 13 vectors inputs are taken every 4 cycles while the
+    buffers fill, but results leave every 6 from the first; the interval is 6."""
+    net = network.load(os.path.join(os.path.dirname(__file__), "..", "models", "tiny-mlp.tnn.json"))
+    top, _ = compiler.build(compiler.plan(net, "0:2,3;1:1,2"))
+    assert compiler.analytic_timing(net, top)[1] == 6
+    accepted, produced = compiler.simulate_transfers(top, golden.random_inputs(net, 40, seed=3))
+    assert set(np.diff(accepted)[20:].tolist()) == {6}
+    assert set(np.diff(produced).tolist()) == {6}
+    check_timing(net, top=top, vectors=24)
 
 
 def test_cycle_model_is_analytic_and_agrees_with_the_oracle():
