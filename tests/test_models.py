@@ -16,14 +16,14 @@ DATA = {"digits-mlp": "digits", "mnist-mlp": "mnist5k", "digits-cnn": "digits"}
 
 
 def _readme_rows():
-    """Rows of the figures table of models/README.md, by model name."""
+    """Rows of the figures table of models/README.md (its first table), by model name."""
     with open(os.path.join(MODELS, "README.md"), encoding="utf-8") as f:
         text = f.read()
     rows = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 6 and cells[0].strip("`") in TRAINED:
-            rows[cells[0].strip("`")] = cells
+            rows.setdefault(cells[0].strip("`"), cells)  # later tables: hardware figures
     return rows
 
 
