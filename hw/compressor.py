@@ -63,6 +63,9 @@ __all__ = [
     "shape_for_range",
     "CARRY_IN",
     "BIT_ADDERS",
+    "check_stages",
+    "check_carry_in",
+    "check_bit_adders",
     "Popcount",
     "AdderTree",
 ]
@@ -88,17 +91,20 @@ def tree_latency(stages):
     return stages
 
 
-def _check_carry_in(carry_in):
+def check_carry_in(carry_in):
+    """Raise ``ValueError`` unless ``carry_in`` is one of :data:`CARRY_IN`."""
     if carry_in not in CARRY_IN:
         raise ValueError(f"Carry-in must be one of {CARRY_IN}, not {carry_in!r}")
 
 
-def _check_bit_adders(bit_adders):
+def check_bit_adders(bit_adders):
+    """Raise ``ValueError`` unless ``bit_adders`` is one of :data:`BIT_ADDERS`."""
     if bit_adders not in BIT_ADDERS:
         raise ValueError(f"Bit adders must be one of {BIT_ADDERS}, not {bit_adders!r}")
 
 
-def _check_stages(stages):
+def check_stages(stages):
+    """Raise ``TypeError`` or ``ValueError`` unless ``stages`` is a non-negative integer."""
     if not isinstance(stages, int) or isinstance(stages, bool):
         raise TypeError(f"Stages must be a non-negative integer, not {stages!r}")
     if stages < 0:
@@ -546,9 +552,9 @@ def build_sums(
     -------
     list of Signal
     """
-    _check_stages(stages)
-    _check_carry_in(carry_in)
-    _check_bit_adders(bit_adders)
+    check_stages(stages)
+    check_carry_in(carry_in)
+    check_bit_adders(bit_adders)
     heaps = list(heaps)
     if ranges is None:
         ranges = [(h.min, h.max) for h in heaps]
@@ -634,9 +640,9 @@ class Popcount(wiring.Component):
             isinstance(w, int) and not isinstance(w, bool) and w >= 0 for w in weights
         ):
             raise ValueError(f"Weights must be {fan_in} non-negative integers, not {weights!r}")
-        _check_stages(stages)
-        _check_carry_in(carry_in)
-        _check_bit_adders(bit_adders)
+        check_stages(stages)
+        check_carry_in(carry_in)
+        check_bit_adders(bit_adders)
         self._carry_in = carry_in
         self._bit_adders = bit_adders
         self._fan_in = fan_in
@@ -737,9 +743,9 @@ class AdderTree(wiring.Component):
         signs = [int(s) if s in (-1, 0, 1) else s for s in signs]
         if len(signs) != count or any(s not in (-1, 0, 1) for s in signs):
             raise ValueError(f"Signs must be {count} values in (-1, 0, 1), not {signs!r}")
-        _check_stages(stages)
-        _check_carry_in(carry_in)
-        _check_bit_adders(bit_adders)
+        check_stages(stages)
+        check_carry_in(carry_in)
+        check_bit_adders(bit_adders)
         self._carry_in = carry_in
         self._bit_adders = bit_adders
         self._shape_in = shape

@@ -37,10 +37,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.compressor import (
-    BIT_ADDERS,
-    CARRY_IN,
     BitHeap,
     build_sums,
+    check_bit_adders,
+    check_carry_in,
+    check_stages,
     pipeline_control,
     shape_for_range,
     tree_latency,
@@ -202,18 +203,13 @@ class DotProduct(wiring.Component):
             raise ValueError(f"Weights must be -1, 0 or +1, not {int(array[bad].flat[0])}")
         if not isinstance(encoding, ValueEncoding):
             raise TypeError(f"Encoding must be a ValueEncoding, not {encoding!r}")
-        if not isinstance(stages, int) or isinstance(stages, bool):
-            raise TypeError(f"Stages must be a non-negative integer, not {stages!r}")
-        if stages < 0:
-            raise ValueError(f"Stages must be a non-negative integer, not {stages!r}")
+        check_stages(stages)
         if form not in _FORMS:
             raise ValueError(f"Form must be one of {_FORMS}, not {form!r}")
         if not isinstance(share, bool):
             raise TypeError(f"Share must be a bool, not {share!r}")
-        if carry_in not in CARRY_IN:
-            raise ValueError(f"Carry-in must be one of {CARRY_IN}, not {carry_in!r}")
-        if bit_adders not in BIT_ADDERS:
-            raise ValueError(f"Bit adders must be one of {BIT_ADDERS}, not {bit_adders!r}")
+        check_carry_in(carry_in)
+        check_bit_adders(bit_adders)
         self._carry_in = carry_in
         self._bit_adders = bit_adders
         self._weights = array.astype(np.int64)

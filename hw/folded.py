@@ -24,7 +24,14 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.compressor import BIT_ADDERS, CARRY_IN, build_sums, signed_bit_heap, tree_latency
+from hw.compressor import (
+    build_sums,
+    check_bit_adders,
+    check_carry_in,
+    check_stages,
+    signed_bit_heap,
+    tree_latency,
+)
 from hw.dotproduct import value_bits
 from hw.encoding import ValueEncoding
 from hw.streamutil import check_encoding, check_positive_int
@@ -248,14 +255,9 @@ class FoldedMatrixVector(wiring.Component):
             raise ValueError("Levels and thresholds must be given together, or neither")
         if stages is None:
             stages = default_stages(simd)
-        if not isinstance(stages, int) or isinstance(stages, bool):
-            raise TypeError(f"Stages must be a non-negative integer, not {stages!r}")
-        if stages < 0:
-            raise ValueError(f"Stages must be a non-negative integer, not {stages!r}")
-        if carry_in not in CARRY_IN:
-            raise ValueError(f"Carry-in must be one of {CARRY_IN}, not {carry_in!r}")
-        if bit_adders not in BIT_ADDERS:
-            raise ValueError(f"Bit adders must be one of {BIT_ADDERS}, not {bit_adders!r}")
+        check_stages(stages)
+        check_carry_in(carry_in)
+        check_bit_adders(bit_adders)
         self._stages = stages
         self._bit_adders = bit_adders
         self._carry_in = carry_in
