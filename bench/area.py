@@ -333,12 +333,15 @@ def main(argv=None):
     print(header)
     print("-" * len(header))
 
-    def cols(counts, nz, lc=False):
+    def cols(counts, nz, carry_width, lc=False):
+        dash = [f"{'-':>10s}", f"{'-':>{carry_width}s}", f"{'-':>5s}"]
         if counts is None:
-            return [f"{'-':>10s}", f"{'-':>8s}", f"{'-':>5s}"] + (
-                [f"{'-':>8s}", f"{'-':>5s}"] if lc else []
-            )
-        out = [f"{counts['luts']:10d}", f"{counts['carry']:8d}", f"{counts['luts'] / nz:5.2f}"]
+            return dash + ([f"{'-':>8s}", f"{'-':>5s}"] if lc else [])
+        out = [
+            f"{counts['luts']:10d}",
+            f"{counts['carry']:{carry_width}d}",
+            f"{counts['luts'] / nz:5.2f}",
+        ]
         if lc:
             lcs = counts.get("lcs")
             out += [f"{lcs:8d}", f"{lcs / nz:5.2f}"] if lcs else [f"{'-':>8s}", f"{'-':>5s}"]
@@ -352,9 +355,8 @@ def main(argv=None):
                 print(f"{case:14s} {nz:6d} {name:13s} ({why}: see --baseline-max-nz)")
                 continue
             got = results[case, name]
-            ice = cols(got.get("ice40"), nz, lc=True)
-            xil = cols(got.get("xilinx"), nz)
-            xil[1] = xil[1][1:]  # CARRY4 column is one narrower
+            ice = cols(got.get("ice40"), nz, 8, lc=True)  # SB_CARRY column
+            xil = cols(got.get("xilinx"), nz, 7)  # CARRY4 column
             print(f"{case:14s} {nz:6d} {name:13s} " + " ".join(ice + xil))
     return 0
 
