@@ -59,6 +59,7 @@ __all__ = [
     "build_sums",
     "build_sum",
     "tree_latency",
+    "stage_of",
     "pipeline_control",
     "shape_for_range",
     "CARRY_IN",
@@ -372,7 +373,11 @@ class _Builder:
         return result
 
 
-def _stage_of(depth, total_depth, stages):
+def stage_of(depth, total_depth, stages):
+    """The pipeline stage of a node ``depth`` adders deep in a tree ``total_depth`` deep.
+
+    The tree's depth is cut at ``stages`` evenly spaced levels; inputs (depth 0) are in stage 0.
+    """
     if depth == 0 or total_depth == 0:
         return 0
     return (depth - 1) * (stages + 1) // total_depth
@@ -392,7 +397,7 @@ class _Emitter:
         self.count = itertools.count()
 
     def stage(self, node):
-        return _stage_of(node.depth, self.total_depth, self.stages)
+        return stage_of(node.depth, self.total_depth, self.stages)
 
     def _register(self, value, shape, name):
         reg = Signal(shape, name=name)

@@ -20,22 +20,24 @@ with 42 nonzero weights and ``uint8`` inputs: 346 iCE40 LUT4s and 351 Xilinx LUT
 planes, 1,014 and 1,016 as words): as words, the adders have no single bits to take as
 carry-ins. Binary weights are ternary weights without zeros and need nothing else.
 
-Sharing across rows (``share=True``, ternary inputs): pairs of columns that several rows use
-with the same relative sign are summed once, ``x[a] + s*x[b]`` in ``[-2, 2]`` (3 bits from 4,
-one LUT4 per output bit), and every row using the pair takes its 3 bits instead of the 4 bits
-of the two inputs. Pairs are chosen greedily, most used first, while a pair serves at least
-:data:`SHARE_MIN_USES` rows. Measured (``bench/area.py``, Yosys 0.23, a 64 -> 16 layer with
-685 nonzero weights): sharing takes iCE40 LUT4s from 1,752 to 1,687 (-4%) but Xilinx LUTs from
-1,489 to 1,515 (+2%), where a pair's 4-input logic would otherwise fold into the adders' 6-LUTs;
-so share on iCE40, and measure before sharing on 6-LUT fabrics. With 16 rows a pair serves few
-rows; with more rows each serves more (about 12 on average in a random 64 x 256 layer).
+Sharing across rows (``share=True``, the default, for ternary inputs): the layer is one graph
+of shared word adders (:mod:`hw.addergraph`): sums of columns that several rows use with the same
+relative signs are built once, level by level, and each row adds the shared sums and columns it
+has left. Measured (``bench/area.py``, Yosys 0.23, a random ternary 64 -> 16 layer with 685
+nonzero weights): 1,770 iCE40 LUT4s in 1,815 logic cells and 1,235 Xilinx LUTs as a graph,
+against 2,128 LUT4s in 2,871 cells and 1,489 Xilinx LUTs as per-row compressor trees
+(``share=False``). A layer of one row, or of rows with little in common, is smaller as
+compressor trees: :attr:`DotProduct.graph` picks by estimate. Binary inputs stay with compressor
+trees: popcounts of single bits measured as small or smaller (a 64 -> 16 layer: 1,553 cells
+against 1,591 as a graph; 24 -> 20: 661 against 740), and so do ``uintN``/``intN`` inputs.
 """
 
 import numpy as np
-from amaranth.hdl import Module, Signal, Value, signed
+from amaranth.hdl import Cat, Module, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.addergraph import Leaf, build_graph, graph_cost, plan_graph
 from hw.compressor import (
     BitHeap,
     build_sums,
@@ -48,14 +50,17 @@ from hw.compressor import (
 )
 from hw.encoding import ValueEncoding
 
-__all__ = ["DotProduct", "value_bits", "share_pairs", "SHARE_MIN_USES"]
+__all__ = ["DotProduct", "value_bits", "GRAPH_CELLS_PER_BIT", "HEAP_CELLS_PER_BIT"]
+
+# iCE40 logic cells (Yosys 0.23 synth_ice40, nextpnr-ice40 --pack-only; bench/area.py, random
+# ternary layers) per adder result bit of a shared graph (hw.addergraph.graph_cost): 1.14 to 1.29
+# from a row of fan-in 64 to a 256 -> 64 layer; and per input bit entering a per-row compressor
+# tree: 1.75 to 1.82 for rows of fan-in 64 to 1024. DotProduct builds whichever is estimated
+# smaller.
+GRAPH_CELLS_PER_BIT = 1.2
+HEAP_CELLS_PER_BIT = 1.8
 
 _FORMS = ("bits", "words")
-
-# A shared pair costs 3 LUTs (one per output bit) and takes one bit out of each row using it,
-# about 1.1 LUTs at the measured cost of a tree (bench/area.py); so it pays from about 3 rows on,
-# and 4 leaves a margin. The threshold itself is an estimate; sharing on/off is measured.
-SHARE_MIN_USES = 4
 
 
 def value_bits(value, encoding):
@@ -75,70 +80,6 @@ def value_bits(value, encoding):
     return bits, 0
 
 
-def share_pairs(weights, *, min_uses=SHARE_MIN_USES):
-    """Greedy choice of column pairs shared across rows.
-
-    Parameters
-    ----------
-    weights : array of int, shape (rows, fan_in), values in {-1, 0, +1}
-    min_uses : int
-        A pair is shared only while it serves at least this many rows.
-
-    Returns
-    -------
-    pairs : list of (a, b, s)
-        Pair ``p`` is ``x[a] + s * x[b]``, ``a < b``.
-    terms : list of list of (kind, index, sign)
-        Per row, what it adds: ``("x", i, sign)`` for ``sign * x[i]`` or ``("p", p, sign)`` for
-        ``sign * pair[p]``; together exactly ``sum_i W[j, i] * x[i]``.
-    """
-    weights = np.asarray(weights).astype(np.int64)
-    n_rows, fan_in = weights.shape
-    terms = [[] for _ in range(n_rows)]
-    pairs = []
-    current = weights.copy()
-    if n_rows >= min_uses and fan_in >= 2:
-        pos = (current > 0).astype(np.int32)
-        neg = (current < 0).astype(np.int32)
-        # Rows using each column pair with the same sign, and with opposite signs.
-        same = pos.T @ pos + neg.T @ neg
-        opposite = pos.T @ neg + neg.T @ pos
-        never = np.int32(-(1 << 30))
-        np.fill_diagonal(same, never)
-        np.fill_diagonal(opposite, never)
-        while True:
-            a_same = int(np.argmax(same))
-            a_opp = int(np.argmax(opposite))
-            best_same, best_opp = same.flat[a_same], opposite.flat[a_opp]
-            if max(best_same, best_opp) < min_uses:
-                break
-            if best_same >= best_opp:
-                a, b = divmod(a_same, fan_in)
-                s = 1
-            else:
-                a, b = divmod(a_opp, fan_in)
-                s = -1
-            a, b = min(a, b), max(a, b)
-            index = len(pairs)
-            pairs.append((a, b, s))
-            users = np.flatnonzero((current[:, a] != 0) & (current[:, b] == s * current[:, a]))
-            for j in users.tolist():
-                terms[j].append(("p", index, int(current[j, a])))
-                for col in (a, b):
-                    # The row stops using `col`: remove its pairs with the row's other columns.
-                    like, unlike = (pos[j], neg[j]) if current[j, col] > 0 else (neg[j], pos[j])
-                    same[col] -= like
-                    same[:, col] -= like
-                    opposite[col] -= unlike
-                    opposite[:, col] -= unlike
-                    current[j, col] = 0
-                    pos[j, col] = neg[j, col] = 0
-    for j in range(n_rows):
-        for i in np.flatnonzero(current[j]).tolist():
-            terms[j].append(("x", i, int(current[j, i])))
-    return pairs, terms
-
-
 class DotProduct(wiring.Component):
     """All rows of a constant-weight layer: ``acc[j] = sum_i weights[j, i] * x[i]``, exactly.
 
@@ -154,13 +95,16 @@ class DotProduct(wiring.Component):
         ``"bits"`` (bit-plane heaps, the default) or ``"words"`` (each n-bit input enters its
         row's tree as one word; the same as ``"bits"`` for ternary and binary inputs).
     share : bool
-        Share column pairs across rows (ternary inputs only; ignored otherwise).
+        Build the layer as one graph of shared word adders (:mod:`hw.addergraph`) where that is
+        estimated smaller than a compressor tree per row (ternary inputs; ignored otherwise).
     carry_in : str
         ``"constant"`` (default; fewest cells on iCE40) or ``"repeat"`` (fewest LUTs on 6-LUT
-        fabrics); see :func:`hw.compressor.build_sums`. Both are exact.
+        fabrics) for per-row compressor trees; see :func:`hw.compressor.build_sums`. Both are
+        exact.
     bit_adders : str
         ``"logic"`` (default; fewest iCE40 logic cells) or ``"carry"`` (fewest Yosys LUT4s on
-        iCE40 and LUTs on Xilinx); see :func:`hw.compressor.build_sums`.
+        iCE40 and LUTs on Xilinx) for per-row compressor trees; see
+        :func:`hw.compressor.build_sums`.
 
     Members
     -------
@@ -218,6 +162,7 @@ class DotProduct(wiring.Component):
         self._stages = stages
         self._form = form
         self._share = share and encoding.kind == "ternary"
+        self._graph = None
         lo, hi = encoding.min, encoding.max
         pos = (self._weights > 0).sum(axis=1)
         neg = (self._weights < 0).sum(axis=1)
@@ -273,60 +218,74 @@ class DotProduct(wiring.Component):
         """Shape of each accumulator on ``o``: the narrowest signed shape of every row's range."""
         return self._acc_shape
 
-    def _terms(self):
-        if self._share:
-            return share_pairs(self._weights)
-        rows = [
-            [("x", int(i), int(self._weights[j, i])) for i in np.flatnonzero(self._weights[j])]
-            for j in range(self.rows)
-        ]
-        return [], rows
+    @property
+    def graph(self):
+        """The layer's :class:`hw.addergraph.AdderGraph`, or None for per-row compressor trees.
+
+        With ``share``, the graph is used where its estimated size is the smaller one
+        (:data:`GRAPH_CELLS_PER_BIT`, :data:`HEAP_CELLS_PER_BIT`): a layer of one row, or of
+        rows with little in common, is smaller as per-row trees.
+        """
+        if self._graph is None:
+            self._graph = False
+            if self._share:
+                graph = plan_graph(self._weights)
+                heap_bits = 2 * int(np.count_nonzero(self._weights))
+                cost = graph_cost(graph, self._leaves([None] * self.fan_in))
+                if GRAPH_CELLS_PER_BIT * cost < HEAP_CELLS_PER_BIT * heap_bits:
+                    self._graph = graph
+        return self._graph or None
+
+    @staticmethod
+    def _leaves(x):
+        """The graph's leaves for ternary inputs ``x`` (Nones: ranges only, for planning)."""
+        leaves = []
+        for value in x:
+            negated = None
+            if value is not None:
+                # -x: +1 (0b01) <-> -1 (0b11), 0 stays: one LUT, shared by every use.
+                negated = Cat(value[0], value[0] & ~value[1]).as_signed()
+                value = value.as_signed()
+            leaves.append(Leaf(value, -1, 1, Leaf(negated, -1, 1)))
+        return leaves
 
     def elaborate(self, platform):
         m = Module()
-        x = [self.i.payload[k] for k in range(self.fan_in)]
-        pairs, terms = self._terms()
-        ternary = ValueEncoding.ternary()
-        pair_values = []
-        for n, (a, b, s) in enumerate(pairs):
-            # A 4-input function per output bit: LUT logic, not an adder.
-            value = Signal(signed(3), name=f"pair_{n}")
-            with m.Switch(Value.cast(x[a])[:2]):
-                for va in (-1, 0, 1):
-                    with m.Case(int(ternary.encode([va])[0])):
-                        with m.Switch(Value.cast(x[b])[:2]):
-                            for vb in (-1, 0, 1):
-                                with m.Case(int(ternary.encode([vb])[0])):
-                                    m.d.comb += value.eq(va + s * vb)
-            pair_values.append(value)
-        pair_encoding = ValueEncoding.int(3)
+        advance = pipeline_control(m, self.i, self.o, self._stages)
+        x = [Value.cast(self.i.payload[k]) for k in range(self.fan_in)]
+        sums = self._shared_sums(m, x, advance) if self.graph else self._row_sums(m, x, advance)
+        for j, total in enumerate(sums):
+            m.d.comb += self.o.payload[j].eq(total)
+        return m
+
+    def _shared_sums(self, m, x, advance):
+        leaves = self._leaves(x)
+        return build_graph(m, self.graph, leaves, stages=self._stages, enable=advance, name="acc")
+
+    def _row_sums(self, m, x, advance):
         words = self._form == "words"
         heaps = []
         for j in range(self.rows):
             heap = BitHeap()
             minus = BitHeap()
-            for kind, index, sign in terms[j]:
-                if kind == "x":
-                    value, encoding = x[index], self._encoding
-                else:
-                    value, encoding = pair_values[index], pair_encoding
-                bits, constant = value_bits(Value.cast(value), encoding)
+            for i in np.flatnonzero(self._weights[j]).tolist():
+                value, sign = x[i], int(self._weights[j, i])
+                bits, constant = value_bits(value, self._encoding)
                 heap.add_constant(sign * constant)
                 plus_bits = [(bit, e) for bit, e, s in bits if s * sign > 0]
                 minus_bits = [(bit, e) for bit, e, s in bits if s * sign < 0]
                 for target, chosen in ((heap, plus_bits), (minus, minus_bits)):
-                    if words and len(chosen) > 1 and encoding.kind != "ternary":
+                    if words and len(chosen) > 1 and self._encoding.kind != "ternary":
                         shift = chosen[0][1]
                         # consecutive exponents from `shift` (value_bits lists them so)
-                        target.add_word(Value.cast(value)[shift : shift + len(chosen)], shift=shift)
+                        target.add_word(value[shift : shift + len(chosen)], shift=shift)
                     else:
                         for bit, e in chosen:
                             target.add_bit(bit, e)
             if minus.max > 0:
                 heap.add_heap(minus, negate=True)
             heaps.append(heap)
-        advance = pipeline_control(m, self.i, self.o, self._stages)
-        sums = build_sums(
+        return build_sums(
             m,
             heaps,
             stages=self._stages,
@@ -336,6 +295,3 @@ class DotProduct(wiring.Component):
             carry_in=self._carry_in,
             bit_adders=self._bit_adders,
         )
-        for j, total in enumerate(sums):
-            m.d.comb += self.o.payload[j].eq(total)
-        return m

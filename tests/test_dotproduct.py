@@ -8,7 +8,7 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 
 from hw.compressor import shape_for_range
-from hw.dotproduct import SHARE_MIN_USES, DotProduct, share_pairs
+from hw.dotproduct import DotProduct
 from hw.encoding import ValueEncoding
 from tests.streams import seeded, stream_get, stream_put
 
@@ -99,28 +99,47 @@ def test_exhaustive_ternary(fan_in, share, bit_adders):
         bit_adders=bit_adders,
     )
     assert dut.rows == 3**fan_in and dut.fan_in == fan_in
+    assert (dut.graph is not None) == share
     assert rtl_dot_comb(dut, everything) == ref_dot(weights, everything)
 
 
-def test_sharing_applies():
+@pytest.mark.parametrize("share", [False, True])
+def test_exhaustive_binary(share):
+    """Every binary weight row against every binary input vector, and the all-zero row."""
+    everything = [list(v) for v in itertools.product((-1, 1), repeat=4)]
+    weights = np.array(everything + [[0, 0, 0, 0], [1, 0, 0, 0], [0, 0, -1, 0]])
+    dut = DotProduct(weights, encoding=ValueEncoding.binary(), share=share)
+    assert dut.graph is None  # popcounts: no graph for binary inputs
+    assert rtl_dot_comb(dut, everything) == ref_dot(weights, everything)
+
+
+def test_shared_layer_uses_its_graph():
     rng = np.random.default_rng(7)
     weights = rng.choice([-1, 0, 1], size=(24, 40))
-    pairs, terms = share_pairs(weights)
-    assert len(pairs) > 0
-    rebuilt = np.zeros_like(weights)
-    uses = [0] * len(pairs)
-    for j, row in enumerate(terms):
-        for kind, index, sign in row:
-            if kind == "x":
-                rebuilt[j, index] += sign
-            else:
-                a, b, s = pairs[index]
-                rebuilt[j, a] += sign
-                rebuilt[j, b] += sign * s
-                uses[index] += 1
-    assert (rebuilt == weights).all()
-    assert min(uses) >= SHARE_MIN_USES
-    assert share_pairs(weights[:3])[0] == []  # too few rows to share anything
+    dut = DotProduct(weights, encoding=TERNARY)
+    assert (dut.graph.expand() == weights).all()
+    assert len(dut.graph.items) > 0
+    assert DotProduct(weights, encoding=TERNARY, share=False).graph is None
+    assert DotProduct(weights, encoding=ValueEncoding.uint(3)).graph is None
+    # one row shares nothing: a compressor tree is smaller
+    assert DotProduct(weights[:1], encoding=TERNARY).graph is None
+
+
+@pytest.mark.parametrize("stages", [0, 2, 5])
+def test_graph_streamed(stages):
+    """A shared layer with all-zero, fan-in-one and negated rows, pipelined, under stalls."""
+    rng = np.random.default_rng(stages + 40)
+    weights = rng.choice([-1, 0, 1], size=(20, 24))
+    weights[0] = 0
+    weights[1] = 0
+    weights[1, 5] = -1
+    weights[2] = -weights[3]
+    dut = DotProduct(weights, encoding=TERNARY, stages=stages)
+    assert dut.graph is not None
+    vectors = random_inputs(TERNARY, 30, 24, rng)
+    vectors = np.vstack([vectors, np.full(24, -1), np.full(24, 1), np.zeros(24, dtype=int)])
+    got = rtl_dot(dut, vectors.tolist(), seed=stages)
+    assert got == ref_dot(weights, vectors)
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS, ids=lambda e: e.name)
@@ -128,6 +147,7 @@ def test_sharing_applies():
     "form,share,stages,carry_in,bit_adders",
     [
         ("bits", True, 0, "constant", "logic"),
+        ("bits", True, 2, "repeat", "carry"),
         ("words", False, 2, "repeat", "carry"),
         ("bits", False, 3, "repeat", "logic"),
         ("bits", False, 1, "constant", "carry"),
@@ -159,6 +179,7 @@ def test_larger_layer_pipelined_and_shared():
     rng = np.random.default_rng(3)
     weights = rng.choice([-1, 0, 1], size=(16, 48))
     dut = DotProduct(weights, encoding=TERNARY, stages=2, share=True)
+    assert dut.graph is not None
     vectors = random_inputs(TERNARY, 25, 48, rng)
     assert rtl_dot(dut, vectors.tolist(), seed=9, max_delay=2) == ref_dot(weights, vectors)
 
