@@ -229,7 +229,13 @@ def _layer_estimate(net, index, engine, pe, simd, ranges):
     out_bits = _value_bits(out_type)
     weight_bits = 2 if layer.weight_type == "ternary" else 1
     if engine == "unrolled":
-        est = cost.unrolled_dot(layer.weights, in_bits, acc_bits, _unrolled_stages(layer))
+        est = cost.unrolled_dot(
+            layer.weights,
+            in_bits,
+            acc_bits,
+            _unrolled_stages(layer),
+            shared=in_type.name == "ternary",
+        )
         if n_thr:
             est = est + cost.threshold(rows, acc_bits, n_thr, out_bits)
     else:

@@ -12,7 +12,16 @@ import numpy as np
 
 from hw.folded import default_stages
 
-__all__ = ["Resources", "unrolled_dot", "threshold", "folded", "argmax", "window", "maxpool"]
+__all__ = [
+    "Resources",
+    "unrolled_dot",
+    "graph_bits",
+    "threshold",
+    "folded",
+    "argmax",
+    "window",
+    "maxpool",
+]
 
 
 @dataclass(frozen=True)
@@ -51,13 +60,40 @@ def heap_bits(weights, bits_per_value):
     return int(np.count_nonzero(weights)) * bits_per_value
 
 
-def unrolled_dot(weights, bits_per_value, acc_bits, stages):
-    """Constant-weight dot products of every row (wiring plus compressor trees)."""
+# Shared adder graphs (hw.addergraph; ternary inputs): the adders' result bits per nonzero weight
+# fall as more rows share sums. hw.addergraph.graph_cost on random ternary layers and the shipped
+# models' layers: 2.42 (10 x 20), 2.05 (16 x 64), 1.99 (10 x 256), 1.80 (64 x 256), 1.68
+# (256 x 256), 1.54 (256 x 784), fitted as 2.75 - 0.15 * log2(rows) (planning a layer of 10^5
+# weights takes minutes, too long for a cost model that weighs every folding). Yosys 0.23
+# synth_ice40 takes 1.14 to 1.26 LUT4s and 0.73 to 0.78 carry cells per adder bit
+# (bench/area.py).
+GRAPH_BITS_PER_WEIGHT = 2.75
+GRAPH_BITS_PER_ROW_DOUBLING = 0.15
+LUT_PER_GRAPH_BIT = 1.2
+CARRY_PER_GRAPH_BIT = 0.75
+
+
+def graph_bits(weights):
+    """Estimated adder result bits of a shared adder graph of ``weights``."""
+    rows = weights.shape[0]
+    per_weight = GRAPH_BITS_PER_WEIGHT - GRAPH_BITS_PER_ROW_DOUBLING * np.log2(max(rows, 1))
+    return int(np.count_nonzero(weights)) * max(per_weight, 1.0)
+
+
+def unrolled_dot(weights, bits_per_value, acc_bits, stages, *, shared=False):
+    """Constant-weight dot products of every row: compressor trees, or with ``shared`` (ternary
+    inputs) the smaller of those and a shared adder graph, as :class:`hw.dotproduct.DotProduct`
+    chooses."""
     bits = heap_bits(weights, bits_per_value)
     rows = weights.shape[0]
     # a pipeline stage registers the partial sums alive at its depth, plus each row's result
     ffs = stages * (FF_PER_HEAP_BIT_PER_STAGE * bits + rows * acc_bits)
-    return _r(LUT_PER_HEAP_BIT * bits + rows, CARRY_PER_HEAP_BIT * bits, ffs)
+    heap = _r(LUT_PER_HEAP_BIT * bits + rows, CARRY_PER_HEAP_BIT * bits, ffs)
+    if not shared:
+        return heap
+    adder_bits = graph_bits(weights)
+    graph = _r(LUT_PER_GRAPH_BIT * adder_bits, CARRY_PER_GRAPH_BIT * adder_bits, ffs)
+    return graph if graph.luts < heap.luts else heap
 
 
 def threshold(rows, acc_bits, n_thresholds, out_bits):
