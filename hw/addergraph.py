@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 from amaranth.hdl import Cat, Const, Signal
 
-from hw.compressor import check_stages, shape_for_range, stage_of
+from hw.compressor import PipelinedTree, check_stages, shape_for_range
 
 __all__ = [
     "AdderGraph",
@@ -354,42 +354,16 @@ def graph_cost(graph, leaves, constants=None):
     return sum(word.width for word in adders)
 
 
-class _Emitter:
-    def __init__(self, m, leaves, *, stages, total_depth, enable, domain, name):
-        self.m = m
+class _Emitter(PipelinedTree):
+    def __init__(self, m, leaves, **kwargs):
+        super().__init__(m, **kwargs)
         self.leaves = leaves
-        self.stages = stages
-        self.total_depth = total_depth
-        self.enable = enable
-        self.domain = domain
-        self.name = name
-        self.delayed = {}
-        self.count = itertools.count()
-
-    def stage(self, word):
-        return stage_of(word.depth, self.total_depth, self.stages)
-
-    def register(self, value, name):
-        reg = Signal(value.shape(), name=name)
-        stmt = reg.eq(value)
-        if self.enable is None:
-            self.m.d[self.domain] += stmt
-        else:
-            with self.m.If(self.enable):
-                self.m.d[self.domain] += stmt
-        return reg
 
     def at(self, word, stage):
-        """The word's signal, delayed to be valid in ``stage``."""
-        sig = word.sig
-        if isinstance(sig, Const):
-            return sig
-        for s in range(self.stage(word), stage):
-            key = (id(word), s + 1)
-            if key not in self.delayed:
-                self.delayed[key] = self.register(sig, f"{self.name}_d{next(self.count)}")
-            sig = self.delayed[key]
-        return sig
+        """The word's signal, delayed to be valid in ``stage`` (a constant needs no register)."""
+        if isinstance(word.sig, Const):
+            return word.sig
+        return self.delay(word, word.sig, stage)
 
     def emit(self, word):
         """Build ``word`` and everything it depends on (iteratively: graphs can be deep)."""

@@ -60,6 +60,7 @@ __all__ = [
     "build_sum",
     "tree_latency",
     "stage_of",
+    "PipelinedTree",
     "pipeline_control",
     "shape_for_range",
     "CARRY_IN",
@@ -383,11 +384,16 @@ def stage_of(depth, total_depth, stages):
     return (depth - 1) * (stages + 1) // total_depth
 
 
-class _Emitter:
-    def __init__(self, m, *, domain, enable, name, stages, total_depth, carry_in, bit_adders):
+class PipelinedTree:
+    """What the builders of pipelined trees share: stages by depth and delay registers.
+
+    A node (anything with a ``depth`` in adders) is in stage :func:`stage_of` of its depth;
+    :meth:`delay` gives its signal registered into a later stage, each register built once
+    however many consumers need it. Registers load only while ``enable`` is 1 (None: always).
+    """
+
+    def __init__(self, m, *, domain, enable, name, stages, total_depth):
         self.m = m
-        self.carry_in = carry_in
-        self.bit_adders = bit_adders
         self.domain = domain
         self.enable = enable
         self.name = name
@@ -399,8 +405,8 @@ class _Emitter:
     def stage(self, node):
         return stage_of(node.depth, self.total_depth, self.stages)
 
-    def _register(self, value, shape, name):
-        reg = Signal(shape, name=name)
+    def register(self, value, name, shape=None):
+        reg = Signal(value.shape() if shape is None else shape, name=name)
         stmt = reg.eq(value)
         if self.enable is None:
             self.m.d[self.domain] += stmt
@@ -409,18 +415,25 @@ class _Emitter:
                 self.m.d[self.domain] += stmt
         return reg
 
-    def at(self, node, stage):
-        """The node's word, delayed to be valid in ``stage``."""
-        have = self.stage(node)
-        sig = self.emit(node)
-        for s in range(have, stage):
+    def delay(self, node, sig, stage):
+        """``sig``, the value of ``node``, delayed from the node's stage to ``stage``."""
+        for s in range(self.stage(node), stage):
             key = (id(node), s + 1)
             if key not in self.delayed:
-                self.delayed[key] = self._register(
-                    sig, unsigned(node.width), f"{self.name}_d{next(self.count)}"
-                )
+                self.delayed[key] = self.register(sig, f"{self.name}_d{next(self.count)}")
             sig = self.delayed[key]
         return sig
+
+
+class _Emitter(PipelinedTree):
+    def __init__(self, m, *, carry_in, bit_adders, **kwargs):
+        super().__init__(m, **kwargs)
+        self.carry_in = carry_in
+        self.bit_adders = bit_adders
+
+    def at(self, node, stage):
+        """The node's word, delayed to be valid in ``stage``."""
+        return self.delay(node, self.emit(node), stage)
 
     def emit(self, node):
         if node.sig is not None:
@@ -587,7 +600,7 @@ def build_sums(
         if node is None:
             value = Const(constant & mask, width)
             for s in range(stages):
-                value = emitter._register(value, unsigned(width), f"{name}_{j}_c{s}")
+                value = emitter.register(value, f"{name}_{j}_c{s}", unsigned(width))
         else:
             value = emitter.at(node, emitter.stage(node))
             if node.shift:
@@ -599,7 +612,7 @@ def build_sums(
             m.d.comb += tmp.eq(value)
             value = tmp
             for s in range(emitter.stage(node), stages):
-                value = emitter._register(value, unsigned(width), f"{name}_{j}_p{s}")
+                value = emitter.register(value, f"{name}_{j}_p{s}", unsigned(width))
         m.d.comb += out.eq(value)
         results.append(out)
     return results
