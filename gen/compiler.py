@@ -234,7 +234,7 @@ def _layer_estimate(net, index, engine, pe, simd, ranges):
             in_bits,
             acc_bits,
             _unrolled_stages(layer),
-            shared=in_type.name == "ternary",
+            shared=in_type.name != "binary",
         )
         if n_thr:
             est = est + cost.threshold(rows, acc_bits, n_thr, out_bits)

@@ -60,7 +60,7 @@ def heap_bits(weights, bits_per_value):
     return int(np.count_nonzero(weights)) * bits_per_value
 
 
-# Shared adder graphs (hw.addergraph; ternary inputs): the adders' result bits per nonzero weight
+# Shared adder graphs (hw.addergraph; non-binary inputs): the adders' result bits per nonzero weight
 # fall as more rows share sums. hw.addergraph.graph_cost on random ternary layers and the shipped
 # models' layers: 2.42 (10 x 20), 2.05 (16 x 64), 1.99 (10 x 256), 1.80 (64 x 256), 1.68
 # (256 x 256), 1.54 (256 x 784), fitted as 2.75 - 0.15 * log2(rows) (planning a layer of 10^5
@@ -73,17 +73,22 @@ LUT_PER_GRAPH_BIT = 1.2
 CARRY_PER_GRAPH_BIT = 0.75
 
 
-def graph_bits(weights):
-    """Estimated adder result bits of a shared adder graph of ``weights``."""
+def graph_bits(weights, bits_per_value=2):
+    """Estimated adder result bits of a shared adder graph of ``weights``.
+
+    Fitted on ternary inputs (2 bits); wider inputs make proportionally wider adders (the
+    shipped digits-mlp's ``uint4`` layer: 1,351 bits, 4.2 per weight, against 2.1 by the
+    ternary fit).
+    """
     rows = weights.shape[0]
     per_weight = GRAPH_BITS_PER_WEIGHT - GRAPH_BITS_PER_ROW_DOUBLING * np.log2(max(rows, 1))
-    return int(np.count_nonzero(weights)) * max(per_weight, 1.0)
+    return int(np.count_nonzero(weights)) * max(per_weight, 1.0) * bits_per_value / 2
 
 
 def unrolled_dot(weights, bits_per_value, acc_bits, stages, *, shared=False):
-    """Constant-weight dot products of every row: compressor trees, or with ``shared`` (ternary
-    inputs) the smaller of those and a shared adder graph, as :class:`hw.dotproduct.DotProduct`
-    chooses."""
+    """Constant-weight dot products of every row: compressor trees, or with ``shared``
+    (non-binary inputs) the smaller of those and a shared adder graph, as
+    :class:`hw.dotproduct.DotProduct` chooses."""
     bits = heap_bits(weights, bits_per_value)
     rows = weights.shape[0]
     # a pipeline stage registers the partial sums alive at its depth, plus each row's result
@@ -91,7 +96,7 @@ def unrolled_dot(weights, bits_per_value, acc_bits, stages, *, shared=False):
     heap = _r(LUT_PER_HEAP_BIT * bits + rows, CARRY_PER_HEAP_BIT * bits, ffs)
     if not shared:
         return heap
-    adder_bits = graph_bits(weights)
+    adder_bits = graph_bits(weights, bits_per_value)
     graph = _r(LUT_PER_GRAPH_BIT * adder_bits, CARRY_PER_GRAPH_BIT * adder_bits, ffs)
     return graph if graph.luts < heap.luts else heap
 

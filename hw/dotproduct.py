@@ -20,16 +20,18 @@ with 42 nonzero weights and ``uint8`` inputs: 346 iCE40 LUT4s and 351 Xilinx LUT
 planes, 1,014 and 1,016 as words): as words, the adders have no single bits to take as
 carry-ins. Binary weights are ternary weights without zeros and need nothing else.
 
-Sharing across rows (``share=True``, the default, for ternary inputs): the layer is one graph
-of shared word adders (:mod:`hw.addergraph`): sums of columns that several rows use with the same
-relative signs are built once, level by level, and each row adds the shared sums and columns it
-has left. Measured (``bench/area.py``, Yosys 0.23, a random ternary 64 -> 16 layer with 685
-nonzero weights): 1,770 iCE40 LUT4s in 1,815 logic cells and 1,235 Xilinx LUTs as a graph,
-against 2,128 LUT4s in 2,871 cells and 1,489 Xilinx LUTs as per-row compressor trees
-(``share=False``). A layer of one row, or of rows with little in common, is smaller as
+Sharing across rows (``share=True``, the default, for ternary and n-bit inputs): the layer is
+one graph of shared word adders (:mod:`hw.addergraph`): sums of columns that several rows use
+with the same relative signs are built once, level by level, and each row adds the shared sums
+and columns it has left. Measured (``bench/area.py``, Yosys 0.23, a random ternary 64 -> 16
+layer with 685 nonzero weights): 1,770 iCE40 LUT4s in 1,815 logic cells and 1,235 Xilinx LUTs
+as a graph, against 2,128 LUT4s in 2,871 cells and 1,489 Xilinx LUTs as per-row compressor trees
+(``share=False``); for the shipped digits-mlp's first layer (20 x 64, ``uint4`` inputs) 2,108
+LUT4s in 2,202 cells and 1,508 Xilinx LUTs, against 2,328 LUT4s in 2,750 cells and 1,893 LUTs as
+bit-plane compressor trees. A layer of one row, or of rows with little in common, is smaller as
 compressor trees: :attr:`DotProduct.graph` picks by estimate. Binary inputs stay with compressor
 trees: popcounts of single bits measured as small or smaller (a 64 -> 16 layer: 1,553 cells
-against 1,591 as a graph; 24 -> 20: 661 against 740), and so do ``uintN``/``intN`` inputs.
+against 1,591 as a graph; 24 -> 20: 661 against 740).
 """
 
 import numpy as np
@@ -96,7 +98,7 @@ class DotProduct(wiring.Component):
         row's tree as one word; the same as ``"bits"`` for ternary and binary inputs).
     share : bool
         Build the layer as one graph of shared word adders (:mod:`hw.addergraph`) where that is
-        estimated smaller than a compressor tree per row (ternary inputs; ignored otherwise).
+        estimated smaller than a compressor tree per row (ignored for binary inputs).
     carry_in : str
         ``"constant"`` (default; fewest cells on iCE40) or ``"repeat"`` (fewest LUTs on 6-LUT
         fabrics) for per-row compressor trees; see :func:`hw.compressor.build_sums`. Both are
@@ -161,7 +163,7 @@ class DotProduct(wiring.Component):
         self._encoding = encoding
         self._stages = stages
         self._form = form
-        self._share = share and encoding.kind == "ternary"
+        self._share = share and encoding.kind != "binary"
         self._graph = None
         lo, hi = encoding.min, encoding.max
         pos = (self._weights > 0).sum(axis=1)
@@ -230,23 +232,26 @@ class DotProduct(wiring.Component):
             self._graph = False
             if self._share:
                 graph = plan_graph(self._weights)
-                heap_bits = 2 * int(np.count_nonzero(self._weights))
+                heap_bits = self._encoding.width * int(np.count_nonzero(self._weights))
                 cost = graph_cost(graph, self._leaves([None] * self.fan_in))
                 if GRAPH_CELLS_PER_BIT * cost < HEAP_CELLS_PER_BIT * heap_bits:
                     self._graph = graph
         return self._graph or None
 
-    @staticmethod
-    def _leaves(x):
-        """The graph's leaves for ternary inputs ``x`` (Nones: ranges only, for planning)."""
+    def _leaves(self, x):
+        """The graph's leaves for inputs ``x`` (Nones: ranges only, for planning)."""
+        lo, hi = self._encoding.min, self._encoding.max
         leaves = []
         for value in x:
             negated = None
-            if value is not None:
+            if value is not None and self._encoding.kind == "ternary":
                 # -x: +1 (0b01) <-> -1 (0b11), 0 stays: one LUT, shared by every use.
                 negated = Cat(value[0], value[0] & ~value[1]).as_signed()
                 value = value.as_signed()
-            leaves.append(Leaf(value, -1, 1, Leaf(negated, -1, 1)))
+            elif value is not None:
+                # -x once per input (an adder), rather than a subtraction per use.
+                negated = -value
+            leaves.append(Leaf(value, lo, hi, Leaf(negated, -hi, -lo)))
         return leaves
 
     def elaborate(self, platform):

@@ -120,13 +120,16 @@ def test_shared_layer_uses_its_graph():
     assert (dut.graph.expand() == weights).all()
     assert len(dut.graph.items) > 0
     assert DotProduct(weights, encoding=TERNARY, share=False).graph is None
-    assert DotProduct(weights, encoding=ValueEncoding.uint(3)).graph is None
+    assert DotProduct(weights, encoding=ValueEncoding.binary()).graph is None
     # one row shares nothing: a compressor tree is smaller
     assert DotProduct(weights[:1], encoding=TERNARY).graph is None
 
 
 @pytest.mark.parametrize("stages", [0, 2, 5])
-def test_graph_streamed(stages):
+@pytest.mark.parametrize(
+    "encoding", [TERNARY, ValueEncoding.uint(4), ValueEncoding.int(3)], ids=lambda e: e.name
+)
+def test_graph_streamed(encoding, stages):
     """A shared layer with all-zero, fan-in-one and negated rows, pipelined, under stalls."""
     rng = np.random.default_rng(stages + 40)
     weights = rng.choice([-1, 0, 1], size=(20, 24))
@@ -134,10 +137,11 @@ def test_graph_streamed(stages):
     weights[1] = 0
     weights[1, 5] = -1
     weights[2] = -weights[3]
-    dut = DotProduct(weights, encoding=TERNARY, stages=stages)
+    dut = DotProduct(weights, encoding=encoding, stages=stages)
     assert dut.graph is not None
-    vectors = random_inputs(TERNARY, 30, 24, rng)
-    vectors = np.vstack([vectors, np.full(24, -1), np.full(24, 1), np.zeros(24, dtype=int)])
+    vectors = random_inputs(encoding, 30, 24, rng)
+    extremes = [np.full(24, encoding.min), np.full(24, encoding.max), np.zeros(24, dtype=int)]
+    vectors = np.vstack([vectors, *extremes])
     got = rtl_dot(dut, vectors.tolist(), seed=stages)
     assert got == ref_dot(weights, vectors)
 
