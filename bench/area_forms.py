@@ -1,6 +1,10 @@
 """Which form of :class:`hw.dotproduct.DotProduct` is smaller for n-bit inputs, and does sharing
 pay: Yosys cell counts of the same weights built each way.
 
+Forms: ``bits`` and ``words``, per-row compressor trees (``share=False``) of the inputs' bit
+planes or of whole words; ``default``, what the compiler builds (``share=True``: a graph of
+shared word adders where that is estimated smaller, column ``graph``).
+
 Each design is checked against NumPy in Amaranth's simulator before it is synthesized.
 
 Run: ``python -m bench.area_forms`` (a few minutes).
@@ -64,20 +68,25 @@ def main(argv=None):
         ("16x64, int4", rng.choice([-1, 0, 1], size=(16, 64)), ValueEncoding.int(4)),
     ]
     variants = [
-        ("bits", {"form": "bits"}),
-        ("words", {"form": "words"}),
+        ("bits", {"form": "bits", "share": False}),
+        ("words", {"form": "words", "share": False}),
+        ("default", {}),
     ]
     print(
-        f"{'case':16s} {'form':6s} {'nz':>5s} {'iCE40 LUT4':>10s} {'carry':>6s} {'Xilinx LUT':>10s}"
+        f"{'case':16s} {'form':8s} {'graph':5s} {'nz':>5s} {'iCE40 LUT4':>10s} {'carry':>6s} "
+        f"{'iCE40 LC':>8s} {'Xilinx LUT':>10s}"
     )
     for name, weights, encoding in cases:
         nz = int(np.count_nonzero(weights))
         for label, options in variants:
             ice = measure(weights, encoding, {**options, "carry_in": "constant"}, ["ice40"])
             xil = measure(weights, encoding, {**options, "carry_in": "repeat"}, ["xilinx"])
+            graph = DotProduct(weights, encoding=encoding, **options).graph is not None
+            lcs = ice["ice40"].get("lcs") or 0
             print(
-                f"{name:16s} {label:6s} {nz:5d} {ice['ice40']['luts']:10d} "
-                f"{ice['ice40']['carry']:6d} {xil['xilinx']['luts']:10d}",
+                f"{name:16s} {label:8s} {'yes' if graph else 'no':5s} {nz:5d} "
+                f"{ice['ice40']['luts']:10d} {ice['ice40']['carry']:6d} {lcs:8d} "
+                f"{xil['xilinx']['luts']:10d}",
                 flush=True,
             )
     return 0
