@@ -97,6 +97,9 @@ def unrolled_dot(weights, bits_per_value, acc_bits, stages, *, shared=False):
     if not shared:
         return heap
     adder_bits = graph_bits(weights, bits_per_value)
+    if bits_per_value > 2:
+        # n-bit inputs are negated once each: an adder of bits_per_value + 1 bits
+        adder_bits += weights.shape[1] * (bits_per_value + 1)
     graph = _r(LUT_PER_GRAPH_BIT * adder_bits, CARRY_PER_GRAPH_BIT * adder_bits, ffs)
     return graph if graph.luts < heap.luts else heap
 
