@@ -22,10 +22,16 @@ where a caller can give it cheaply (a ternary input's is one LUT, shared by ever
 separate leaf. Each row adds its positive terms in one tree and its negative terms in another
 (smallest first, which keeps adders narrow) and subtracts the two once.
 
-Measured (``bench/area.py``, Yosys 0.23, a random ternary 64 -> 16 layer with 685 nonzero
-weights, ternary inputs): 1,726 iCE40 LUT4s packing into 1,730 logic cells, and 1,230 Xilinx
-LUTs, against 2,044 LUT4s in 2,571 cells for per-row compressor trees with pairs of columns
-shared, and 1,919 LUT4s in 1,931 cells and 1,279 Xilinx LUTs for alkaid.
+Measured (``bench/area.py``, Yosys 0.23, nextpnr-ice40 ``--pack-only``, random ternary layers
+with ternary inputs), against per-row compressor trees (``hw.compressor``) and alkaid's best
+setting for the same weights:
+
+- 64 -> 16 (685 nonzero weights): 1,770 iCE40 LUT4s in 1,780 logic cells and 1,235 Xilinx
+  LUTs; per-row trees 2,128 LUT4s, 2,871 cells, 1,489 LUTs; alkaid (``ternary_fuse=False``, its
+  best here) 1,919 LUT4s, 1,931 cells, 1,279 LUTs.
+- 256 -> 64 (10,926 nonzero weights): 22,467 LUT4s in 22,506 cells and 16,644 Xilinx LUTs;
+  per-row trees 27,714 LUT4s, 43,036 cells, 20,324 LUTs; alkaid 25,493 LUT4s, 25,570 cells,
+  18,082 LUTs.
 
 Pipelining: with ``stages = s``, the graph's depth in adders is cut at ``s`` evenly spaced levels
 and every value crossing a cut is registered; the results are valid ``s`` cycles after the

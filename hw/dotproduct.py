@@ -24,7 +24,7 @@ Sharing across rows (``share=True``, the default, for ternary and n-bit inputs):
 one graph of shared word adders (:mod:`hw.addergraph`): sums of columns that several rows use
 with the same relative signs are built once, level by level, and each row adds the shared sums
 and columns it has left. Measured (``bench/area.py``, Yosys 0.23, a random ternary 64 -> 16
-layer with 685 nonzero weights): 1,770 iCE40 LUT4s in 1,815 logic cells and 1,235 Xilinx LUTs
+layer with 685 nonzero weights): 1,770 iCE40 LUT4s in 1,780 logic cells and 1,235 Xilinx LUTs
 as a graph, against 2,128 LUT4s in 2,871 cells and 1,489 Xilinx LUTs as per-row compressor trees
 (``share=False``); for the shipped digits-mlp's first layer (20 x 64, ``uint4`` inputs) 2,108
 LUT4s in 2,202 cells and 1,508 Xilinx LUTs, against 2,328 LUT4s in 2,750 cells and 1,893 LUTs as
