@@ -65,8 +65,8 @@ MIN_USES = 2
 
 # Column pairs counted per block of columns: the greedy search keeps a count per pair of terms
 # found together in a row, which grows with the square of a row's nonzero weights. Wider layers
-# are planned in blocks of columns (each block's terms are shared only within it), which keeps a
-# 784 -> 256 layer's plan to seconds and its memory to a few hundred megabytes.
+# are planned in blocks of columns (each block's terms are shared only within it): mnist-mlp's
+# 784 -> 256 layer, in four blocks, plans in about 100 s in 230 MB.
 MAX_PAIRS = 4_000_000
 
 
