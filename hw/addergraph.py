@@ -130,8 +130,24 @@ def plan_graph(weights, *, min_uses=MIN_USES, max_pairs=MAX_PAIRS):
     most rows (at least ``min_uses``), makes it a new term and lets those rows use it. Among
     pairs found in as many rows, the one summing fewest columns goes first (its adder is the
     narrowest), then the one found first. Deterministic for given weights.
+
+    Raises
+    ------
+    ValueError
+        For weights that are not a 2-D matrix of -1, 0 and +1, ``min_uses`` below 2 or
+        ``max_pairs`` below 1.
     """
-    weights = np.ascontiguousarray(weights, dtype=np.int64)
+    array = np.asarray(weights)
+    if array.ndim != 2 or array.size == 0 or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"Weights must be a non-empty 2-D integer matrix, not shape {array.shape}")
+    bad = (array != -1) & (array != 0) & (array != 1)
+    if np.any(bad):
+        raise ValueError(f"Weights must be -1, 0 or +1, not {int(array[bad].flat[0])}")
+    if not isinstance(min_uses, int) or min_uses < 2:
+        raise ValueError(f"Minimum uses must be an integer of at least 2, not {min_uses!r}")
+    if not isinstance(max_pairs, int) or max_pairs < 1:
+        raise ValueError(f"Maximum pairs must be a positive integer, not {max_pairs!r}")
+    weights = np.ascontiguousarray(array, dtype=np.int64)
     # Planned once per matrix: the compiler's cost model and the block both ask for it.
     return _plan(weights.shape, weights.tobytes(), min_uses, max_pairs)
 

@@ -127,3 +127,20 @@ def test_build_checks_leaves():
     graph = plan_graph(np.array([[1, 1]]))
     with pytest.raises(ValueError, match=r"^The graph has 2 inputs, not 1 leaves$"):
         build_graph(Module(), graph, [Leaf(Signal(2), 0, 3)], name="g")
+
+
+def test_plan_checks_its_parameters():
+    with pytest.raises(
+        ValueError, match=r"^Weights must be a non-empty 2-D integer matrix, not shape \(3,\)$"
+    ):
+        plan_graph([1, 0, 1])
+    with pytest.raises(
+        ValueError, match=r"^Weights must be a non-empty 2-D integer matrix, not shape \(1, 0\)$"
+    ):
+        plan_graph(np.zeros((1, 0), dtype=int))
+    with pytest.raises(ValueError, match=r"^Weights must be -1, 0 or \+1, not 2$"):
+        plan_graph([[1, 2]])
+    with pytest.raises(ValueError, match=r"^Minimum uses must be an integer of at least 2, not 1$"):
+        plan_graph([[1, 1]], min_uses=1)
+    with pytest.raises(ValueError, match=r"^Maximum pairs must be a positive integer, not 0$"):
+        plan_graph([[1, 1]], max_pairs=0)
