@@ -471,9 +471,8 @@ def build_graph(m, graph, leaves, *, constants=None, stages=0, enable=None, doma
             results.append(Const(0, 1))
             continue
         emitter.emit(root)
-        sig = emitter.at(root, emitter.stage(root))
-        for s in range(emitter.stage(root), stages):
-            sig = emitter.register(sig, f"{name}_{j}_p{s}")
+        # delayed to the last stage by the same shared registers as any other use of the word
+        sig = emitter.at(root, stages)
         out = Signal(shape_for_range(root.lo, root.hi), name=f"{name}_{j}")
         m.d.comb += out.eq(sig)
         results.append(out)
