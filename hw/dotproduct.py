@@ -34,6 +34,8 @@ trees: popcounts of single bits measured as small or smaller (a 64 -> 16 layer: 
 against 1,591 as a graph; 24 -> 20: 661 against 740).
 """
 
+import functools
+
 import numpy as np
 from amaranth.hdl import Cat, Module, Value, signed
 from amaranth.lib import data, stream, wiring
@@ -164,7 +166,6 @@ class DotProduct(wiring.Component):
         self._stages = stages
         self._form = form
         self._share = share and encoding.kind != "binary"
-        self._graph = None
         lo, hi = encoding.min, encoding.max
         pos = (self._weights > 0).sum(axis=1)
         neg = (self._weights < 0).sum(axis=1)
@@ -220,7 +221,7 @@ class DotProduct(wiring.Component):
         """Shape of each accumulator on ``o``: the narrowest signed shape of every row's range."""
         return self._acc_shape
 
-    @property
+    @functools.cached_property
     def graph(self):
         """The layer's :class:`hw.addergraph.AdderGraph`, or None for per-row compressor trees.
 
@@ -228,15 +229,12 @@ class DotProduct(wiring.Component):
         (:data:`GRAPH_CELLS_PER_BIT`, :data:`HEAP_CELLS_PER_BIT`): a layer of one row, or of
         rows with little in common, is smaller as per-row trees.
         """
-        if self._graph is None:
-            self._graph = False
-            if self._share:
-                graph = plan_graph(self._weights)
-                heap_bits = self._encoding.width * int(np.count_nonzero(self._weights))
-                cost = graph_cost(graph, self._leaves([None] * self.fan_in))
-                if GRAPH_CELLS_PER_BIT * cost < HEAP_CELLS_PER_BIT * heap_bits:
-                    self._graph = graph
-        return self._graph or None
+        if not self._share:
+            return None
+        graph = plan_graph(self._weights)
+        heap_bits = self._encoding.width * int(np.count_nonzero(self._weights))
+        cost = graph_cost(graph, self._leaves([None] * self.fan_in))
+        return graph if GRAPH_CELLS_PER_BIT * cost < HEAP_CELLS_PER_BIT * heap_bits else None
 
     def _leaves(self, x):
         """The graph's leaves for inputs ``x`` (Nones: ranges only, for planning)."""
