@@ -25,6 +25,7 @@ Run: ``python -m bench.area`` (several minutes), or ``python -m bench.area --qui
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -38,9 +39,9 @@ from amaranth.back import verilog
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 
 from bench.area_synth import iverilog_eval, synth_counts, yosys_eval
-from hw.compressor import shape_for_range
 from hw.dotproduct import DotProduct
 from hw.encoding import ValueEncoding
+from hw.pipeline import shape_for_range
 
 TERNARY = ValueEncoding.ternary()
 
@@ -224,11 +225,7 @@ def measure(name, case, weights, targets):
 
 
 def have_alkaid():
-    try:
-        import alkaid  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("alkaid") is not None
 
 
 def main(argv=None):

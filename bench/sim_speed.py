@@ -14,7 +14,6 @@ Usage: ``python bench/sim_speed.py [--quick]`` (``--quick``: fewer vectors).
 """
 
 import argparse
-import hashlib
 import importlib.util
 import json
 import os
@@ -24,9 +23,11 @@ import time
 
 import numpy as np
 
-from gen import compiler, datasets, golden, network
+from gen import compiler, folder, network
+from gen.learn import datasets
+from gen.network import golden
+from gen.payload import Encoding
 from sim import runner, selftest
-from sim.accel import Encoding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "out", "bench-sim")
@@ -37,11 +38,6 @@ CASES = [
     ("mnist-mlp", "auto", 256, "mnist5k", {"icarus": 6, "verilator": 200}, 6),
 ]
 STALLS = (0.25, 0.0)
-
-
-def sha256_of(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def compile_case(name, fold, target_ii):
@@ -55,16 +51,15 @@ def compile_case(name, fold, target_ii):
     label = fold if target_ii is None else f"{fold}-ii{target_ii}"
     directory = os.path.join(OUT, f"{name}-{label}")
     start = time.perf_counter()
-    the_plan = compiler.plan(net, fold, target_ii=target_ii)
-    compiled = compiler.emit(the_plan, description_sha256=sha256_of(model))
+    compiled = compiler.compile_network(net, fold, target_ii=target_ii)
     seconds = time.perf_counter() - start
     verilog_path = os.path.join(directory, f"{name}.v")
     if os.path.exists(verilog_path):
         with open(verilog_path) as f:
             if f.read() == compiled.verilog:
                 return net, directory, seconds
-    inputs = compiler.corner_inputs(net)
-    compiler.write_outputs(compiled, directory, (inputs, golden.run(net, inputs), "corners"))
+    inputs = folder.corner_inputs(net)
+    folder.write_folder(compiled, directory, (inputs, golden.run(net, inputs), "corners"))
     return net, directory, seconds
 
 

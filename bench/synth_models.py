@@ -20,15 +20,15 @@ Exit status 1 if a run fails or a figure misses its mark.
 """
 
 import argparse
-import hashlib
 import os
 import sys
 import time
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, ROOT)
+from gen import compiler, folder, network
+from gen.flow import errors, synth
+from gen.flow import report as synth_report
 
-from gen import compiler, network, synth, synth_report  # noqa: E402
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 # (model, target, fold, target_ii)
 RUNS = [
@@ -46,13 +46,15 @@ LUT_TOLERANCE = 0.25
 def build(model, fold, target_ii, directory):
     path = os.path.join(ROOT, "models", f"{model}.tnn.json")
     net = network.load(path)
-    with open(path, "rb") as f:
-        sha = hashlib.sha256(f.read()).hexdigest()
-    the_plan = compiler.plan(net, fold, target_ii=target_ii)
-    print(compiler.describe_plan(the_plan), flush=True)
     start = time.perf_counter()
-    compiled = compiler.emit(the_plan, description_sha256=sha)
-    compiler.write_outputs(compiled, directory, compiler.make_vectors(net, 16))
+
+    def show_plan(step, state):
+        if step == "plan":
+            print(compiler.describe_plan(state.plan), flush=True)
+
+    folder.compile_to_folder(
+        net, directory, fold=fold, target_ii=target_ii, vectors=16, on_step=show_plan
+    )
     print(f"compiled in {time.perf_counter() - start:.1f} s", flush=True)
 
 
@@ -79,7 +81,7 @@ def main(argv=None):
                 timeout=args.timeout,
                 extra_pnr_args=PNR_ARGS.get(target, ()),
             )
-        except (synth.SynthError, synth.SynthInputError, compiler.CompileError) as exc:
+        except (errors.SynthError, errors.SynthInputError, compiler.CompileError) as exc:
             if getattr(exc, "report", None) is not None:  # too big for the part
                 reports[model] = exc.report
                 print(synth_report.format_markdown(exc.report), flush=True)

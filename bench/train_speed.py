@@ -13,13 +13,15 @@ import sys
 import tempfile
 import time
 
+from gen.learn.config import load_config, output_path
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUDGET_SECONDS = 300
 
 
 def bench(train, config_path, folder):
-    config = train.load_config(config_path)
-    shipped = train.output_path(config)
+    config = load_config(config_path)
+    shipped = output_path(config)
     output = os.path.join(folder, os.path.basename(shipped))
     start = time.perf_counter()
     result, _ = train.run_config(config_path, output=output, progress=None)
@@ -43,8 +45,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true", help="every model, not only digits-mlp")
     args = parser.parse_args()
-    sys.path.insert(0, ROOT)
-    from gen import train
+    from gen.learn import train
 
     configs = sorted(glob.glob(os.path.join(ROOT, "models", "*.json")))
     configs = [c for c in configs if not c.endswith(".tnn.json")]

@@ -1,20 +1,29 @@
 """``tnngen``: the command-line tool, one subcommand for each step of the flow.
 
+Each step is a function of its inputs (``check_step``, ``verilog_step``, ...) that the
+subcommand's handler calls with the parsed options, and that ``tnngen flow`` calls in sequence.
+This module is the one place that ties :mod:`gen` and :mod:`sim` together.
+
 Exit status: 0 on success, 2 on bad input (a malformed description, inputs or arguments),
 1 on a failure of the run itself.
 """
 
-import argparse
-import hashlib
 import json
 import os
 import sys
-import tempfile
-import time
 
 import numpy as np
 
-from . import datasets, golden, network
+from . import folder, network, options
+from .compiler import CompileError, describe_plan
+from .files import atomic_path
+from .flow.errors import SynthError, SynthInputError
+from .flow.targets import get_target
+from .learn import datasets
+from .learn.evaluate import evaluate
+from .network import golden
+from .network.summary import summarize
+from .progress import StepLog
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -24,10 +33,6 @@ class UsageError(Exception):
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _load_model(path):
-    return network.load(path)
 
 
 def _load_npy(path, what):
@@ -44,146 +49,8 @@ def save_npy_atomic(path, array):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise UsageError(f"{path}: the folder {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".tnngen-", suffix=".npy", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _format_table(header, rows):
-    cells = [header] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[k]) for row in cells) for k in range(len(header))]
-    lines = []
-    for n, row in enumerate(cells):
-        lines.append(
-            "  ".join(
-                c.rjust(w) if k else c.ljust(w)
-                for k, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _shape_text(shape):
-    return "x".join(str(d) for d in shape)
-
-
-def _type_text(value_type):
-    if value_type.name == "levels":
-        return "levels " + ",".join(str(v) for v in value_type.levels)
-    if value_type.name == "integer":
-        return f"int [{value_type.lo}, {value_type.hi}]"
-    return value_type.name
-
-
-# --- check ---------------------------------------------------------------------------------------
-
-
-def summarize(net):
-    """The text ``tnngen check`` prints for ``net``."""
-    ranges = golden.analyze_ranges(net)
-    rows = []
-    total_weights = total_nonzero = total_ops = total_nonzero_ops = 0
-    for index, (layer, r) in enumerate(zip(net.layers, ranges, strict=True)):
-        shape_in, shape_out = net.shapes[index], net.shapes[index + 1]
-        if isinstance(layer, network.MaxPool):
-            kind = f"maxpool {layer.kernel[0]}x{layer.kernel[1]}/{layer.stride[0]}"
-            rows.append(
-                [
-                    index,
-                    kind,
-                    _shape_text(shape_in),
-                    _shape_text(shape_out),
-                    "-",
-                    "-",
-                    "-",
-                    "-",
-                    "-",
-                    _type_text(net.types[index + 1]),
-                ]
-            )
-            continue
-        positions = int(np.prod(shape_out[:-1])) if len(shape_out) == 3 else 1
-        weights = layer.weights.size
-        nonzero = int(np.count_nonzero(layer.weights))
-        ops, nonzero_ops = positions * weights, positions * nonzero
-        total_weights += weights
-        total_nonzero += nonzero
-        total_ops += ops
-        total_nonzero_ops += nonzero_ops
-        kind = (
-            layer.type
-            if layer.type == "dense"
-            else (f"conv2d {layer.kernel[0]}x{layer.kernel[1]}/{layer.stride[0]}")
-        )
-        if layer.weight_type == "binary":
-            kind += " (bin)"
-        zero = 1 - nonzero / weights
-        acc = f"[{r.acc_min}, {r.acc_max}] {'s' if r.acc_signed else 'u'}{r.acc_bits}"
-        rows.append(
-            [
-                index,
-                kind,
-                _shape_text(shape_in),
-                _shape_text(shape_out),
-                weights,
-                nonzero,
-                f"{100 * zero:.1f}%",
-                ops,
-                acc,
-                _type_text(net.types[index + 1]),
-            ]
-        )
-    header = [
-        "#",
-        "layer",
-        "in",
-        "out",
-        "weights",
-        "nonzero",
-        "zero",
-        "synops",
-        "accumulator",
-        "output",
-    ]
-    lines = [
-        f"model   {net.name}",
-        f"input   {_shape_text(net.input.shape)} {net.input.type.name}",
-        f"output  {net.output} of {_shape_text(net.output_shape)}",
-        "",
-        _format_table(header, rows),
-        "",
-        f"weights {total_weights} ({total_nonzero} nonzero, "
-        f"{100 * (1 - total_nonzero / max(1, total_weights)):.1f}% zero)",
-        f"synaptic operations per inference: {total_ops} ({total_nonzero_ops} with a nonzero "
-        "weight)",
-    ]
-    return "\n".join(lines)
-
-
-def cmd_check(args):
-    net = _load_model(args.model)
-    print(summarize(net))
-    return EXIT_OK
-
-
-# --- predict -------------------------------------------------------------------------------------
-
-
-def cmd_predict(args):
-    net = _load_model(args.model)
-    inputs = _load_npy(args.inputs, "--inputs")
-    outputs = _run(net, inputs, args.inputs)
-    save_npy_atomic(args.output, outputs)
-    print(f"{len(outputs)} inputs -> {args.output} (shape {tuple(outputs.shape)}, {net.output})")
-    return EXIT_OK
+    with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as f:
+        np.save(f, array, allow_pickle=False)
 
 
 def _run(net, inputs, source):
@@ -193,17 +60,143 @@ def _run(net, inputs, source):
         raise UsageError(f"{source}: {exc}") from None
 
 
-# --- eval ----------------------------------------------------------------------------------------
+def _fold_spec(text):
+    """``--fold``: a spec string, or a JSON file holding one (see gen.compiler.parse_fold)."""
+    if text.endswith(".json"):
+        try:
+            with open(text) as f:
+                return json.load(f)
+        except OSError as exc:
+            raise UsageError(f"{text}: cannot read the folding spec: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{text}: invalid JSON: {exc.msg} at line {exc.lineno}") from None
+    return text
 
 
-def confusion_matrix(labels, predicted, classes):
-    matrix = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(matrix, (labels, predicted), 1)
-    return matrix
+def _synth_options(args):
+    return {
+        "freq": args.freq,
+        "tools": args.tools,
+        "timeout": args.timeout,
+        "pin_width": args.pin_width,
+        "place_and_route": not args.no_pnr,
+    }
+
+
+# --- the steps -----------------------------------------------------------------------------------
+
+
+def check_step(net):
+    print(summarize(net))
+
+
+def golden_step(net, *, data, vectors, seed):
+    """Accuracy on a data set's test split, or the first results on random inputs."""
+    if data is not None:
+        dataset = datasets.load(data, "test")
+        predicted = _run(net, datasets.to_inputs(dataset, net.input), data)
+        score = evaluate(predicted, dataset.labels, int(np.prod(net.output_shape)))
+        print(f"{data} test split: {score.count} inputs, accuracy {score.accuracy_text()}")
+    else:
+        outputs = _run(net, golden.random_inputs(net, vectors, seed=seed), "random inputs")
+        shown = outputs[:10].tolist() if net.output == "argmax" else outputs.shape
+        print(f"{vectors} random inputs (seed {seed}); first results: {shown}")
+
+
+def verilog_step(net, output, *, fold, target_ii, max_luts, vectors, seed, data):
+    """Compile ``net`` into the accelerator folder ``output``, printing the plan and progress."""
+    log = StepLog()
+
+    def on_step(name, state):
+        if name == "plan":
+            print(describe_plan(state.plan))
+            log.step("building the accelerator and converting it to Verilog")
+        elif name == "emit":
+            meta = state.metadata
+            log.step(
+                f"Verilog ready: {len(state.verilog) / 1e6:.2f} MB, latency "
+                f"{meta['latency']} cycles, initiation interval "
+                f"{meta['initiation_interval']} cycles"
+            )
+        elif name == "vectors":
+            log.step(f"{len(state[0])} test vectors ({state[2]})")
+
+    try:
+        _, paths, _ = folder.compile_to_folder(
+            net,
+            output,
+            fold=_fold_spec(fold),
+            target_ii=target_ii,
+            max_luts=max_luts,
+            vectors=vectors,
+            seed=seed,
+            data=data,
+            on_step=on_step,
+        )
+    except CompileError as exc:
+        raise UsageError(str(exc)) from None
+    for path in paths:
+        print(f"wrote {path}")
+
+
+def sim_step(directory, *, sim, vectors=None, seed=0, waves=False, stall=0.25):
+    """Simulate the accelerator folder in the cocotb bench; returns the exit status."""
+    # sim needs cocotb, which gen knows nothing of: it is loaded for this step only.
+    from sim import runner
+
+    try:
+        result = runner.run(
+            directory, sim=sim, vectors=vectors, seed=seed, waves=waves, stall=stall
+        )
+    except ValueError as exc:  # gen.folder.FolderError or an argument out of range
+        raise UsageError(str(exc)) from None
+    except runner.SimError as exc:
+        print(f"tnngen sim: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(result.summary())
+    return EXIT_OK if result.passed else EXIT_FAILURE
+
+
+def synth_step(directory, target, *, output=None, **options):
+    """Synthesize the accelerator folder for ``target``; returns the exit status."""
+    from .flow import report as synth_report
+    from .flow import synth
+
+    try:
+        report = synth.run(directory, target, output=output, **options)
+    except (SynthInputError, folder.FolderError) as exc:
+        raise UsageError(str(exc)) from None
+    except SynthError as exc:
+        if getattr(exc, "report", None) is not None:  # too big for the part: still a report
+            print(synth_report.format_markdown(exc.report))
+        print(f"tnngen synth: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(synth_report.format_markdown(report))
+    output = output or os.path.dirname(report["accelerator"]["metadata"])
+    name = report["target"]["name"]
+    print(f"wrote {os.path.join(output, f'synth-{name}.json')} and synth-{name}.md")
+    return EXIT_OK
+
+
+# --- the commands --------------------------------------------------------------------------------
+
+
+def cmd_check(args):
+    check_step(network.load(args.model))
+    return EXIT_OK
+
+
+def cmd_predict(args):
+    net = network.load(args.model)
+    inputs = _load_npy(args.inputs, "--inputs")
+    outputs = _run(net, inputs, args.inputs)
+    save_npy_atomic(args.output, outputs)
+    print(f"{len(outputs)} inputs -> {args.output} (shape {tuple(outputs.shape)}, {net.output})")
+    return EXIT_OK
 
 
 def cmd_eval(args):
-    net = _load_model(args.model)
+    net = network.load(args.model)
     if net.output != "argmax":
         raise UsageError(
             f"{args.model}: eval needs a network with output 'argmax', not {net.output!r}"
@@ -226,192 +219,73 @@ def cmd_eval(args):
                 f"{args.labels}: {len(labels)} labels for {len(inputs)} inputs in {args.inputs}"
             )
     predicted = _run(net, inputs, source)
-    classes = int(np.prod(net.output_shape))
-    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
-        raise UsageError(f"labels must be class indices 0..{classes - 1}")
-    correct = int(np.sum(predicted == labels))
-    accuracy = correct / max(1, len(labels))
+    try:
+        score = evaluate(predicted, labels, int(np.prod(net.output_shape)))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     print(f"model    {net.name}")
-    print(f"data     {source} ({args.split if args.data else 'given'}), {len(labels)} inputs")
-    print(f"accuracy {100 * accuracy:.2f}% ({correct}/{len(labels)})")
-    matrix = confusion_matrix(labels, predicted, classes)
-    header = ["true\\pred"] + [str(k) for k in range(classes)]
+    print(f"data     {source} ({args.split if args.data else 'given'}), {score.count} inputs")
+    print(f"accuracy {score.accuracy_text()}")
     print()
-    print(_format_table(header, [[k] + row for k, row in enumerate(matrix.tolist())]))
+    print(score.matrix_text())
     return EXIT_OK
 
 
-# --- train ---------------------------------------------------------------------------------------
-
-
 def cmd_train(args):
-    from . import train
+    from .learn import config, train
 
     try:
         _, summary = train.run_config(args.config, quantized=not args.float, output=args.output)
-    except train.ConfigError as exc:
+    except config.ConfigError as exc:
         raise UsageError(str(exc)) from None
     print(summary)
     return EXIT_OK
 
 
-# --- verilog -----------------------------------------------------------------------------------
-
-
-def _fold_spec(text):
-    """``--fold``: a spec string, or a JSON file holding one (see gen.compiler.parse_fold)."""
-    if text.endswith(".json"):
-        try:
-            with open(text) as f:
-                return json.load(f)
-        except OSError as exc:
-            raise UsageError(f"{text}: cannot read the folding spec: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{text}: invalid JSON: {exc.msg} at line {exc.lineno}") from None
-    return text
-
-
-class _Progress:
-    """One line per step of a long run, with the time each took."""
-
-    def __init__(self):
-        self.start = time.perf_counter()
-
-    def step(self, text):
-        print(f"  [{time.perf_counter() - self.start:7.1f} s] {text}", flush=True)
-
-
-def _compile(args, net, progress):
-    from . import compiler
-
-    try:
-        the_plan = compiler.plan(
-            net, _fold_spec(args.fold), target_ii=args.target_ii, max_luts=args.max_luts
-        )
-    except compiler.CompileError as exc:
-        raise UsageError(str(exc)) from None
-    print(compiler.describe_plan(the_plan))
-    progress.step("building the accelerator and converting it to Verilog")
-    with open(args.model, "rb") as f:
-        sha = hashlib.sha256(f.read()).hexdigest()
-    compiled = compiler.emit(the_plan, description_sha256=sha)
-    meta = compiled.metadata
-    progress.step(
-        f"Verilog ready: {len(compiled.verilog) / 1e6:.2f} MB, latency "
-        f"{meta['latency']} cycles, initiation interval "
-        f"{meta['initiation_interval']} cycles"
-    )
-    return compiled
-
-
 def cmd_verilog(args):
-    from . import compiler
-
-    net = _load_model(args.model)
-    progress = _Progress()
-    compiled = _compile(args, net, progress)
-    vectors = compiler.make_vectors(net, args.vectors, seed=args.seed, data=args.data)
-    paths = compiler.write_outputs(compiled, args.output, vectors)
-    progress.step(f"{len(vectors[0])} test vectors ({vectors[2]})")
-    for path in paths:
-        print(f"wrote {path}")
+    verilog_step(
+        network.load(args.model),
+        args.output,
+        fold=args.fold,
+        target_ii=args.target_ii,
+        max_luts=args.max_luts,
+        vectors=args.vectors,
+        seed=args.seed,
+        data=args.data,
+    )
     return EXIT_OK
-
-
-def _add_compile_options(p):
-    p.add_argument(
-        "--fold",
-        default="unrolled",
-        metavar="SPEC",
-        help="'unrolled' (default), 'auto', 'PE,SIMD' for every layer, "
-        "'L:PE,SIMD;L:unrolled;...' per layer (others auto), or a JSON file",
-    )
-    p.add_argument(
-        "--target-ii",
-        type=int,
-        metavar="N",
-        help="auto layers: the cheapest folding with an initiation interval <= N",
-    )
-    p.add_argument(
-        "--max-luts",
-        type=int,
-        metavar="N",
-        help="auto layers: the fastest folding with predicted LUTs <= N",
-    )
-
-
-# --- sim ---------------------------------------------------------------------------------------
 
 
 def cmd_sim(args):
     """Check a generated accelerator in a cocotb bench against its test vectors."""
-    # sim needs cocotb, which gen knows nothing of: it is loaded for this command only.
-    from sim import runner
-
-    try:
-        result = runner.run(
-            args.directory,
-            sim=args.sim,
-            vectors=args.vectors,
-            seed=args.seed,
-            waves=args.waves,
-            stall=args.stall,
-        )
-    except ValueError as exc:  # sim.accel.AcceleratorError or an argument out of range
-        raise UsageError(str(exc)) from None
-    except runner.SimError as exc:
-        print(f"tnngen sim: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    print(result.summary())
-    return EXIT_OK if result.passed else EXIT_FAILURE
-
-
-# --- synth and sweep -----------------------------------------------------------------------------
-
-
-def _synth_options(args):
-    return {
-        "freq": args.freq,
-        "tools": args.tools,
-        "timeout": args.timeout,
-        "pin_width": args.pin_width,
-        "place_and_route": not args.no_pnr,
-    }
+    return sim_step(
+        args.directory,
+        sim=args.sim,
+        vectors=args.vectors,
+        seed=args.seed,
+        waves=args.waves,
+        stall=args.stall,
+    )
 
 
 def cmd_synth(args):
-    from . import synth, synth_report
-
-    try:
-        report = synth.run(
-            args.directory,
-            args.target,
-            output=args.output,
-            liberty=args.liberty,
-            pins_file=args.pins,
-            seed=args.seed,
-            extra_pnr_args=args.pnr_arg,
-            hierarchy=not args.flat,
-            **_synth_options(args),
-        )
-    except synth.SynthInputError as exc:
-        raise UsageError(str(exc)) from None
-    except synth.SynthError as exc:
-        if getattr(exc, "report", None) is not None:  # too big for the part: still a report
-            print(synth_report.format_markdown(exc.report))
-        print(f"tnngen synth: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    print(synth_report.format_markdown(report))
-    output = args.output or os.path.dirname(report["accelerator"]["metadata"])
-    name = report["target"]["name"]
-    print(f"wrote {os.path.join(output, f'synth-{name}.json')} and synth-{name}.md")
-    return EXIT_OK
+    return synth_step(
+        args.directory,
+        args.target,
+        output=args.output,
+        liberty=args.liberty,
+        pins_file=args.pins,
+        seed=args.seed,
+        extra_pnr_args=args.pnr_arg,
+        hierarchy=not args.flat,
+        **_synth_options(args),
+    )
 
 
 def cmd_sweep(args):
-    from . import sweep, synth
+    from .flow import sweep
 
-    net = _load_model(args.model)
+    net = network.load(args.model)
     output = args.output or os.path.join("out", f"{net.name}-sweep")
     try:
         summary = sweep.sweep(
@@ -422,7 +296,7 @@ def cmd_sweep(args):
             jobs=args.jobs,
             **_synth_options(args),
         )
-    except (sweep.SweepError, synth.SynthInputError) as exc:
+    except (sweep.SweepError, SynthInputError) as exc:
         raise UsageError(str(exc)) from None
     print(sweep.format_markdown(summary))
     if summary.get("plot_message"):
@@ -434,339 +308,66 @@ def cmd_sweep(args):
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-# --- flow --------------------------------------------------------------------------------------
-
-
-def _step(title):
+def _heading(title):
     print(f"\n== {title}", flush=True)
 
 
 def cmd_flow(args):
-    """The whole flow on one model, each step through its own subcommand."""
-    net = _load_model(args.model)
+    """The whole flow on one model: each step's function, in order."""
+    net = network.load(args.model)
+    try:
+        get_target(args.target)
+    except SynthInputError as exc:
+        raise UsageError(str(exc)) from None
     out = args.output or os.path.join("out", net.name)
-    _step(f"check {args.model}")
-    print(summarize(net))
-    _step("golden model")
-    if args.data is not None:
-        data = datasets.load(args.data, "test")
-        inputs, labels = datasets.to_inputs(data, net.input), data.labels
-        predicted = _run(net, inputs, args.data)
-        correct = int(np.sum(predicted == labels))
-        print(
-            f"{args.data} test split: {len(labels)} inputs, accuracy "
-            f"{100 * correct / len(labels):.2f}% ({correct}/{len(labels)})"
-        )
-    else:
-        inputs = golden.random_inputs(net, args.vectors, seed=args.seed)
-        outputs = _run(net, inputs, "random inputs")
-        shown = outputs[:10].tolist() if net.output == "argmax" else outputs.shape
-        print(f"{args.vectors} random inputs (seed {args.seed}); first results: {shown}")
-    steps = [
-        (
-            "verilog",
-            [
-                "verilog",
-                args.model,
-                "-o",
-                out,
-                "--fold",
-                args.fold,
-                "--vectors",
-                str(args.vectors),
-                "--seed",
-                str(args.seed),
-            ]
-            + (["--data", args.data] if args.data else [])
-            + (["--target-ii", str(args.target_ii)] if args.target_ii else [])
-            + (["--max-luts", str(args.max_luts)] if args.max_luts else []),
-        )
-    ]
+    _heading(f"check {args.model}")
+    check_step(net)
+    _heading("golden model")
+    golden_step(net, data=args.data, vectors=args.vectors, seed=args.seed)
+    _heading(f"verilog: {out} (fold {args.fold})")
+    verilog_step(
+        net,
+        out,
+        fold=args.fold,
+        target_ii=args.target_ii,
+        max_luts=args.max_luts,
+        vectors=args.vectors,
+        seed=args.seed,
+        data=args.data,
+    )
+    steps = []
     if not args.no_sim:
-        steps.append(("sim", ["sim", out, "--sim", args.sim]))
+        steps.append((f"sim: {args.sim}", lambda: sim_step(out, sim=args.sim)))
     if not args.no_synth:
-        steps.append(
-            (
-                "synth",
-                ["synth", out, "--target", args.target] + (["--no-pnr"] if args.no_pnr else []),
-            )
-        )
-    for name, argv in steps:
-        _step(f"tnngen {' '.join(argv)}")
-        status = main(argv)
+        options = {"place_and_route": not args.no_pnr}
+        steps.append((f"synth: {args.target}", lambda: synth_step(out, args.target, **options)))
+    for title, run in steps:
+        _heading(title)
+        status = run()
         if status != EXIT_OK:
+            name = title.split(":")[0]
             print(f"tnngen flow: the {name} step failed (exit status {status})", file=sys.stderr)
             return status
-    _step(f"done: everything is in {out}")
+    _heading(f"done: everything is in {out}")
     return EXIT_OK
 
 
-# --- entry point ---------------------------------------------------------------------------------
+HANDLERS = {
+    "check": cmd_check,
+    "predict": cmd_predict,
+    "eval": cmd_eval,
+    "train": cmd_train,
+    "verilog": cmd_verilog,
+    "sim": cmd_sim,
+    "synth": cmd_synth,
+    "sweep": cmd_sweep,
+    "flow": cmd_flow,
+}
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="tnngen",
-        description="Hardware generator for fully discretized (ternary and binary) networks.",
-        epilog="Exit status: 0 on success, 2 on bad input, 1 on a failure of the run.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser(
-        "check",
-        help="validate a description and print its summary",
-        description="Validate a tnn/1 description and print a summary: layers, shapes, weight "
-        "counts, zero-weight fraction, synaptic operations and accumulator widths.",
-    )
-    p.add_argument("model", metavar="MODEL", help="network description (*.tnn.json)")
-    p.set_defaults(handler=cmd_check)
-
-    p = sub.add_parser(
-        "predict",
-        help="run the golden model on inputs",
-        description="Run the NumPy golden model. X holds input values (not bit encodings), "
-        "shape (N, *input.shape); Y gets (N,) class indices for argmax, else the outputs.",
-    )
-    p.add_argument("model", metavar="MODEL", help="network description (*.tnn.json)")
-    p.add_argument("--inputs", required=True, metavar="X.npy", help="integer input array")
-    p.add_argument("--output", required=True, metavar="Y.npy", help="where to write outputs")
-    p.set_defaults(handler=cmd_predict)
-
-    p = sub.add_parser(
-        "eval",
-        help="accuracy and confusion matrix on a data set",
-        description="Print accuracy and the confusion matrix of the golden model on a data "
-        "set: a named one (digits, mnist5k, idx:DIR with MNIST IDX files) or given arrays.",
-    )
-    p.add_argument("model", metavar="MODEL", help="network description (*.tnn.json)")
-    p.add_argument("--data", metavar="NAME", help="digits, mnist5k or idx:DIR")
-    p.add_argument(
-        "--split",
-        choices=("test", "train"),
-        default="test",
-        help="which split of --data (default: test)",
-    )
-    p.add_argument("--inputs", metavar="X.npy", help="integer inputs, instead of --data")
-    p.add_argument("--labels", metavar="Y.npy", help="integer labels, with --inputs")
-    p.set_defaults(handler=cmd_eval)
-
-    p = sub.add_parser(
-        "train",
-        help="train a ternary network and export its description",
-        description="Quantization-aware training from a JSON configuration (data set, layers, "
-        "quantization, epochs, seed, output; see models/README.md), then export to tnn/1 with "
-        "every scale and batch norm folded into integer thresholds. Deterministic: the same "
-        "configuration gives the same description, byte for byte. One line per epoch on stderr.",
-    )
-    p.add_argument("config", metavar="CONFIG", help="training configuration (*.json)")
-    p.add_argument(
-        "--float",
-        action="store_true",
-        help="train the float baseline of the same architecture instead (writes nothing)",
-    )
-    p.add_argument("--output", metavar="PATH", help="write the description here instead")
-    p.set_defaults(handler=cmd_train)
-
-    p = sub.add_parser(
-        "verilog",
-        help="generate the accelerator's Verilog, metadata and test vectors",
-        description="Compile a description into a streaming accelerator: writes DIR/<name>.v, "
-        "DIR/<name>.json (metadata) and DIR/vectors.npz (inputs and golden outputs). The "
-        "chosen folding and its predicted cycles and resources are printed first.",
-    )
-    p.add_argument("model", metavar="MODEL", help="network description (*.tnn.json)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    _add_compile_options(p)
-    p.add_argument(
-        "--vectors", type=int, default=256, metavar="N", help="test vectors to write (default: 256)"
-    )
-    p.add_argument(
-        "--data",
-        metavar="NAME",
-        help="take the vectors from this data set's test split instead of random",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of random vectors (default: 0)")
-    p.set_defaults(handler=cmd_verilog)
-
-    p = sub.add_parser(
-        "sim",
-        help="simulate a generated accelerator against its test vectors",
-        description="Build the accelerator in DIR (from 'tnngen verilog') with Icarus Verilog "
-        "or Verilator and check it in a cocotb bench: every result against DIR/vectors.npz, "
-        "with random gaps on the input and back-pressure on the output, and latency and "
-        "initiation interval against the metadata. Exit status 0 only if all agree.",
-    )
-    p.add_argument("directory", metavar="DIR", help="accelerator folder (tnngen verilog -o DIR)")
-    p.add_argument(
-        "--sim",
-        choices=("icarus", "verilator"),
-        default="icarus",
-        help="simulator (default: icarus)",
-    )
-    p.add_argument(
-        "--vectors", type=int, metavar="N", help="check the first N vectors (default: all)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of the stall patterns (default: 0)")
-    p.add_argument(
-        "--stall",
-        type=float,
-        default=0.25,
-        metavar="P",
-        help="chance of a gap before each input and of back-pressure before each result "
-        "(default: 0.25)",
-    )
-    p.add_argument(
-        "--waves", action="store_true", help="write a waveform file (FST or VCD) and say where"
-    )
-    p.set_defaults(handler=cmd_sim)
-
-    from .synth import TARGETS
-
-    def add_synth_options(p):
-        p.add_argument(
-            "--target",
-            required=True,
-            choices=list(TARGETS),
-            help="ice40-up5k, ice40-hx8k (nextpnr-ice40), ecp5-25k, ecp5-85k (nextpnr-ecp5), "
-            "xilinx7 (synthesis only), asic (gates, or --liberty cells)",
-        )
-        p.add_argument(
-            "--freq",
-            type=float,
-            metavar="MHZ",
-            help="clock constraint for nextpnr (default: per target, 48 to 125 MHz)",
-        )
-        p.add_argument(
-            "--tools",
-            choices=("auto", "native", "yowasp"),
-            help="which build of Yosys/nextpnr: native on PATH first, YoWASP from PyPI second "
-            "(auto, the default; also TNNGEN_SYNTH_TOOLS)",
-        )
-        p.add_argument(
-            "--timeout",
-            type=float,
-            default=3600.0,
-            metavar="S",
-            help="seconds each tool may run (default: 3600)",
-        )
-        p.add_argument(
-            "--pin-width",
-            type=int,
-            default=8,
-            metavar="N",
-            help="data pins of each narrow stream of the pin wrapper (default: 8)",
-        )
-        p.add_argument(
-            "--no-pnr",
-            action="store_true",
-            help="stop after synthesis (resources only, no Fmax)",
-        )
-
-    p = sub.add_parser(
-        "synth",
-        help="synthesize an accelerator: resources, Fmax, throughput",
-        description="Synthesize the accelerator in DIR (from 'tnngen verilog') with Yosys, and "
-        "place and route it with nextpnr on a named part, behind a narrow-pin wrapper so it "
-        "fits the package. Prints and writes DIR/synth-TARGET.json and .md: LUTs, carry, "
-        "flip-flops, block RAM, DSP, I/O, utilization, Fmax, latency and inferences per second, "
-        "per layer, each next to the compiler's prediction. Tool logs: DIR/synth-TARGET/.",
-    )
-    p.add_argument("directory", metavar="DIR", help="accelerator folder (tnngen verilog -o DIR)")
-    add_synth_options(p)
-    p.add_argument(
-        "--liberty",
-        metavar="FILE",
-        help="asic: map to this Liberty library and report its cell area",
-    )
-    p.add_argument(
-        "--pins",
-        metavar="FILE",
-        help="PCF (iCE40) or LPF (ECP5) placing the wrapper's ports (default: nextpnr chooses)",
-    )
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default: 1)")
-    p.add_argument(
-        "--pnr-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="pass ARG on to nextpnr, e.g. --pnr-arg=--router --pnr-arg=router2 (repeatable)",
-    )
-    p.add_argument(
-        "--flat",
-        action="store_true",
-        help="flatten the whole design (no wrapper/accelerator or per-layer split)",
-    )
-    p.add_argument("-o", "--output", metavar="OUT", help="where reports go (default: DIR)")
-    p.set_defaults(handler=cmd_synth)
-
-    p = sub.add_parser(
-        "sweep",
-        help="synthesize several foldings and plot the Pareto front",
-        description="Compile MODEL once per folding, synthesize each for the target in "
-        "parallel (up to the core count), and print and plot (PNG, with matplotlib) the "
-        "accelerator's LUTs against inferences per second, marking the Pareto front.",
-    )
-    p.add_argument("model", metavar="MODEL", help="network description (*.tnn.json)")
-    p.add_argument(
-        "--folds",
-        nargs="+",
-        required=True,
-        metavar="SPEC",
-        help="foldings as 'tnngen verilog --fold' takes them, e.g. unrolled '0:4,16' auto",
-    )
-    add_synth_options(p)
-    p.add_argument(
-        "--jobs", type=int, metavar="N", help="foldings run at once (default: the core count)"
-    )
-    p.add_argument(
-        "-o", "--output", metavar="OUT", help="output folder (default: out/<name>-sweep)"
-    )
-    p.set_defaults(handler=cmd_sweep)
-
-    p = sub.add_parser(
-        "flow",
-        help="run the whole flow on one model",
-        description="Run every step on one model and report each: summary, golden model "
-        "(accuracy on --data, or results on random inputs), Verilog, simulation against the "
-        "golden model (cocotb), and synthesis with its resource and timing report.",
-    )
-    p.add_argument("model", metavar="MODEL", help="network description (*.tnn.json)")
-    p.add_argument(
-        "--data",
-        metavar="NAME",
-        help="data set for accuracy and test vectors (digits, mnist5k, idx:DIR); default: "
-        "random inputs",
-    )
-    p.add_argument(
-        "--vectors",
-        type=int,
-        default=256,
-        metavar="N",
-        help="test vectors for the simulation (default: 256)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of random inputs (default: 0)")
-    p.add_argument("-o", "--output", metavar="DIR", help="output folder (default: out/<name>)")
-    _add_compile_options(p)
-    p.add_argument(
-        "--sim",
-        choices=("icarus", "verilator"),
-        default="icarus",
-        help="simulator (default: icarus)",
-    )
-    p.add_argument(
-        "--target",
-        default="ice40-up5k",
-        help="synthesis target (default: ice40-up5k); see tnngen synth --help",
-    )
-    p.add_argument("--no-sim", action="store_true", help="skip the simulation step")
-    p.add_argument("--no-synth", action="store_true", help="skip the synthesis step")
-    p.add_argument(
-        "--no-pnr",
-        action="store_true",
-        help="synthesis only, no place and route (resources without Fmax; much faster)",
-    )
-    p.set_defaults(handler=cmd_flow)
-    return parser
+    """The ``tnngen`` argument parser (:mod:`gen.options`)."""
+    return options.build_parser(HANDLERS)
 
 
 def main(argv=None):
@@ -780,6 +381,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"tnngen {args.command}: interrupted", file=sys.stderr)
         return EXIT_FAILURE
+    except BrokenPipeError:  # the reader went away (tnngen check MODEL | head): not an error
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 from amaranth.hdl import Cat, Const, Signal
 
-from hw.compressor import PipelinedTree, check_stages, shape_for_range
+from hw.pipeline import PipelinedTree, check_stages, shape_for_range
 
 __all__ = [
     "AdderGraph",

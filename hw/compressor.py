@@ -1,4 +1,4 @@
-"""Popcount and adder trees built as compressor trees.
+"""Sums of bits and words built as compressor trees on carry chains.
 
 A sum is described as a :class:`BitHeap`: single bits of weight ``2**k``, unsigned or signed
 operands (optionally negated and shifted), sub-sums that several heaps may share, and an integer
@@ -49,48 +49,24 @@ operands (:func:`tree_latency`).
 import heapq
 import itertools
 
-from amaranth.hdl import Cat, Const, Module, Shape, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Cat, Const, Shape, Signal, unsigned
+
+from hw.pipeline import PipelinedTree, check_stages, shape_for_range
 
 __all__ = [
     "BitHeap",
     "signed_bit_heap",
     "build_sums",
     "build_sum",
-    "tree_latency",
-    "stage_of",
-    "PipelinedTree",
-    "pipeline_control",
-    "shape_for_range",
     "CARRY_IN",
     "BIT_ADDERS",
-    "check_stages",
     "check_carry_in",
     "check_bit_adders",
-    "Popcount",
-    "AdderTree",
 ]
 
 
 CARRY_IN = ("constant", "repeat")
 BIT_ADDERS = ("logic", "carry")
-
-
-def shape_for_range(lo, hi):
-    """The narrowest shape holding every integer in ``[lo, hi]`` (at least 1 bit wide)."""
-    lo, hi = int(lo), int(hi)
-    if lo > hi:
-        raise ValueError(f"Empty range [{lo}, {hi}]")
-    if lo >= 0:
-        return unsigned(max(1, hi.bit_length()))
-    width = max((-lo - 1).bit_length(), hi.bit_length() if hi > 0 else 0) + 1
-    return signed(width)
-
-
-def tree_latency(stages):
-    """Cycles from operands to the sum of a tree built with ``stages`` pipeline stages."""
-    return stages
 
 
 def check_carry_in(carry_in):
@@ -103,14 +79,6 @@ def check_bit_adders(bit_adders):
     """Raise ``ValueError`` unless ``bit_adders`` is one of :data:`BIT_ADDERS`."""
     if bit_adders not in BIT_ADDERS:
         raise ValueError(f"Bit adders must be one of {BIT_ADDERS}, not {bit_adders!r}")
-
-
-def check_stages(stages):
-    """Raise ``TypeError`` or ``ValueError`` unless ``stages`` is a non-negative integer."""
-    if not isinstance(stages, int) or isinstance(stages, bool):
-        raise TypeError(f"Stages must be a non-negative integer, not {stages!r}")
-    if stages < 0:
-        raise ValueError(f"Stages must be a non-negative integer, not {stages!r}")
 
 
 class _Node:
@@ -374,57 +342,6 @@ class _Builder:
         return result
 
 
-def stage_of(depth, total_depth, stages):
-    """The pipeline stage of a node ``depth`` adders deep in a tree ``total_depth`` deep.
-
-    The tree's depth is cut at ``stages`` evenly spaced levels; inputs (depth 0) are in stage 0.
-    """
-    if depth == 0 or total_depth == 0:
-        return 0
-    return (depth - 1) * (stages + 1) // total_depth
-
-
-class PipelinedTree:
-    """What the builders of pipelined trees share: stages by depth and delay registers.
-
-    A node (anything with a ``depth`` in adders) is in stage :func:`stage_of` of its depth;
-    :meth:`delay` gives its signal registered into a later stage, each register built once
-    however many consumers need it. Registers load only while ``enable`` is 1 (None: always).
-    """
-
-    def __init__(self, m, *, domain, enable, name, stages, total_depth):
-        self.m = m
-        self.domain = domain
-        self.enable = enable
-        self.name = name
-        self.stages = stages
-        self.total_depth = total_depth
-        self.delayed = {}
-        self.count = itertools.count()
-
-    def stage(self, node):
-        return stage_of(node.depth, self.total_depth, self.stages)
-
-    def register(self, value, name, shape=None):
-        reg = Signal(value.shape() if shape is None else shape, name=name)
-        stmt = reg.eq(value)
-        if self.enable is None:
-            self.m.d[self.domain] += stmt
-        else:
-            with self.m.If(self.enable):
-                self.m.d[self.domain] += stmt
-        return reg
-
-    def delay(self, node, sig, stage):
-        """``sig``, the value of ``node``, delayed from the node's stage to ``stage``."""
-        for s in range(self.stage(node), stage):
-            key = (id(node), s + 1)
-            if key not in self.delayed:
-                self.delayed[key] = self.register(sig, f"{self.name}_d{next(self.count)}")
-            sig = self.delayed[key]
-        return sig
-
-
 class _Emitter(PipelinedTree):
     def __init__(self, m, *, carry_in, bit_adders, **kwargs):
         super().__init__(m, **kwargs)
@@ -622,219 +539,3 @@ def build_sum(m, heap, *, stages=0, range=None, **kwargs):
     """:func:`build_sums` for one heap; returns its signal."""
     ranges = None if range is None else [range]
     return build_sums(m, [heap], stages=stages, ranges=ranges, **kwargs)[0]
-
-
-class Popcount(wiring.Component):
-    """The number of set bits of the input, optionally weighted, as a pipelined stream block.
-
-    Parameters
-    ----------
-    fan_in : int
-        Number of input bits.
-    weights : list of int, optional
-        Bit ``k`` counts ``2**weights[k]`` (a heap of weighted bit columns); default all 0.
-    stages : int
-        Pipeline stages (see :attr:`latency`).
-    carry_in : str
-        ``"constant"`` or ``"repeat"``, see :func:`build_sums`.
-    bit_adders : str
-        ``"logic"`` or ``"carry"``, see :func:`build_sums`.
-
-    Members
-    -------
-    i : ``In(stream.Signature(unsigned(fan_in)))``
-    o : ``Out(stream.Signature(shape))``, ``shape`` the narrowest unsigned shape of the sum.
-    """
-
-    def __init__(self, fan_in, *, weights=None, stages=0, carry_in="constant", bit_adders="logic"):
-        if not isinstance(fan_in, int) or isinstance(fan_in, bool):
-            raise TypeError(f"Fan-in must be a positive integer, not {fan_in!r}")
-        if fan_in < 1:
-            raise ValueError(f"Fan-in must be a positive integer, not {fan_in!r}")
-        if weights is None:
-            weights = [0] * fan_in
-        weights = list(weights)
-        if len(weights) != fan_in or not all(
-            isinstance(w, int) and not isinstance(w, bool) and w >= 0 for w in weights
-        ):
-            raise ValueError(f"Weights must be {fan_in} non-negative integers, not {weights!r}")
-        check_stages(stages)
-        check_carry_in(carry_in)
-        check_bit_adders(bit_adders)
-        self._carry_in = carry_in
-        self._bit_adders = bit_adders
-        self._fan_in = fan_in
-        self._weights = weights
-        self._stages = stages
-        top = sum(1 << w for w in weights)
-        self._shape = shape_for_range(0, top)
-        super().__init__(
-            {
-                "i": In(stream.Signature(unsigned(fan_in))),
-                "o": Out(stream.Signature(self._shape)),
-            }
-        )
-
-    @property
-    def fan_in(self):
-        return self._fan_in
-
-    @property
-    def stages(self):
-        return self._stages
-
-    @property
-    def latency(self):
-        """Cycles from an accepted input to its result on ``o``, without stalls."""
-        return tree_latency(self._stages)
-
-    @property
-    def range(self):
-        return (0, sum(1 << w for w in self._weights))
-
-    def elaborate(self, platform):
-        m = Module()
-        heap = BitHeap()
-        for k, w in enumerate(self._weights):
-            heap.add_bit(self.i.payload[k], w)
-        advance = pipeline_control(m, self.i, self.o, self._stages)
-        (total,) = build_sums(
-            m,
-            [heap],
-            stages=self._stages,
-            enable=advance,
-            name="pop",
-            carry_in=self._carry_in,
-            bit_adders=self._bit_adders,
-        )
-        m.d.comb += self.o.payload.eq(total)
-        return m
-
-
-class AdderTree(wiring.Component):
-    """The exact sum of ``count`` operands, each added or subtracted, as a stream block.
-
-    Parameters
-    ----------
-    shape : Shape
-        Shape of every operand (signed or unsigned).
-    count : int
-        Number of operands.
-    signs : list of int, optional
-        ``+1`` to add operand ``k``, ``-1`` to subtract it, ``0`` to ignore it; default all +1.
-    stages : int
-        Pipeline stages (see :attr:`latency`).
-    split : bool
-        Enter the operands bit by bit (bit-plane form) instead of as words.
-    carry_in : str
-        ``"constant"`` or ``"repeat"``, see :func:`build_sums`.
-    bit_adders : str
-        ``"logic"`` or ``"carry"``, see :func:`build_sums`.
-
-    Members
-    -------
-    i : ``In(stream.Signature(data.ArrayLayout(shape, count)))``
-    o : ``Out(stream.Signature(out_shape))``, the narrowest shape of the sum's range.
-    """
-
-    def __init__(
-        self,
-        shape,
-        count,
-        *,
-        signs=None,
-        stages=0,
-        split=False,
-        carry_in="constant",
-        bit_adders="logic",
-    ):
-        try:
-            shape = Shape.cast(shape)
-        except TypeError:
-            raise TypeError(f"Shape must be a shape, not {shape!r}") from None
-        if not isinstance(count, int) or isinstance(count, bool):
-            raise TypeError(f"Count must be a positive integer, not {count!r}")
-        if count < 1:
-            raise ValueError(f"Count must be a positive integer, not {count!r}")
-        if signs is None:
-            signs = [1] * count
-        signs = [int(s) if s in (-1, 0, 1) else s for s in signs]
-        if len(signs) != count or any(s not in (-1, 0, 1) for s in signs):
-            raise ValueError(f"Signs must be {count} values in (-1, 0, 1), not {signs!r}")
-        check_stages(stages)
-        check_carry_in(carry_in)
-        check_bit_adders(bit_adders)
-        self._carry_in = carry_in
-        self._bit_adders = bit_adders
-        self._shape_in = shape
-        self._count = count
-        self._signs = signs
-        self._stages = stages
-        self._split = bool(split)
-        if shape.signed:
-            lo, hi = -(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1
-        else:
-            lo, hi = 0, (1 << shape.width) - 1
-        self._range = (
-            sum(min(s * lo, s * hi) for s in signs),
-            sum(max(s * lo, s * hi) for s in signs),
-        )
-        super().__init__(
-            {
-                "i": In(stream.Signature(data.ArrayLayout(shape, count))),
-                "o": Out(stream.Signature(shape_for_range(*self._range))),
-            }
-        )
-
-    @property
-    def stages(self):
-        return self._stages
-
-    @property
-    def latency(self):
-        """Cycles from an accepted input to its result on ``o``, without stalls."""
-        return tree_latency(self._stages)
-
-    @property
-    def range(self):
-        """``(min, max)`` of the sum over all operand values."""
-        return self._range
-
-    def elaborate(self, platform):
-        m = Module()
-        heap = BitHeap()
-        for k, s in enumerate(self._signs):
-            if s:
-                heap.add_operand(self.i.payload[k], negate=s < 0, split=self._split)
-        advance = pipeline_control(m, self.i, self.o, self._stages)
-        (total,) = build_sums(
-            m,
-            [heap],
-            stages=self._stages,
-            ranges=[self._range],
-            enable=advance,
-            name="add",
-            carry_in=self._carry_in,
-            bit_adders=self._bit_adders,
-        )
-        m.d.comb += self.o.payload.eq(total)
-        return m
-
-
-def pipeline_control(m, i, o, stages):
-    """Valid/ready handling of a ``stages``-deep pipeline; returns its advance enable.
-
-    The whole pipeline moves while ``o`` is not holding a result that has not been taken, so a
-    stall on ``o`` freezes every stage and nothing is lost or duplicated.
-    """
-    if stages == 0:
-        m.d.comb += [o.valid.eq(i.valid), i.ready.eq(o.ready)]
-        return None
-    advance = Signal(name="advance")
-    valid = [Signal(name=f"valid_{s}") for s in range(stages)]
-    m.d.comb += [advance.eq(~o.valid | o.ready), i.ready.eq(advance), o.valid.eq(valid[-1])]
-    with m.If(advance):
-        m.d.sync += valid[0].eq(i.valid)
-        for s in range(1, stages):
-            m.d.sync += valid[s].eq(valid[s - 1])
-    return advance

@@ -35,6 +35,7 @@ against 1,591 as a graph; 24 -> 20: 661 against 740).
 """
 
 import functools
+import math
 
 import numpy as np
 from amaranth.hdl import Cat, Module, Value, signed
@@ -42,19 +43,18 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.addergraph import Leaf, build_graph, graph_cost, plan_graph
-from hw.compressor import (
-    BitHeap,
-    build_sums,
-    check_bit_adders,
-    check_carry_in,
-    check_stages,
-    pipeline_control,
-    shape_for_range,
-    tree_latency,
-)
+from hw.compressor import BitHeap, build_sums, check_bit_adders, check_carry_in
 from hw.encoding import ValueEncoding
+from hw.pipeline import check_stages, pipeline_control, shape_for_range, tree_latency
 
-__all__ = ["DotProduct", "value_bits", "GRAPH_CELLS_PER_BIT", "HEAP_CELLS_PER_BIT"]
+__all__ = [
+    "DotProduct",
+    "value_bits",
+    "default_stages",
+    "prefer_graph",
+    "GRAPH_CELLS_PER_BIT",
+    "HEAP_CELLS_PER_BIT",
+]
 
 # iCE40 logic cells (Yosys 0.23 synth_ice40, nextpnr-ice40 --pack-only; bench/area.py, random
 # ternary layers) per adder result bit of a shared graph (hw.addergraph.graph_cost): 1.14 to 1.29
@@ -65,6 +65,27 @@ GRAPH_CELLS_PER_BIT = 1.2
 HEAP_CELLS_PER_BIT = 1.8
 
 _FORMS = ("bits", "words")
+
+
+def prefer_graph(heap_bits, graph_bits):
+    """Whether a shared adder graph of ``graph_bits`` adder result bits is estimated smaller than
+    per-row compressor trees of ``heap_bits`` input bits (:data:`GRAPH_CELLS_PER_BIT`,
+    :data:`HEAP_CELLS_PER_BIT`).
+
+    The one rule both :attr:`DotProduct.graph` (with the planned graph's exact bits) and the
+    compiler's resource model (with its estimate of them) decide by.
+    """
+    return GRAPH_CELLS_PER_BIT * graph_bits < HEAP_CELLS_PER_BIT * heap_bits
+
+
+def default_stages(weights):
+    """Pipeline stages of a layer's sums when none are chosen: a register per ~3 adder levels.
+
+    A row of ``n`` nonzero weights sums in about ``log2(n + 1)`` adder levels; at least one
+    stage, so that the layer's result is registered.
+    """
+    fan = max(1, int(np.count_nonzero(np.asarray(weights), axis=1).max()))
+    return max(1, math.ceil(math.log2(fan + 1) / 3))
 
 
 def value_bits(value, encoding):
@@ -226,15 +247,15 @@ class DotProduct(wiring.Component):
         """The layer's :class:`hw.addergraph.AdderGraph`, or None for per-row compressor trees.
 
         With ``share``, the graph is used where its estimated size is the smaller one
-        (:data:`GRAPH_CELLS_PER_BIT`, :data:`HEAP_CELLS_PER_BIT`): a layer of one row, or of
-        rows with little in common, is smaller as per-row trees.
+        (:func:`prefer_graph`): a layer of one row, or of rows with little in common, is
+        smaller as per-row trees.
         """
         if not self._share:
             return None
         graph = plan_graph(self._weights)
         heap_bits = self._encoding.width * int(np.count_nonzero(self._weights))
         cost = graph_cost(graph, self._leaves([None] * self.fan_in))
-        return graph if GRAPH_CELLS_PER_BIT * cost < HEAP_CELLS_PER_BIT * heap_bits else None
+        return graph if prefer_graph(heap_bits, cost) else None
 
     def _leaves(self, x):
         """The graph's leaves for inputs ``x`` (Nones: ranges only, for planning)."""

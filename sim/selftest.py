@@ -18,7 +18,6 @@ independently of the hardware description.
 
 import hashlib
 import json
-import os
 
 import numpy as np
 from amaranth.back import verilog
@@ -26,7 +25,8 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import accel
+from gen import folder
+from gen.payload import Encoding
 
 __all__ = [
     "FUNCTIONS",
@@ -63,19 +63,19 @@ def _elements(payload, encoding):
 
 
 def output_encoding(function, encoding):
-    """The output :class:`~sim.accel.Encoding` of ``function`` on inputs of ``encoding``."""
+    """The output :class:`~sim.Encoding` of ``function`` on inputs of ``encoding``."""
     if function == "argmax":
-        return accel.Encoding("uint", max(1, (encoding.count - 1).bit_length()), 1)
+        return Encoding("uint", max(1, (encoding.count - 1).bit_length()), 1)
     if function == "sign":
-        return accel.Encoding("ternary", 2, encoding.count)
+        return Encoding("ternary", 2, encoding.count)
     if function == "step":
-        return accel.Encoding("binary", 1, encoding.count)
+        return Encoding("binary", 1, encoding.count)
     if function == "pairsum":
         lo, hi = encoding.value_range
         if lo >= 0:
-            return accel.Encoding("uint", (2 * hi).bit_length(), encoding.count)
+            return Encoding("uint", (2 * hi).bit_length(), encoding.count)
         width = max((-2 * lo - 1).bit_length(), (2 * hi).bit_length()) + 1
-        return accel.Encoding("int", width, encoding.count)
+        return Encoding("int", width, encoding.count)
     raise ValueError(f"Function must be one of {', '.join(FUNCTIONS)}, not {function!r}")
 
 
@@ -90,7 +90,7 @@ def _argmax(m, values):
 
 
 def _check_encoding(encoding):
-    if not isinstance(encoding, accel.Encoding):
+    if not isinstance(encoding, Encoding):
         raise TypeError(f"Input encoding must be an Encoding, not {encoding!r}")
 
 
@@ -313,12 +313,9 @@ def write_accelerator(
     str
         Path of the metadata JSON.
     """
-    os.makedirs(directory, exist_ok=True)
     top = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
     text = verilog.convert(component, name=top, emit_src=False)
     verilog_name = f"{name}.v"
-    with open(os.path.join(directory, verilog_name), "w") as f:
-        f.write(text)
     enc_in, enc_out = component.input_encoding, component.output_encoding
     input_type = {"ternary": "ternary", "binary": "binary"}.get(
         enc_in.kind, f"{enc_in.kind}{enc_in.width}"
@@ -327,7 +324,7 @@ def write_accelerator(
         {"selftest": type(component).__name__, "name": name, "input": input_type}, sort_keys=True
     )
     metadata = {
-        "format": accel.METADATA_FORMAT,
+        "format": folder.FORMAT,
         "name": name,
         "top": top,
         "verilog": verilog_name,
@@ -364,14 +361,6 @@ def write_accelerator(
         ),
         "layers": [],
     }
-    path = os.path.join(directory, f"{name}.json")
-    with open(path, "w") as f:
-        json.dump(metadata, f, indent=1)
-        f.write("\n")
-    np.savez(
-        os.path.join(directory, "vectors.npz"),
-        inputs=np.asarray(inputs, dtype=np.int64),
-        outputs=np.asarray(outputs, dtype=np.int64),
-        source=np.array(source),
-    )
-    return path
+    vectors = (np.asarray(inputs, dtype=np.int64), np.asarray(outputs, dtype=np.int64), source)
+    paths = folder.write_files(directory, name, text, metadata, vectors)
+    return paths[1]

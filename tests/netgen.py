@@ -8,6 +8,8 @@ binary and multi-level outputs, and both output kinds.
 import numpy as np
 from hypothesis import strategies as st
 
+from gen.network import Conv2d, MaxPool
+
 INPUT_TYPES = ["ternary", "binary", "uint1", "uint2", "uint4", "uint8", "int2", "int3", "int8"]
 LEVELS = [[-1, 0, 1], [-1, 1], [0, 1, 2, 3], [-3, -1, 2], [0, 1]]
 
@@ -154,3 +156,23 @@ def inputs_for(draw, doc, count):
     size = int(np.prod(doc["input"]["shape"]))
     flat = draw(st.lists(st.sampled_from(values), min_size=size * count, max_size=size * count))
     return np.array(flat, dtype=np.int64).reshape([count] + doc["input"]["shape"])
+
+
+def folded_spec(net):
+    """A folding of every weighted layer: about half its rows per cycle, and half its columns
+    (a dense layer) or all of them (a conv layer, which already takes a cycle per position);
+    at most 16 rows and 64 columns per cycle, so that large layers stay small."""
+
+    def divisor_near(n, target):
+        return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: abs(d - target))
+
+    parts = []
+    for index, layer in enumerate(net.layers):
+        if isinstance(layer, MaxPool):
+            continue
+        rows, cols = layer.weights.reshape(layer.weights.shape[0], -1).shape
+        conv = isinstance(layer, Conv2d)
+        pe = divisor_near(rows, min(rows / 2, 16))
+        simd = divisor_near(cols, min(cols if conv else cols / 2, 64))
+        parts.append(f"{index}:{pe},{simd}")
+    return ";".join(parts)

@@ -93,3 +93,10 @@ def evaluate_one(doc, x, *, trace=False):
 def evaluate(doc, inputs):
     """Evaluate ``doc`` on every input in ``inputs``; returns an array of the results."""
     return np.array([evaluate_one(doc, x) for x in inputs])
+
+
+def ref_threshold(acc, thresholds, levels):
+    """``levels[k]``, ``k`` = number of thresholds met; ``acc`` (n,), ``thresholds`` (n, L-1)."""
+    acc = np.asarray(acc)[..., None]
+    k = (acc >= np.asarray(thresholds)).sum(axis=-1)
+    return np.asarray(levels)[k]

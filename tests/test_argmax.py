@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 from amaranth.hdl import unsigned
-from test_streamutil import drive, random_values, timed, to_wire
+from streams import drive, random_values, timed, to_wire
 
 from hw.argmax import Argmax
 from hw.encoding import ValueEncoding

@@ -6,9 +6,11 @@ import shutil
 import numpy as np
 import pytest
 from accel_sim import simulate
-from test_compiler import lint
+from lint import lint
 
-from gen import compiler, datasets, golden, network
+from gen import compiler, network
+from gen.learn import datasets
+from gen.network import golden
 
 MODELS = os.path.join(os.path.dirname(__file__), os.pardir, "models")
 

@@ -3,17 +3,19 @@
 import json
 import os
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 from accel_sim import simulate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lint import lint
 from netgen import inputs_for, networks
+from timing_oracle import measure_timing
 
-from gen import compiler, golden, network
+from gen import compiler, folder, network
 from gen.compiler import CompileError
+from gen.network import golden
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "examples")
 MODELS = os.path.join(os.path.dirname(__file__), os.pardir, "models")
@@ -138,7 +140,7 @@ def test_example_mlp(fold):
 @pytest.mark.parametrize("in_type", ["ternary", "binary", "uint3", "int4"])
 def test_random_mlp_every_input_type(in_type):
     net = mlp([10, 7, 5], in_type=in_type, seed=3)
-    inputs = np.concatenate([compiler.corner_inputs(net), golden.random_inputs(net, 40, 5)])
+    inputs = np.concatenate([folder.corner_inputs(net), golden.random_inputs(net, 40, 5)])
     check_against_golden(net, "unrolled", inputs)
     check_against_golden(net, "0:7,5;1:1,7", inputs)
 
@@ -152,7 +154,7 @@ def test_random_mlp_every_input_type(in_type):
 def test_random_dense_descriptions(data):
     doc = data.draw(networks(max_layers=3, spatial=False))
     net = network.from_dict(doc)
-    inputs = np.concatenate([compiler.corner_inputs(net), data.draw(inputs_for(doc, 12))])
+    inputs = np.concatenate([folder.corner_inputs(net), data.draw(inputs_for(doc, 12))])
     fold = data.draw(st.sampled_from(["unrolled", "1,1"]))
     check_against_golden(net, fold, inputs)
 
@@ -182,7 +184,7 @@ def test_example_cnn(fold):
 def test_random_spatial_descriptions(data):
     doc = data.draw(networks(max_layers=3, spatial=True))
     net = network.from_dict(doc)
-    inputs = np.concatenate([compiler.corner_inputs(net), data.draw(inputs_for(doc, 6))])
+    inputs = np.concatenate([folder.corner_inputs(net), data.draw(inputs_for(doc, 6))])
     fold = data.draw(st.sampled_from(["unrolled", "1,1"]))
     check_against_golden(net, fold, inputs)
 
@@ -193,7 +195,7 @@ def test_analytic_cycle_model_matches_simulation(fold):
     compiled = compiler.compile_network(net, fold)
     meta = compiled.metadata
     assert meta["timing_model"] == "analytic"
-    measured = compiler.measure_timing(compiled.top, golden.random_inputs(net, 12, seed=1))
+    measured = measure_timing(compiled.top, golden.random_inputs(net, 12, seed=1))
     assert measured == (meta["latency"], meta["initiation_interval"])
 
 
@@ -235,45 +237,17 @@ def test_metadata_follows_the_contract():
 def test_write_outputs_moves_files_into_place(tmp_path):
     net = mlp([8, 4, 3])
     compiled = compiler.compile_network(net)
-    vectors = compiler.make_vectors(net, 20, seed=1)
+    vectors = folder.make_vectors(net, 20, seed=1)
     out = tmp_path / "acc"
-    paths = compiler.write_outputs(compiled, out, vectors)
+    paths = folder.write_folder(compiled, out, vectors)
     assert sorted(os.path.basename(p) for p in paths) == ["mlp.json", "mlp.v", "vectors.npz"]
     saved = np.load(out / "vectors.npz")
     assert np.array_equal(saved["outputs"], golden.run(net, saved["inputs"]))
     assert str(saved["source"]) == "corners+random:1"
     (out / "keep.txt").write_text("user file")
-    compiler.write_outputs(compiled, out, vectors)
+    folder.write_folder(compiled, out, vectors)
     assert (out / "keep.txt").read_text() == "user file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acc"]  # no temporary left
-
-
-def lint(verilog_path, top):
-    if shutil.which("verilator"):
-        proc = subprocess.run(
-            [
-                "verilator",
-                "--lint-only",
-                "-Wno-fatal",
-                "-Wno-WIDTH",
-                "--top-module",
-                top,
-                str(verilog_path),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    yosys = shutil.which("yosys")
-    if yosys:
-        proc = subprocess.run(
-            [yosys, "-q", "-p", f"read_verilog {verilog_path}; hierarchy -check -top {top}"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
 @pytest.mark.tools

@@ -6,17 +6,11 @@ import random
 import pytest
 from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
+from streams import seeded, stream_get, stream_put
 
-from hw.compressor import (
-    AdderTree,
-    BitHeap,
-    Popcount,
-    build_sum,
-    build_sums,
-    shape_for_range,
-    tree_latency,
-)
-from tests.streams import seeded, stream_get, stream_put
+from hw.adders import AdderTree, Popcount
+from hw.compressor import BitHeap, build_sum, build_sums
+from hw.pipeline import shape_for_range, tree_latency
 
 
 def simulate(design, *benches):

@@ -1,7 +1,7 @@
 """The compiler's cycle model against Amaranth's simulator.
 
 ``compiler.analytic_timing`` (the blocks' timing recurrences) must give exactly the latency and
-initiation interval that ``compiler.measure_timing`` measures on the built design: for the
+initiation interval that ``timing_oracle.measure_timing`` measures on the built design: for the
 shipped models, unrolled and folded, and for random descriptions with conv2d and maxpool
 layers, random foldings included.
 """
@@ -10,12 +10,13 @@ import os
 
 import numpy as np
 import pytest
+import timing_oracle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from netgen import networks
-from test_sim_models import folded_spec
+from netgen import folded_spec, networks
 
-from gen import compiler, golden, network
+from gen import compiler, network
+from gen.network import golden
 
 MODELS = os.path.join(os.path.dirname(__file__), os.pardir, "models")
 EXAMPLES = os.path.join(os.path.dirname(__file__), "examples")
@@ -32,7 +33,7 @@ def check_timing(net, fold=None, *, top=None, vectors=12):
     inputs = golden.random_inputs(net, vectors, seed=0)
     for count in (1, vectors):
         modeled = compiler.transfer_times(net, top, count)
-        simulated = compiler.simulate_transfers(top, inputs[:count])
+        simulated = timing_oracle.simulate_transfers(top, inputs[:count])
         assert modeled == simulated, (count, fold)
 
 
@@ -126,7 +127,9 @@ def test_interval_waits_for_the_results_to_settle():
     net = network.load(os.path.join(os.path.dirname(__file__), "..", "models", "tiny-mlp.tnn.json"))
     top, _ = compiler.build(compiler.plan(net, "0:2,3;1:1,2"))
     assert compiler.analytic_timing(net, top)[1] == 6
-    accepted, produced = compiler.simulate_transfers(top, golden.random_inputs(net, 40, seed=3))
+    accepted, produced = timing_oracle.simulate_transfers(
+        top, golden.random_inputs(net, 40, seed=3)
+    )
     assert set(np.diff(accepted)[20:].tolist()) == {6}
     assert set(np.diff(produced).tolist()) == {6}
     check_timing(net, top=top, vectors=24)
@@ -137,7 +140,7 @@ def test_cycle_model_is_analytic_and_agrees_with_the_oracle():
     top, _ = compiler.build(compiler.plan(net, "0:2,9;2:2,8"))
     latency, ii, how = compiler.cycle_model(net, top)
     assert how == "analytic"
-    assert compiler.cycle_model(net, top, simulate=True) == (latency, ii, "simulated")
+    assert timing_oracle.simulated_timing(net, top) == (latency, ii, "simulated")
 
 
 @st.composite

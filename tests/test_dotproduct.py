@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
+from streams import seeded, stream_get, stream_put
 
-from hw.compressor import shape_for_range
 from hw.dotproduct import DotProduct
 from hw.encoding import ValueEncoding
-from tests.streams import seeded, stream_get, stream_put
+from hw.pipeline import shape_for_range
 
 TERNARY = ValueEncoding.ternary()
 ENCODINGS = [

@@ -5,9 +5,8 @@ import itertools
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
-from streams import seeded, stream_get, stream_put
-from test_streamutil import drive, from_wire, random_values, timed, to_wire
-from test_threshold import ref_threshold
+from reference import ref_threshold
+from streams import drive, from_wire, random_values, seeded, stream_get, stream_put, timed, to_wire
 
 from hw.encoding import ValueEncoding
 from hw.folded import FoldedMatrixVector, default_stages, weight_range_of_rows

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from netgen import inputs_for, networks, type_values
 from reference import evaluate, evaluate_one
 
-from gen import arith, golden, network
+from gen import network
+from gen.network import arith, golden
+from gen.network.ranges import analyze_ranges
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "examples")
 
@@ -192,7 +194,7 @@ def test_range_analysis_against_brute_force(doc):
     net = network.from_dict(doc)
     x = _all_inputs(doc)
     _, traces = golden.run(net, x, trace=True)
-    ranges = golden.analyze_ranges(net)
+    ranges = analyze_ranges(net)
     first = True
     for trace, r in zip(traces, ranges, strict=True):
         lo, hi = trace.out.min(), trace.out.max()
@@ -218,7 +220,7 @@ def test_range_analysis_against_brute_force(doc):
 
 def test_range_analysis_of_an_example():
     net = network.load(f"{EXAMPLES}/tiny_mlp.tnn.json")
-    first, second = golden.analyze_ranges(net)
+    first, second = analyze_ranges(net)
     assert (first.acc_min, first.acc_max, first.acc_bits, first.acc_signed) == (-4, 4, 4, True)
     # the all-zero row's output is the constant +1 (0 >= both thresholds), so the second
     # layer's first row "--++" ranges over -1-1-1+1 .. 1+1+1+1

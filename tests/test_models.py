@@ -8,7 +8,10 @@ import re
 import numpy as np
 import pytest
 
-from gen import cli, datasets, golden, network, train
+from gen import cli, network
+from gen.learn import datasets, train
+from gen.learn.config import load_config
+from gen.network import golden
 
 MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 TRAINED = ["digits-mlp", "mnist-mlp", "digits-cnn"]
@@ -83,7 +86,7 @@ def test_retraining_digits_mlp_gives_the_shipped_description(tmp_path):
         assert output.read_bytes() == f.read()
     # The trainer's inference pass and the golden model of the shipped description agree on
     # every test image, layer by layer.
-    _, _, (x_test, _) = train.prepare_data(train.load_config(config))
+    _, _, (x_test, _) = train.prepare_data(load_config(config))
     train.check_exact(result.model, _load("digits-mlp"), x_test)
 
 
@@ -95,7 +98,7 @@ def test_retraining_gives_the_shipped_description(name, tmp_path):
     result, _ = train.run_config(config, output=str(output), progress=None)
     with open(os.path.join(MODELS, f"{name}.tnn.json"), "rb") as f:
         assert output.read_bytes() == f.read()
-    _, _, (x_test, _) = train.prepare_data(train.load_config(config))
+    _, _, (x_test, _) = train.prepare_data(load_config(config))
     train.check_exact(result.model, _load(name), x_test)
 
 

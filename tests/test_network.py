@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from netgen import networks
 
 from gen import network
-from gen.network import DescriptionError
+from gen.network import DescriptionError, validate
 
 MLP = {
     "format": "tnn/1",
@@ -346,7 +346,7 @@ def test_malformed_description_is_named(base, change, where, problem, tmp_path):
 
 
 def test_weight_budget_limit(monkeypatch, tmp_path):
-    monkeypatch.setattr(network, "MAX_WEIGHTS", 10)
+    monkeypatch.setattr(validate, "MAX_WEIGHTS", 10)
     expect(
         copy.deepcopy(MLP),
         "layers[1] (dense).weights",
@@ -397,7 +397,7 @@ def test_not_an_object(tmp_path):
 
 
 def test_file_size_limit(monkeypatch, tmp_path):
-    monkeypatch.setattr(network, "MAX_FILE_BYTES", 10)
+    monkeypatch.setattr(validate, "MAX_FILE_BYTES", 10)
     path = tmp_path / "big.tnn.json"
     path.write_text(json.dumps(MLP))
     with pytest.raises(DescriptionError, match=r"beyond the limit of 10$"):

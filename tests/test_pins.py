@@ -15,7 +15,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
-from streams import seeded, stream_get, stream_put
+from streams import drive
 
 from hw.pins import PinWrapper, VerilogAccelerator, words_per_transfer
 from hw.streamutil import SkidBuffer
@@ -89,26 +89,9 @@ def rtl_pins(vectors, *, in_width, out_width, pin_width, seed=0, max_delay=3):
     dut = PinWrapper(acc, pin_width=pin_width)
     words_in = [w for v in vectors for w in to_words(v, in_width, pin_width)]
     n_out = len(vectors) * dut.out_words
-    rng_in, rng_out = seeded(seed), seeded(seed + 1000)
-    words_out = []
-
-    async def producer(ctx):
-        for word in words_in:
-            await stream_put(ctx, dut.i, word, rng=rng_in, max_delay=max_delay)
-
-    async def consumer(ctx):
-        for _ in range(n_out):
-            words_out.append(await stream_get(ctx, dut.o, rng=rng_out, max_delay=max_delay))
-        ctx.set(dut.o.ready, 1)
-        for _ in range(8 + acc.latency + dut.latency):
-            assert not ctx.get(dut.o.valid), "wrapper offered a word nobody asked for"
-            await ctx.tick()
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
+    words_out = drive(
+        dut, words_in, n_out, seed=seed, max_delay=max_delay, quiet=8 + acc.latency + dut.latency
+    )
     return words_in, words_out
 
 

@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
-from test_streamutil import drive, from_wire, random_values, timed, to_wire
+from streams import drive, from_wire, random_values, timed, to_wire
 
 from hw.encoding import ValueEncoding
 from hw.pool import MaxPool

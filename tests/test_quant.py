@@ -8,8 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gen import golden, network, quant
-from gen.quant import Affine, BatchNorm
+from gen import network
+from gen.learn import fold, quant
+from gen.learn.fold import Affine, BatchNorm
+from gen.network import golden
 
 # --- quantizers ----------------------------------------------------------------------------------
 
@@ -98,7 +100,7 @@ def test_preactivation_is_the_batch_norm_formula():
         np.array([2.0, 0.5, 1.0]),
         1e-3,
     )
-    z = quant.preactivation(acc, Affine(alpha, 0.25, bias, bn))
+    z = fold.preactivation(acc, Affine(alpha, 0.25, bias, bn))
     u = acc * alpha * 0.25 + bias
     expected = bn.gamma * (u - bn.mean) / np.sqrt(bn.var + bn.eps) + bn.beta
     assert z == pytest.approx(expected, rel=1e-12, abs=1e-12)
@@ -109,14 +111,14 @@ def test_fold_where_a_float_ceil_is_off_by_one():
     # acc = 3 already reaches theta: the threshold must be 3.
     theta = 0.1 * 3
     assert math.ceil(theta / 0.1) == 4
-    sign, t = quant.fold_thresholds(Affine(np.array([0.1])), [theta], [-10], [10])
+    sign, t = fold.fold_thresholds(Affine(np.array([0.1])), [theta], [-10], [10])
     assert sign.tolist() == [1] and t.tolist() == [[3]]
 
 
 def test_fold_negative_batch_norm_scale_negates_the_row():
     bn = BatchNorm(np.array([-2.0]), np.array([0.0]), np.array([0.0]), np.array([1.0]), 0.0 + 1e-9)
     weights = np.array([[1, -1, 0]])
-    folded, t = quant.fold_layer(
+    folded, t = fold.fold_layer(
         weights, Affine(np.array([1.0]), 1.0, None, bn), (-1, 0, 1), [-0.5, 0.5], (-1, 1)
     )
     assert folded.tolist() == [[-1, 1, 0]]
@@ -129,7 +131,7 @@ def test_fold_zero_scale_gives_a_constant_output(beta, expected):
     for alpha, gamma in ((0.0, 1.0), (1.0, 0.0)):
         bn = BatchNorm(np.array([gamma]), np.array([beta]), np.array([0.0]), np.array([1.0]))
         weights = np.array([[1, 1, -1, 0]])
-        folded, t = quant.fold_layer(
+        folded, t = fold.fold_layer(
             weights, Affine(np.array([alpha]), 1.0, None, bn), (-1, 0, 1), [-0.5, 0.5], (-1, 1)
         )
         inputs = np.array(list(itertools.product([-1, 0, 1], repeat=4)))
@@ -141,15 +143,15 @@ def test_fold_zero_scale_gives_a_constant_output(beta, expected):
 
 def test_fold_checks_its_arguments():
     with pytest.raises(ValueError, match="alpha"):
-        quant.fold_thresholds(Affine(np.array([-1.0])), [0.0], [0], [1])
+        fold.fold_thresholds(Affine(np.array([-1.0])), [0.0], [0], [1])
     with pytest.raises(ValueError, match="input scale"):
-        quant.fold_thresholds(Affine(np.array([1.0]), 0.0), [0.0], [0], [1])
+        fold.fold_thresholds(Affine(np.array([1.0]), 0.0), [0.0], [0], [1])
     with pytest.raises(ValueError, match="ascending"):
-        quant.fold_thresholds(Affine(np.array([1.0])), [1.0, 0.0], [0], [1])
+        fold.fold_thresholds(Affine(np.array([1.0])), [1.0, 0.0], [0], [1])
     with pytest.raises(ValueError, match="lo <= hi"):
-        quant.fold_thresholds(Affine(np.array([1.0])), [0.0], [2], [1])
+        fold.fold_thresholds(Affine(np.array([1.0])), [0.0], [2], [1])
     with pytest.raises(ValueError, match="3 levels need 2 thresholds, not 1"):
-        quant.fold_layer(np.ones((1, 2)), Affine(np.array([1.0])), (-1, 0, 1), [0.0], (0, 1))
+        fold.fold_layer(np.ones((1, 2)), Affine(np.array([1.0])), (-1, 0, 1), [0.0], (0, 1))
 
 
 INPUT_VALUES = {
@@ -187,7 +189,7 @@ def float_layers(draw):
     affine = Affine(alpha, input_scale, bias, bn)
     levels, count = draw(st.sampled_from(ACTIVATIONS))
     values = INPUT_VALUES[in_type]
-    lo, hi = quant.accumulator_range(weights, min(values), max(values))
+    lo, hi = fold.accumulator_range(weights, min(values), max(values))
     # Thresholds at random, or exactly at a reachable pre-activation (the rounding edge), or
     # one float step beside it.
     thresholds = []
@@ -199,7 +201,7 @@ def float_layers(draw):
         row = draw(st.integers(0, out - 1))
         acc = np.zeros(out, dtype=np.int64)
         acc[row] = draw(st.integers(int(lo[row]), int(hi[row])))
-        z = float(quant.preactivation(acc[None, :], affine)[0, row])
+        z = float(fold.preactivation(acc[None, :], affine)[0, row])
         step = {"exact": 0, "below": -np.inf, "above": np.inf}[kind]
         thresholds.append(z if step == 0 else float(np.nextafter(z, step)))
     return in_type, weights, affine, levels, np.sort(np.array(thresholds))
@@ -213,9 +215,9 @@ def test_folded_layer_equals_the_float_layer_on_every_input(layer):
     inputs = np.array(list(itertools.product(values, repeat=weights.shape[1])))
     # The float layer: its pre-activation from the integer accumulators, then the activation.
     expected = quant.quantize_levels(
-        quant.preactivation(inputs @ weights.T, affine), levels, thresholds
+        fold.preactivation(inputs @ weights.T, affine), levels, thresholds
     )
-    folded, int_thresholds = quant.fold_layer(
+    folded, int_thresholds = fold.fold_layer(
         weights, affine, levels, thresholds, (min(values), max(values))
     )
     assert np.array_equal(np.abs(folded), np.abs(weights))
@@ -237,5 +239,5 @@ def test_folded_layer_equals_the_float_layer_on_every_input(layer):
     assert np.array_equal(outputs, expected)
     # Thresholds stay within one step of the reachable range, so the hardware's widths hold them.
     signed = folded.astype(np.int64)
-    lo, hi = quant.accumulator_range(signed, min(values), max(values))
+    lo, hi = fold.accumulator_range(signed, min(values), max(values))
     assert np.all(int_thresholds >= lo[:, None]) and np.all(int_thresholds <= hi[:, None] + 1)

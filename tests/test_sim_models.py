@@ -20,9 +20,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from netgen import networks
+from netgen import folded_spec, networks
 
-from gen import compiler, datasets, golden, network
+from gen import compiler, folder, network
+from gen.learn import datasets
+from gen.network import golden
 from sim import runner
 
 MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
@@ -76,26 +78,6 @@ def weight_count(net):
     return sum(layer.weights.size for layer in net.layers if not isinstance(layer, network.MaxPool))
 
 
-def folded_spec(net):
-    """A folding of every weighted layer: about half its rows per cycle, and half its columns
-    (a dense layer) or all of them (a conv layer, which already takes a cycle per position);
-    at most 16 rows and 64 columns per cycle, so that large layers stay small."""
-
-    def divisor_near(n, target):
-        return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: abs(d - target))
-
-    parts = []
-    for index, layer in enumerate(net.layers):
-        if isinstance(layer, network.MaxPool):
-            continue
-        rows, cols = layer.weights.reshape(layer.weights.shape[0], -1).shape
-        conv = isinstance(layer, network.Conv2d)
-        pe = divisor_near(rows, min(rows / 2, 16))
-        simd = divisor_near(cols, min(cols if conv else cols / 2, 64))
-        parts.append(f"{index}:{pe},{simd}")
-    return ";".join(parts)
-
-
 def make_vectors(net, data, size, ii=1):
     """Images of ``data``'s test split (if any) followed by corner and random inputs."""
     image_count, random_count = SIZES[size]
@@ -108,7 +90,7 @@ def make_vectors(net, data, size, ii=1):
             images = images[:image_count]
         parts.append(images)
         sources.append(f"{data}:test[:{len(images)}]")
-    parts.append(compiler.corner_inputs(net))
+    parts.append(folder.corner_inputs(net))
     parts.append(golden.random_inputs(net, random_count, seed=11))
     sources.append(f"corners+random:11[{random_count}]")
     inputs = np.concatenate(parts)
@@ -123,7 +105,7 @@ def compiled(name, fold):
 
 
 def write(directory, net, the_compiled, vectors):
-    compiler.write_outputs(the_compiled, directory, vectors)
+    folder.write_folder(the_compiled, directory, vectors)
     return directory
 
 
@@ -265,8 +247,8 @@ def test_one_flipped_weight_fails_exactly_where_the_golden_model_says(sim, tmp_p
 def check_random_description(doc, fold, sim, directory):
     net = network.from_dict(doc)
     the_compiled = compiler.compile_network(net, fold)
-    inputs = np.concatenate([compiler.corner_inputs(net), golden.random_inputs(net, 60, 3)])
-    compiler.write_outputs(
+    inputs = np.concatenate([folder.corner_inputs(net), golden.random_inputs(net, 60, 3)])
+    folder.write_folder(
         the_compiled, directory, (inputs, golden.run(net, inputs), "corners+random:3")
     )
     result = runner.run(directory, sim=sim, seed=4)

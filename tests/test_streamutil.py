@@ -1,123 +1,15 @@
 # amaranth: UnusedElaboratable=no
 
-"""Stream helpers, and the stream harness the other block tests of ``hw/`` import.
-
-``drive`` runs a block with random gaps on its input and back-pressure on its output (through
-``tests/streams.py``); ``timed`` runs it stall-free and records the cycle of every transfer, so
-that latency and initiation interval are measured, never assumed.
-"""
+"""The stream helpers of ``hw.streamutil``: skid buffer, serializer and deserializer."""
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import signed, unsigned
 from amaranth.sim import Simulator
-from streams import seeded, stream_get, stream_put
+from streams import drive, from_wire, random_values, timed, to_wire
 
 from hw.encoding import ValueEncoding
 from hw.streamutil import PixelsToVector, SkidBuffer, VectorToPixels
-
-# --- harness -------------------------------------------------------------------------------------
-
-
-def _clocked(dut):
-    """``dut`` in a module with a ``sync`` domain, so that a combinational block has a clock."""
-    m = Module()
-    m.submodules.dut = dut
-    toggle = Signal()
-    m.d.sync += toggle.eq(~toggle)
-    return m
-
-
-def drive(dut, inputs, n_out, *, seed=0, max_delay=3, limit=20_000):
-    """Send ``inputs`` on ``dut.i`` and return ``n_out`` payloads from ``dut.o``.
-
-    Both sides pause for up to ``max_delay`` cycles before each transfer. Fails if the block
-    offers more outputs than ``n_out`` within a few cycles after the last expected one, or if
-    the outputs do not all come within ``limit`` cycles (a lost transfer).
-    """
-    rng_in, rng_out = seeded(seed), seeded(seed + 1000)
-    outputs = []
-
-    async def producer(ctx):
-        for payload in inputs:
-            await stream_put(ctx, dut.i, payload, rng=rng_in, max_delay=max_delay)
-
-    async def consumer(ctx):
-        for _ in range(n_out):
-            outputs.append(await stream_get(ctx, dut.o, rng=rng_out, max_delay=max_delay))
-        # Nothing extra may follow (a duplicated transfer would show here).
-        ctx.set(dut.o.ready, 1)
-        for _ in range(8):
-            assert not ctx.get(dut.o.valid), "block offered an output nobody asked for"
-            await ctx.tick()
-
-    async def watchdog(ctx):
-        for _ in range(limit):
-            await ctx.tick()
-        raise AssertionError(f"only {len(outputs)} of {n_out} outputs in {limit} cycles")
-
-    sim = Simulator(_clocked(dut))
-    sim.add_clock(1e-6)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.add_testbench(watchdog, background=True)
-    sim.run()
-    return outputs
-
-
-def timed(dut, inputs, n_out, *, limit=10_000):
-    """Run stall-free: return (input transfer cycles, output transfer cycles, outputs)."""
-    in_cycles, out_cycles, outputs = [], [], []
-
-    async def bench(ctx):
-        ctx.set(dut.o.ready, 1)
-        pending = list(inputs)
-        for cycle in range(limit):
-            if pending:
-                ctx.set(dut.i.valid, 1)
-                ctx.set(dut.i.payload, pending[0])
-            else:
-                ctx.set(dut.i.valid, 0)
-            if pending and ctx.get(dut.i.ready):
-                in_cycles.append(cycle)
-                pending.pop(0)
-            if ctx.get(dut.o.valid):
-                out_cycles.append(cycle)
-                outputs.append(ctx.get(dut.o.payload))
-                if len(outputs) == n_out:
-                    return
-            await ctx.tick()
-        raise AssertionError(f"only {len(outputs)} of {n_out} outputs in {limit} cycles")
-
-    sim = Simulator(_clocked(dut))
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    return in_cycles, out_cycles, outputs
-
-
-def to_wire(encoding, values):
-    """Values as the simulator sets them on a ``data.ArrayLayout(encoding.shape, n)`` payload."""
-    values = np.asarray(values, dtype=np.int64).ravel()
-    if encoding.kind == "binary":
-        return [int(v > 0) for v in values]
-    return [int(v) for v in values]
-
-
-def from_wire(encoding, payload):
-    """Values of a payload read back from the simulator (inverse of :func:`to_wire`)."""
-    values = np.array(list(payload), dtype=np.int64)
-    if encoding.kind == "binary":
-        return np.where(values != 0, 1, -1)
-    return values
-
-
-def random_values(rng, encoding, size):
-    """Random valid values of ``encoding`` (a NumPy ``Generator``), as an int64 array."""
-    if encoding.kind == "binary":
-        return rng.choice(np.array([-1, 1]), size=size)
-    return rng.integers(encoding.min, encoding.max + 1, size=size)
-
 
 # --- SkidBuffer ----------------------------------------------------------------------------------
 

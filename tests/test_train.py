@@ -7,7 +7,11 @@ import os
 import numpy as np
 import pytest
 
-from gen import cli, datasets, golden, network, train
+from gen import cli, network
+from gen.learn import datasets, quant, train
+from gen.learn.config import ConfigError, parse_config
+from gen.learn.model import build_model
+from gen.network import golden
 
 MLP = {
     "name": "t-mlp",
@@ -36,7 +40,7 @@ CNN = {
 
 @pytest.fixture(scope="module")
 def digits_data():
-    config = train.parse_config(MLP)
+    config = parse_config(MLP)
     return train.prepare_data(config)
 
 
@@ -54,7 +58,7 @@ def _subset(data, spec, n_train=300, n_test=120):
 def _config(base, **changes):
     doc = json.loads(json.dumps(base))
     doc.update(changes)
-    return train.parse_config(doc, source="cfg.json")
+    return parse_config(doc, source="cfg.json")
 
 
 # --- configuration -------------------------------------------------------------------------------
@@ -100,7 +104,7 @@ def _config(base, **changes):
     ],
 )
 def test_config_errors_name_the_file_and_field(changes, message):
-    with pytest.raises(train.ConfigError) as info:
+    with pytest.raises(ConfigError) as info:
         _config(MLP, **changes)
     assert str(info.value).startswith(message)
 
@@ -108,15 +112,15 @@ def test_config_errors_name_the_file_and_field(changes, message):
 def test_config_missing_field():
     doc = dict(MLP)
     del doc["layers"]
-    with pytest.raises(train.ConfigError, match="^cfg.json: missing field 'layers'$"):
-        train.parse_config(doc, source="cfg.json")
+    with pytest.raises(ConfigError, match="^cfg.json: missing field 'layers'$"):
+        parse_config(doc, source="cfg.json")
 
 
 def test_model_errors_name_the_layer():
     spec = network.InputSpec((64,), network.ValueType.parse("uint4"))
     config = _config(MLP, layers=[{"type": "dense", "out": 12}, {"type": "dense", "out": 7}])
-    with pytest.raises(train.ConfigError, match=r"layers\[1\].out: the last layer must give 10"):
-        train.build_model(config, spec)
+    with pytest.raises(ConfigError, match=r"layers\[1\].out: the last layer must give 10"):
+        build_model(config, spec)
 
 
 def test_cli_bad_config_exits_2_naming_file_and_field(tmp_path, capsys):
@@ -158,7 +162,7 @@ def test_shift_moves_images_and_fills_with_the_background():
 def test_backward_matches_finite_differences(activation):
     config = _config(CNN, float_activation=activation)
     spec = network.InputSpec((8, 8, 1), network.ValueType.parse("uint4"))
-    model = train.build_model(config, spec, quantized=False, seed=3)
+    model = build_model(config, spec, quantized=False, seed=3)
     rng = np.random.default_rng(4)
     x = rng.integers(0, 16, (6, 8, 8, 1)).astype(np.float64)
     labels = rng.integers(0, 10, 6)
@@ -246,7 +250,7 @@ def test_negative_batch_norm_scale_is_exported_by_negating_the_row(digits_data):
     model = train.train(config, data=data, progress=None).model
     model.blocks[0].params["gamma"][:4] *= -1
     net = train.export(model, "flipped")
-    plain = train.quant.quantize_weights(model.blocks[0].params["w"], "ternary", delta_factor=0.7)
+    plain = quant.quantize_weights(model.blocks[0].params["w"], "ternary", delta_factor=0.7)
     assert np.array_equal(net.layers[0].weights[:4], -plain[0][:4])
     assert np.array_equal(net.layers[0].weights[4:], plain[0][4:])
     train.check_exact(model, net, data[2][0])

@@ -1,9 +1,9 @@
 """Design-space sweep: several foldings of one model, synthesized in parallel, and their Pareto
 front of size against throughput.
 
-:func:`sweep` compiles the model once per folding (``gen.compiler``), synthesizes each on one
-target (``gen.synth``), in parallel up to the number of cores, and writes into its output folder
-one accelerator folder per folding (with its own synthesis report) and:
+:func:`sweep` compiles the model once per folding (:mod:`gen.folder`), synthesizes each on
+one target (:mod:`gen.flow.synth`), in parallel up to the number of cores, and writes into its
+output folder one accelerator folder per folding (with its own synthesis report) and:
 
 - ``sweep-<target>.json``: every point's folding, figures and whether it is on the front;
 - ``sweep-<target>.md``: the same as a Markdown table, also printed;
@@ -17,16 +17,20 @@ per cycle (1 / initiation interval). A point is on the front when no other point
 as small and at least as fast, and better in one of the two.
 """
 
-import hashlib
 import json
 import multiprocessing
 import os
 import re
 import sys
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from . import network, synth
+from .. import folder, network
+from ..compiler.folds import CompileError, parse_fold
+from ..files import atomic_path, write_text_atomic
+from ..progress import Progress
+from . import synth
+from .errors import SynthError, SynthInputError
+from .targets import get_target
 
 __all__ = ["SweepError", "sweep", "pareto_front", "format_markdown", "plot"]
 
@@ -46,21 +50,16 @@ def _point(model, fold, target, directory, label, options, vectors):
 
     Returns a dict (exceptions do not all pickle): ``report``, or ``error`` and ``kind``.
     """
-    from . import compiler
-
-    progress = synth.Progress(sys.stderr, prefix=f"[{label}] ", live=False)
+    progress = Progress(sys.stderr, prefix=f"[{label}] ", live=False)
     try:
         net = network.load(model)
-        with open(model, "rb") as f:
-            sha = hashlib.sha256(f.read()).hexdigest()
         with progress.step("compile"):
-            compiled = compiler.compile_network(net, fold, description_sha256=sha)
-            compiler.write_outputs(compiled, directory, compiler.make_vectors(net, vectors))
+            folder.compile_to_folder(net, directory, fold=fold, vectors=vectors)
         report = synth.run(directory, target, progress=progress, **options)
         return {"report": report}
-    except (synth.SynthInputError, compiler.CompileError, network.DescriptionError) as exc:
+    except (SynthInputError, CompileError, network.DescriptionError, folder.FolderError) as exc:
         return {"error": str(exc), "kind": "input"}
-    except synth.SynthError as exc:
+    except SynthError as exc:
         return {"error": str(exc), "kind": "failure"}
     except Exception as exc:  # a bug or an unexpected failure: reported with the point
         return {"error": f"{type(exc).__name__}: {exc}", "kind": "failure"}
@@ -196,16 +195,11 @@ def plot(summary, path):
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tnngen-", suffix=".png", dir=directory)
-    os.close(fd)
     try:
-        figure.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            figure.savefig(tmp, format="png")
     finally:
         plt.close(figure)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
@@ -217,7 +211,7 @@ def sweep(model, target, folds, *, output, jobs=None, vectors=16, **options):
     model : str
         A ``tnn/1`` description.
     target : str
-        A name in :data:`gen.synth.TARGETS`.
+        A name in :data:`gen.flow.targets.TARGETS`.
     folds : list of str
         Folding specs, as ``tnngen verilog --fold`` takes them (``unrolled``, ``PE,SIMD``,
         ``L:PE,SIMD;...``).
@@ -229,7 +223,7 @@ def sweep(model, target, folds, *, output, jobs=None, vectors=16, **options):
     vectors : int
         Test vectors written with each accelerator.
     **options
-        Passed to :func:`gen.synth.synthesize` (``freq``, ``tools``, ``timeout``,
+        Passed to :func:`gen.flow.synth.synthesize` (``freq``, ``tools``, ``timeout``,
         ``pin_width``, ``place_and_route``, ``liberty``).
 
     Returns
@@ -246,12 +240,10 @@ def sweep(model, target, folds, *, output, jobs=None, vectors=16, **options):
         No foldings, a repeated one, one that does not fit the model, or bad ``jobs``.
     gen.network.DescriptionError
         A malformed description.
-    gen.synth.SynthInputError
+    gen.flow.errors.SynthInputError
         An unknown target.
     """
-    from . import compiler
-
-    target = synth.get_target(target)
+    target = get_target(target)
     if not folds:
         raise SweepError("give at least one folding (--folds)")
     if len(set(folds)) != len(folds):
@@ -261,8 +253,8 @@ def sweep(model, target, folds, *, output, jobs=None, vectors=16, **options):
     net = network.load(model)
     for fold in folds:
         try:
-            compiler.parse_fold(fold, net)
-        except compiler.CompileError as exc:
+            parse_fold(fold, net)
+        except CompileError as exc:
             raise SweepError(f"fold {fold!r}: {exc}") from None
     os.makedirs(output, exist_ok=True)
     labels, directories = [], []
@@ -339,8 +331,8 @@ def sweep(model, target, folds, *, output, jobs=None, vectors=16, **options):
             summary["plot_message"] = (
                 "matplotlib is not installed, so no plot was drawn (pip install -e '.[plot]')"
             )
-    synth.write_atomic(
+    write_text_atomic(
         os.path.join(output, f"sweep-{target.name}.json"), json.dumps(summary, indent=2) + "\n"
     )
-    synth.write_atomic(os.path.join(output, f"sweep-{target.name}.md"), format_markdown(summary))
+    write_text_atomic(os.path.join(output, f"sweep-{target.name}.md"), format_markdown(summary))
     return summary

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from hw.folded import default_stages
+from hw.dotproduct import prefer_graph
 
 __all__ = [
     "Resources",
@@ -101,7 +101,7 @@ def unrolled_dot(weights, bits_per_value, acc_bits, stages, *, shared=False):
         # n-bit inputs are negated once each: an adder of bits_per_value + 1 bits
         adder_bits += weights.shape[1] * (bits_per_value + 1)
     graph = _r(LUT_PER_GRAPH_BIT * adder_bits, CARRY_PER_GRAPH_BIT * adder_bits, ffs)
-    return graph if graph.luts < heap.luts else heap
+    return graph if prefer_graph(bits, adder_bits) else heap
 
 
 def threshold(rows, acc_bits, n_thresholds, out_bits):
@@ -125,18 +125,16 @@ def _simd_product(in_bits, weight_bits):
     return in_bits, in_bits + 1.5
 
 
-def folded(rows, cols, pe, simd, in_bits, acc_bits, n_thresholds, weight_bits, *, stages=None):
+def folded(rows, cols, pe, simd, in_bits, acc_bits, n_thresholds, weight_bits, *, stages):
     """A folded matrix-vector engine: SIMD sums, accumulators, comparators, buffers, ROMs.
 
     The SIMD sums are compressor trees as in :func:`unrolled_dot`, with the same coefficients
-    per heap bit, behind the products' LUTs. ``stages`` defaults to the engine's own default
-    (:func:`hw.folded.default_stages`). Measured (Yosys 0.23 ``synth_ice40``, 64 x 256 ternary,
-    ``pe=4, simd=32``, 9-bit accumulators, one stage): 1,229 LUT4s, 220 carry cells, 2,283
-    flip-flops (1,193 LUT4s and 292 carry cells with ``bit_adders="carry"``), which this model
-    predicts as 1,202, 330 and 2,290.
+    per heap bit, behind the products' LUTs. ``stages`` is the SIMD sums' pipeline depth (the
+    plan's, from :func:`hw.folded.default_stages`). Measured (Yosys 0.23 ``synth_ice40``,
+    64 x 256 ternary, ``pe=4, simd=32``, 9-bit accumulators, one stage): 1,229 LUT4s, 220
+    carry cells, 2,283 flip-flops (1,193 LUT4s and 292 carry cells with
+    ``bit_adders="carry"``), which this model predicts as 1,202, 330 and 2,290.
     """
-    if stages is None:
-        stages = default_stages(simd)
     row_folds, col_folds = rows // pe, cols // simd
     product_luts, product_bits = _simd_product(in_bits, weight_bits)
     bits = pe * simd * product_bits

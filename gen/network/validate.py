@@ -1,9 +1,4 @@
-"""The network description, format ``tnn/1``: load, validate, save.
-
-A description is a JSON document fixed by DESIGN.md. :func:`load` parses and validates it into a
-:class:`Network`; every problem is reported as a :class:`DescriptionError` naming the file, the
-place in the document (``layers[2].thresholds[5]``) and what is wrong. :func:`save` writes the
-canonical form; ``load(save(net)) == net``.
+"""Validation of a parsed ``tnn/1`` document into a :class:`Network`, within documented limits.
 
 Limits
 ------
@@ -19,34 +14,33 @@ So that a hostile file cannot exhaust memory or time, a description is refused w
 - ``MAX_ACCUMULATOR`` (2**62) for the magnitude any accumulator could reach.
 """
 
-import json
-import os
-import tempfile
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from . import arith
+from .description import (
+    FORMAT,
+    Activation,
+    Conv2d,
+    Dense,
+    DescriptionError,
+    InputSpec,
+    MaxPool,
+    Network,
+    ValueType,
+)
 
 __all__ = [
-    "FORMAT",
-    "DescriptionError",
-    "ValueType",
-    "InputSpec",
-    "Activation",
-    "Dense",
-    "Conv2d",
-    "MaxPool",
-    "Network",
-    "load",
-    "loads",
+    "MAX_FILE_BYTES",
+    "MAX_LAYERS",
+    "MAX_DIM",
+    "MAX_TENSOR",
+    "MAX_WEIGHTS",
+    "MAX_LEVELS",
+    "MAX_ABS_VALUE",
+    "MAX_ACCUMULATOR",
+    "WEIGHT_CODES",
     "from_dict",
-    "to_dict",
-    "save",
-    "dumps",
 ]
-
-FORMAT = "tnn/1"
 
 MAX_FILE_BYTES = 256 << 20
 MAX_LAYERS = 256
@@ -57,200 +51,8 @@ MAX_LEVELS = 256
 MAX_ABS_VALUE = 1 << 40
 MAX_ACCUMULATOR = 1 << 62
 
-_WEIGHT_CODES = {"+": 1, "0": 0, "-": -1}
-_WEIGHT_CHARS = {1: "+", 0: "0", -1: "-"}
-
-
-class DescriptionError(ValueError):
-    """A malformed network description.
-
-    Attributes
-    ----------
-    source : str or None
-        The file the description came from.
-    where : str
-        The place in the document, e.g. ``layers[1].weights[3]``; empty for the whole document.
-    problem : str
-        What is wrong.
-    """
-
-    def __init__(self, problem, *, where="", source=None):
-        self.problem = problem
-        self.where = where
-        self.source = source
-        super().__init__(self._message())
-
-    def _message(self):
-        head = ": ".join(part for part in (self.source, self.where) if part)
-        return f"{head}: {self.problem}" if head else self.problem
-
-    def located(self, source):
-        """The same error, naming the file ``source``."""
-        return DescriptionError(self.problem, where=self.where, source=source)
-
-
-# --- value types ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ValueType:
-    """The set of values a tensor may hold: an input type or a layer's output.
-
-    ``name`` is ``ternary``, ``binary``, ``uintN`` or ``intN`` for declared types; ``levels`` is
-    the ascending tuple of values an activation produces (``None`` for a plain integer range).
-    ``lo`` and ``hi`` bound every value.
-    """
-
-    name: str
-    lo: int
-    hi: int
-    levels: tuple | None = None
-
-    @classmethod
-    def parse(cls, name, *, where="input.type"):
-        if not isinstance(name, str):
-            raise DescriptionError(f"must be a string, not {name!r}", where=where)
-        if name == "ternary":
-            return cls("ternary", -1, 1, (-1, 0, 1))
-        if name == "binary":
-            return cls("binary", -1, 1, (-1, 1))
-        for prefix in ("uint", "int"):
-            digits = name[len(prefix) :]
-            if name.startswith(prefix) and digits.isdigit() and digits == str(int(digits)):
-                bits = int(digits)
-                if not 1 <= bits <= 16:
-                    raise DescriptionError(
-                        f"{name!r}: the width of {prefix}N must be 1 to 16, not {bits}",
-                        where=where,
-                    )
-                if prefix == "uint":
-                    return cls(name, 0, (1 << bits) - 1)
-                return cls(name, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
-        raise DescriptionError(
-            f"unknown type {name!r}; expected ternary, binary, uintN or intN (N = 1..16)",
-            where=where,
-        )
-
-    @classmethod
-    def of_levels(cls, levels):
-        levels = tuple(int(v) for v in levels)
-        if levels == (-1, 0, 1):
-            return cls("ternary", -1, 1, levels)
-        if levels == (-1, 1):
-            return cls("binary", -1, 1, levels)
-        return cls("levels", levels[0], levels[-1], levels)
-
-    @classmethod
-    def of_range(cls, lo, hi):
-        return cls("integer", int(lo), int(hi))
-
-    def contains(self, values):
-        """Boolean array: which of ``values`` belong to this type."""
-        values = np.asarray(values)
-        if self.levels is not None:
-            return np.isin(values, self.levels)
-        return (values >= self.lo) & (values <= self.hi)
-
-    def enumerate(self):
-        """Every value of the type, ascending (for brute force on small cases)."""
-        if self.levels is not None:
-            return list(self.levels)
-        return list(range(self.lo, self.hi + 1))
-
-
-# --- layers --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    shape: tuple
-    type: ValueType
-
-
-@dataclass(frozen=True, eq=False)
-class Activation:
-    """``y[j] = levels[k]``, ``k`` the number of ``thresholds[j]`` that ``acc[j]`` reaches."""
-
-    levels: tuple
-    thresholds: np.ndarray  # (out, len(levels) - 1), int64, each row ascending
-
-    def __eq__(self, other):
-        return (
-            isinstance(other, Activation)
-            and self.levels == other.levels
-            and np.array_equal(self.thresholds, other.thresholds)
-        )
-
-    @property
-    def value_type(self):
-        return ValueType.of_levels(self.levels)
-
-
-@dataclass(frozen=True, eq=False)
-class _Weighted:
-    out: int
-    weights: np.ndarray  # (out, fan_in), int8 in {-1, 0, 1}
-    activation: Activation | None
-    weight_type: str
-
-    def __eq__(self, other):
-        return (
-            type(self) is type(other)
-            and all(
-                getattr(self, f) == getattr(other, f)
-                for f in self.__dataclass_fields__
-                if f != "weights"
-            )
-            and np.array_equal(self.weights, other.weights)
-        )
-
-    @property
-    def fan_in(self):
-        return self.weights.shape[1]
-
-
-@dataclass(frozen=True, eq=False)
-class Dense(_Weighted):
-    type: str = field(default="dense", init=False)
-
-
-@dataclass(frozen=True, eq=False)
-class Conv2d(_Weighted):
-    kernel: tuple = (1, 1)
-    stride: tuple = (1, 1)
-    padding: tuple = (0, 0)
-    pad: int = 0
-    type: str = field(default="conv2d", init=False)
-
-
-@dataclass(frozen=True)
-class MaxPool:
-    kernel: tuple
-    stride: tuple
-    type: str = field(default="maxpool", init=False)
-
-
-@dataclass(frozen=True)
-class Network:
-    """A validated ``tnn/1`` description.
-
-    ``shapes[l]`` is the shape of the tensor entering layer ``l`` (``shapes[0]`` the input,
-    ``shapes[-1]`` the final layer's output); ``types[l]`` likewise its value type.
-    """
-
-    name: str
-    input: InputSpec
-    layers: tuple
-    output: str
-    shapes: tuple = field(compare=False, repr=False)
-    types: tuple = field(compare=False, repr=False)
-
-    @property
-    def output_shape(self):
-        return self.shapes[-1]
-
-
-# --- validation ----------------------------------------------------------------------------------
+#: The character of each ternary weight value in a weight string.
+WEIGHT_CODES = {"+": 1, "0": 0, "-": -1}
 
 
 def _is_int(value):
@@ -330,7 +132,7 @@ def _parse_weights(rows, out, fan_in, weight_type, where, budget):
         )
     matrix = np.empty((out, fan_in), dtype=np.int8)
     table = np.full(256, 2, dtype=np.int8)
-    for char, code in _WEIGHT_CODES.items():
+    for char, code in WEIGHT_CODES.items():
         table[ord(char)] = code
     for j, row in enumerate(rows):
         at = f"{where}[{j}]"
@@ -342,7 +144,7 @@ def _parse_weights(rows, out, fan_in, weight_type, where, budget):
             )
         raw = row.encode("utf-8", errors="replace")
         if len(raw) != fan_in:
-            bad = next(k for k, c in enumerate(row) if c not in _WEIGHT_CODES)
+            bad = next(k for k, c in enumerate(row) if c not in WEIGHT_CODES)
             raise DescriptionError(
                 f"character {row[bad]!r} at position {bad} is not one of '+', '0', '-'",
                 where=at,
@@ -588,124 +390,3 @@ def _check_accumulator_bound(layer, lo, hi, where):
             f"{MAX_ACCUMULATOR} (2**62)",
             where=where,
         )
-
-
-def loads(text, *, source=None):
-    """Parse and validate a description from JSON text."""
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DescriptionError(
-            f"invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", source=source
-        ) from None
-    except RecursionError:
-        raise DescriptionError("invalid JSON: nested too deeply", source=source) from None
-    try:
-        return from_dict(doc)
-    except DescriptionError as exc:
-        raise exc.located(source) from None
-
-
-def load(path):
-    """Read, parse and validate the description in the file ``path``."""
-    path = os.fspath(path)
-    try:
-        size = os.path.getsize(path)
-        if size > MAX_FILE_BYTES:
-            raise DescriptionError(
-                f"the file has {size} bytes, beyond the limit of {MAX_FILE_BYTES}", source=path
-            )
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as exc:
-        raise DescriptionError(f"cannot read the file: {exc.strerror}", source=path) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DescriptionError(f"not UTF-8 text (byte {exc.start})", source=path) from None
-    return loads(text, source=path)
-
-
-# --- saving --------------------------------------------------------------------------------------
-
-
-def _compact(pair):
-    return pair[0] if pair[0] == pair[1] else list(pair)
-
-
-def _weight_rows(weights):
-    lut = np.frombuffer(b"-0+", dtype=np.uint8)
-    chars = lut[weights.astype(np.int64) + 1]
-    return [row.tobytes().decode("ascii") for row in chars]
-
-
-def to_dict(net):
-    """The canonical JSON document of ``net``."""
-    layers = []
-    for layer in net.layers:
-        if isinstance(layer, MaxPool):
-            doc = {"type": "maxpool", "kernel": _compact(layer.kernel)}
-            if layer.stride != layer.kernel:
-                doc["stride"] = _compact(layer.stride)
-            layers.append(doc)
-            continue
-        doc = {"type": layer.type, "out": layer.out}
-        if isinstance(layer, Conv2d):
-            doc["kernel"] = list(layer.kernel)
-            doc["stride"] = _compact(layer.stride)
-            doc["padding"] = _compact(layer.padding)
-            if layer.pad != 0:
-                doc["pad"] = layer.pad
-        if layer.weight_type != "ternary":
-            doc["weight_type"] = layer.weight_type
-        doc["weights"] = _weight_rows(layer.weights)
-        if layer.activation is None:
-            doc["activation"] = None
-        else:
-            doc["activation"] = {
-                "levels": list(layer.activation.levels),
-                "thresholds": layer.activation.thresholds.tolist(),
-            }
-        layers.append(doc)
-    return {
-        "format": FORMAT,
-        "name": net.name,
-        "input": {"shape": list(net.input.shape), "type": net.input.type.name},
-        "layers": layers,
-        "output": net.output,
-    }
-
-
-def dumps(net):
-    """Canonical JSON text of ``net``: one weight row per line, so diffs are readable."""
-    return _render(to_dict(net), 0) + "\n"
-
-
-def _render(value, depth):
-    """JSON with lists of numbers on one line and every other list one item per line."""
-    pad, inner = " " * depth, " " * (depth + 1)
-    if isinstance(value, dict):
-        items = [f"{inner}{json.dumps(k)}: {_render(v, depth + 1)}" for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
-    if isinstance(value, list):
-        if all(isinstance(v, (int, float)) or v is None for v in value):
-            return "[" + ", ".join(json.dumps(v) for v in value) + "]"
-        items = [inner + _render(v, depth + 1) for v in value]
-        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
-    return json.dumps(value)
-
-
-def save(net, path):
-    """Write ``net`` to ``path`` atomically (a temporary file moved into place)."""
-    path = os.fspath(path)
-    text = dumps(net)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tnn-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

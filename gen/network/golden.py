@@ -1,28 +1,17 @@
-"""The NumPy golden model of a ``tnn/1`` network, and its range analysis.
+"""The NumPy golden model of a ``tnn/1`` network: exact integer outputs of a batch of inputs.
 
-:func:`run` evaluates a description on a batch of inputs with exact integer arithmetic (vectorized
-over the batch and over neurons); :func:`analyze_ranges` gives, for each layer, the smallest and
-largest accumulator any legal input can produce and so the accumulator width in bits.
+:func:`run` evaluates a description on a batch of inputs with exact integer arithmetic
+(vectorized over the batch and over neurons, :mod:`gen.network.arith`); the range analysis of
+the same arithmetic is :mod:`gen.network.ranges`.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from hw.encoding import ValueEncoding
-
 from . import arith
-from .network import MaxPool
 
-__all__ = [
-    "InputError",
-    "LayerTrace",
-    "LayerRange",
-    "check_inputs",
-    "random_inputs",
-    "run",
-    "analyze_ranges",
-]
+__all__ = ["InputError", "LayerTrace", "check_inputs", "random_inputs", "run"]
 
 
 class InputError(ValueError):
@@ -35,33 +24,6 @@ class LayerTrace:
 
     acc: np.ndarray | None
     out: np.ndarray
-
-
-@dataclass(frozen=True)
-class LayerRange:
-    """Range analysis of one layer.
-
-    ``acc_min``/``acc_max`` bound every accumulator of the layer (over outputs and positions);
-    ``acc_min_per_output``/``acc_max_per_output`` per output neuron or channel. ``acc_bits`` is
-    the width of a two's complement accumulator holding the range (``acc_signed``), or of an
-    unsigned one when no accumulator can be negative. ``out_min``/``out_max`` bound the layer's
-    outputs. For maxpool the accumulator fields are None.
-    """
-
-    acc_min: int | None
-    acc_max: int | None
-    acc_min_per_output: np.ndarray | None
-    acc_max_per_output: np.ndarray | None
-    acc_bits: int | None
-    acc_signed: bool | None
-    out_min: int
-    out_max: int
-
-
-def width_of(lo, hi):
-    """``(bits, signed)`` of the narrowest integer holding every value in ``[lo, hi]``."""
-    encoding = ValueEncoding.for_range(lo, hi)
-    return encoding.width, encoding.kind == "int"
 
 
 def check_inputs(net, inputs):
@@ -126,39 +88,3 @@ def run(net, inputs, *, trace=False, check=True):
     else:
         result = x
     return (result, traces) if trace else result
-
-
-def analyze_ranges(net):
-    """Range analysis: one :class:`LayerRange` per layer.
-
-    Each input element ranges over its declared type, independently; the bounds propagate
-    element by element (an all-zero row's constant output is known exactly, a threshold no
-    accumulator can reach is never taken). For a network's first layer the accumulator bounds
-    are exact: some legal input reaches each of them.
-    """
-    lo = np.full((1,) + net.input.shape, net.input.type.lo, dtype=np.int64)
-    hi = np.full((1,) + net.input.shape, net.input.type.hi, dtype=np.int64)
-    ranges = []
-    for layer in net.layers:
-        acc_lo, acc_hi, lo, hi = arith.layer_bounds(layer, lo, hi)
-        if isinstance(layer, MaxPool):
-            ranges.append(
-                LayerRange(None, None, None, None, None, None, int(lo.min()), int(hi.max()))
-            )
-            continue
-        per_lo = acc_lo.reshape(-1, layer.out).min(axis=0)
-        per_hi = acc_hi.reshape(-1, layer.out).max(axis=0)
-        bits, is_signed = width_of(per_lo.min(), per_hi.max())
-        ranges.append(
-            LayerRange(
-                int(per_lo.min()),
-                int(per_hi.max()),
-                per_lo,
-                per_hi,
-                bits,
-                is_signed,
-                int(lo.min()),
-                int(hi.max()),
-            )
-        )
-    return ranges

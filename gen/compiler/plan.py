@@ -1,0 +1,291 @@
+"""Planning: each layer's engine and folding, chosen from the spec and the resource model.
+
+:func:`plan` reads a folding spec (:func:`gen.compiler.folds.parse_fold`), and for layers left
+``auto`` takes the cheapest folding by the resource model (:mod:`gen.compiler.cost`) that meets
+``target_ii``, or the fastest that fits ``max_luts``. Each :class:`LayerPlan` carries its
+predicted cycles and resources and the pipeline depth its blocks will be built with.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hw.argmax import default_stages as argmax_stages
+from hw.dotproduct import default_stages as dot_stages
+from hw.folded import default_stages as folded_stages
+
+from ..network import Conv2d, MaxPool
+from ..network.ranges import analyze_ranges
+from . import cost
+from .build import encoding_of
+from .folds import CompileError, divisors, parse_fold
+
+__all__ = ["LayerPlan", "Plan", "plan", "describe_plan", "value_bits"]
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """One layer's engine: ``engine`` is ``unrolled``, ``folded`` or ``pool``.
+
+    ``positions`` is the number of output positions a conv2d engine computes per frame (1 for
+    dense). ``initiation_interval`` is in cycles per input vector (per frame for conv2d).
+    ``stages`` is the pipeline depth of the engine's sums (a :class:`hw.dotproduct.DotProduct`'s
+    adder tree, a :class:`hw.folded.FoldedMatrixVector`'s SIMD sums; None for a pool): decided
+    here, once, from the block's own default, and read by the estimate, the build and the
+    metadata.
+    """
+
+    index: int
+    type: str
+    engine: str
+    pe: int
+    simd: int
+    positions: int
+    initiation_interval: int
+    predicted: cost.Resources
+    stages: int | None = None
+
+
+@dataclass
+class Plan:
+    """Every layer's :class:`LayerPlan`, in order, and the options that chose them.
+
+    ``argmax_stages`` is the pipeline depth of the final argmax (None for ``values`` output).
+    """
+
+    net: object
+    layers: list
+    options: dict = field(default_factory=dict)
+    argmax_stages: int | None = None
+
+    @property
+    def initiation_interval(self):
+        return max(p.initiation_interval for p in self.layers)
+
+    @property
+    def predicted(self):
+        total = cost.Resources()
+        for p in self.layers:
+            total = total + p.predicted
+        return total
+
+
+def value_bits(value_type):
+    """Bits per element of a value type in the accelerator's streams."""
+    if value_type.name == "ternary":
+        return 2
+    if value_type.name == "binary":
+        return 1
+    return encoding_of(value_type).width
+
+
+def _layer_estimate(net, index, engine, pe, simd, stages, ranges):
+    layer = net.layers[index]
+    in_type, out_type = net.types[index], net.types[index + 1]
+    in_bits = value_bits(in_type)
+    shape_in, shape_out = net.shapes[index], net.shapes[index + 1]
+    if isinstance(layer, MaxPool):
+        return cost.maxpool(shape_in[1], shape_in[2], layer.kernel, in_bits)
+    acc_bits = ranges[index].acc_bits + (0 if ranges[index].acc_signed else 1)
+    rows, cols = layer.weights.shape
+    n_thr = 0 if layer.activation is None else len(layer.activation.levels) - 1
+    out_bits = value_bits(out_type)
+    weight_bits = 2 if layer.weight_type == "ternary" else 1
+    if engine == "unrolled":
+        est = cost.unrolled_dot(
+            layer.weights,
+            in_bits,
+            acc_bits,
+            stages,
+            shared=in_type.name != "binary",
+        )
+        if n_thr:
+            est = est + cost.threshold(rows, acc_bits, n_thr, out_bits)
+    else:
+        est = cost.folded(
+            rows, cols, pe, simd, in_bits, acc_bits, n_thr, weight_bits, stages=stages
+        )
+    if isinstance(layer, Conv2d):
+        est = est + cost.window(
+            shape_in[1] + 2 * layer.padding[1], shape_in[2], layer.kernel, in_bits
+        )
+    del shape_out
+    return est
+
+
+def _positions(net, index):
+    shape_out = net.shapes[index + 1]
+    return int(np.prod(shape_out[:2])) if len(shape_out) == 3 else 1
+
+
+def _scan_cycles(net, index):
+    """Cycles a sliding window scans per frame: real pixels and the padding that windows use."""
+    layer, shape = net.layers[index], net.shapes[index]
+    out = net.shapes[index + 1]
+    cycles = 1
+    for axis in (0, 1):
+        k, s, p = layer.kernel[axis], layer.stride[axis], layer.padding[axis]
+        cycles *= max(p + shape[axis], (out[axis] - 1) * s + k)
+    return cycles
+
+
+def _layer_plan(net, index, fold, ranges):
+    layer = net.layers[index]
+    positions = _positions(net, index)
+    if isinstance(layer, MaxPool):
+        ii = int(np.prod(net.shapes[index][:2]))  # one input pixel per cycle
+        return LayerPlan(
+            index,
+            "maxpool",
+            "pool",
+            1,
+            1,
+            positions,
+            ii,
+            _layer_estimate(net, index, "pool", 1, 1, None, ranges),
+        )
+    rows, cols = layer.weights.shape
+    if fold == "unrolled":
+        pe, simd, engine = rows, cols, "unrolled"
+        per_position = 1
+        stages = dot_stages(layer.weights)
+    else:
+        pe, simd = fold
+        engine = "folded"
+        per_position = (rows // pe) * (cols // simd)
+        stages = folded_stages(simd)
+    ii = positions * per_position
+    if isinstance(layer, Conv2d):
+        ii = max(ii, _scan_cycles(net, index))
+    return LayerPlan(
+        index,
+        layer.type,
+        engine,
+        pe,
+        simd,
+        positions,
+        ii,
+        _layer_estimate(net, index, engine, pe, simd, stages, ranges),
+        stages,
+    )
+
+
+def _candidates(net, index, ranges):
+    layer = net.layers[index]
+    rows, cols = layer.weights.shape
+    plans = [_layer_plan(net, index, "unrolled", ranges)]
+    for pe in divisors(rows):
+        for simd in divisors(cols):
+            if (pe, simd) != (rows, cols):
+                plans.append(_layer_plan(net, index, (pe, simd), ranges))
+    return plans
+
+
+def plan(net, fold="unrolled", *, target_ii=None, max_luts=None):
+    """Choose every layer's engine: returns a :class:`Plan`.
+
+    Layers given as ``auto`` (see :func:`parse_fold`) get the cheapest folding (fewest
+    predicted LUTs) whose initiation interval is at most ``target_ii``; with ``max_luts``
+    instead, the smallest initiation interval whose total predicted LUTs fit. With neither,
+    ``auto`` means unrolled.
+    """
+    folds = parse_fold(fold, net)
+    ranges = analyze_ranges(net)
+    fixed = {k: _layer_plan(net, k, f, ranges) for k, f in folds.items() if f != "auto"}
+    auto = [k for k, f in folds.items() if f == "auto"]
+    pools = {
+        k: _layer_plan(net, k, None, ranges)
+        for k, layer in enumerate(net.layers)
+        if isinstance(layer, MaxPool)
+    }
+    options = {
+        "fold": fold if isinstance(fold, str) else json.dumps(fold, sort_keys=True),
+        "target_ii": target_ii,
+        "max_luts": max_luts,
+    }
+    argmax = _argmax_stages(net)
+    if not auto or (target_ii is None and max_luts is None):
+        chosen = {k: _layer_plan(net, k, "unrolled", ranges) for k in auto}
+        return Plan(net, _ordered({**fixed, **pools, **chosen}), options, argmax)
+    candidates = {k: _candidates(net, k, ranges) for k in auto}
+    floor = max([p.initiation_interval for p in (*fixed.values(), *pools.values())] + [1])
+
+    def cheapest(limit):
+        chosen = {}
+        for k, plans in candidates.items():
+            fitting = [p for p in plans if p.initiation_interval <= limit]
+            if not fitting:
+                return None
+            chosen[k] = min(fitting, key=lambda p: (p.predicted.luts, p.initiation_interval))
+        return chosen
+
+    if target_ii is not None:
+        chosen = cheapest(max(target_ii, floor))
+        if chosen is None:
+            best = max(min(p.initiation_interval for p in plans) for plans in candidates.values())
+            raise CompileError(
+                f"target II {target_ii} cycles is out of reach: the fastest "
+                f"folding of the auto layers needs {best}"
+            )
+        if floor > target_ii:
+            raise CompileError(
+                f"target II {target_ii} cycles is out of reach: fixed layers need {floor}"
+            )
+    else:
+        fixed_luts = sum(p.predicted.luts for p in (*fixed.values(), *pools.values()))
+        chosen = None
+        iis = sorted(
+            {
+                p.initiation_interval
+                for plans in candidates.values()
+                for p in plans
+                if p.initiation_interval >= floor
+            }
+            | {floor}
+        )
+        for limit in iis:
+            attempt = cheapest(limit)
+            if (
+                attempt is not None
+                and fixed_luts + sum(p.predicted.luts for p in attempt.values()) <= max_luts
+            ):
+                chosen = attempt
+                break
+        if chosen is None:
+            raise CompileError(f"no folding fits in {max_luts} predicted LUTs")
+    return Plan(net, _ordered({**fixed, **pools, **chosen}), options, argmax)
+
+
+def _argmax_stages(net):
+    if net.output != "argmax":
+        return None
+    return argmax_stages(int(np.prod(net.output_shape)))
+
+
+def _ordered(plans):
+    return [plans[k] for k in sorted(plans)]
+
+
+def describe_plan(the_plan):
+    """A table of the chosen folding with predicted cycles and resources."""
+    lines = [
+        f"{'#':>2}  {'layer':<8} {'engine':<9} {'PE':>5} {'SIMD':>5} {'II':>8} "
+        f"{'LUTs':>8} {'carry':>7} {'FFs':>7} {'ROM bits':>9}"
+    ]
+    for p in the_plan.layers:
+        r = p.predicted
+        pe = "-" if p.engine == "pool" else str(p.pe)
+        simd = "-" if p.engine == "pool" else str(p.simd)
+        lines.append(
+            f"{p.index:>2}  {p.type:<8} {p.engine:<9} {pe:>5} {simd:>5} "
+            f"{p.initiation_interval:>8} {r.luts:>8} {r.carry:>7} {r.ffs:>7} "
+            f"{r.rom_bits:>9}"
+        )
+    t = the_plan.predicted
+    lines.append(
+        f"{'':>2}  {'total':<8} {'':<9} {'':>5} {'':>5} "
+        f"{the_plan.initiation_interval:>8} {t.luts:>8} {t.carry:>7} {t.ffs:>7} "
+        f"{t.rom_bits:>9}"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,576 @@
+"""The accelerator folder: the one owner of what ``tnngen verilog`` writes and every later step
+reads (docs/accelerator.md).
+
+A folder holds ``<name>.v`` (the Verilog), ``<name>.json`` (the metadata, format
+:data:`FORMAT`) and ``vectors.npz`` (test vectors: inputs and the golden model's results). This
+module writes the metadata (:func:`metadata`), makes test vectors (:func:`make_vectors`), writes
+the files (:func:`write_folder`, and :func:`compile_to_folder` for the whole sequence from a
+description), and reads a folder back, checked field by field (:func:`load`), for synthesis
+(:mod:`gen.flow`) and simulation (:mod:`sim`).
+"""
+
+import glob
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import version
+from .compiler.build import encoding_of
+from .compiler.steps import top_name
+from .files import umask_mode
+from .learn import datasets
+from .network import description_sha256, golden
+from .payload import Encoding
+
+__all__ = [
+    "FORMAT",
+    "VECTORS",
+    "FolderError",
+    "metadata",
+    "corner_inputs",
+    "make_vectors",
+    "write_folder",
+    "write_files",
+    "compile_to_folder",
+    "Vectors",
+    "AcceleratorFolder",
+    "find_metadata",
+    "load",
+]
+
+#: The metadata's format tag.
+FORMAT = "tnngen-accelerator/1"
+#: The test vectors' file name.
+VECTORS = "vectors.npz"
+
+
+class FolderError(ValueError):
+    """An accelerator folder that does not honour the contract; the message names the file."""
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def metadata(compilation):
+    """The metadata (docs/accelerator.md) of a :class:`gen.compiler.Compilation` that has been
+    planned, built and timed."""
+    the_plan, top, info = compilation.plan, compilation.top, compilation.output
+    timing, net = compilation.timing, compilation.net
+    in_encoding = encoding_of(net.input.type)
+    count_in = int(np.prod(net.input.shape))
+    stages = top.stages
+    layers = []
+    for lp in the_plan.layers:
+        own = [s for s in stages if s.layer == lp.index]
+        layers.append(
+            {
+                "index": lp.index,
+                "type": lp.type,
+                "engine": lp.engine,
+                "pe": lp.pe,
+                "simd": lp.simd,
+                "stages": lp.stages,
+                "blocks": [s.name for s in own],
+                "latency": sum(s.latency for s in own),
+                "initiation_interval": max(s.initiation_interval for s in own),
+                "predicted": lp.predicted.asdict(),
+            }
+        )
+    name = top_name(net.name)
+    out_width = info.count * info.encoding.width
+    return {
+        "format": FORMAT,
+        "name": net.name,
+        "top": name,
+        "verilog": f"{net.name}.v",
+        "description_sha256": description_sha256(net),
+        "generator": {"tool": "tnngen", "version": version(), "options": the_plan.options},
+        "clock": "clk",
+        "reset": {"name": "rst", "active": "high", "synchronous": True},
+        "ports": {
+            "i": {
+                "payload": "i__payload",
+                "valid": "i__valid",
+                "ready": "i__ready",
+                "width": count_in * in_encoding.width,
+            },
+            "o": {
+                "payload": "o__payload",
+                "valid": "o__valid",
+                "ready": "o__ready",
+                "width": out_width,
+            },
+        },
+        "input": {
+            "shape": list(net.input.shape),
+            "count": count_in,
+            "type": net.input.type.name,
+            "encoding": in_encoding.kind,
+            "element_width": in_encoding.width,
+        },
+        "output": {
+            "kind": info.kind,
+            "shape": info.shape,
+            "count": info.count,
+            "encoding": info.encoding.kind,
+            "element_width": info.encoding.width,
+        },
+        "latency": timing[0],
+        "initiation_interval": timing[1],
+        "timing_model": timing[2],
+        "layers": layers,
+        "predicted": the_plan.predicted.asdict(),
+    }
+
+
+def corner_inputs(net):
+    """Inputs at the corners of the input type: all lowest, all highest, all zero (if legal),
+    and the two alternations of lowest and highest."""
+    value_type = net.input.type
+    shape = tuple(net.input.shape)
+    lo = value_type.levels[0] if value_type.levels else value_type.lo
+    hi = value_type.levels[-1] if value_type.levels else value_type.hi
+    size = int(np.prod(shape))
+    alternate = np.where(np.arange(size) % 2 == 0, lo, hi).reshape(shape)
+    corners = [np.full(shape, lo), np.full(shape, hi), alternate, lo + hi - alternate]
+    if value_type.contains(0):
+        corners.insert(2, np.zeros(shape, dtype=np.int64))
+    return np.array(corners, dtype=np.int64)
+
+
+def make_vectors(net, count, *, seed=0, data=None):
+    """Test vectors: ``(inputs, outputs, source)``.
+
+    From the test split of a data set (its first ``count`` images) when ``data`` names one,
+    else the corner inputs followed by random ones (``count`` in all).
+    """
+    if data is not None:
+        dataset = datasets.load(data, "test")
+        inputs = datasets.to_inputs(dataset, net.input)[:count]
+        source = f"{data}:test[:{len(inputs)}]"
+    else:
+        corners = corner_inputs(net)[:count]
+        rest = golden.random_inputs(net, max(0, count - len(corners)), seed=seed)
+        inputs = np.concatenate([corners, rest]) if len(rest) else corners
+        source = f"corners+random:{seed}"
+    return inputs, golden.run(net, inputs), source
+
+
+def write_folder(compiled, out_dir, vectors):
+    """Write a compiled accelerator's ``<name>.v``, ``<name>.json`` and ``vectors.npz`` into
+    ``out_dir`` (:func:`write_files`). Returns the paths written."""
+    return write_files(out_dir, compiled.net.name, compiled.verilog, compiled.metadata, vectors)
+
+
+def write_files(out_dir, name, verilog_text, meta, vectors):
+    """Write ``<name>.v``, ``<name>.json`` (``meta``) and ``vectors.npz`` into ``out_dir``.
+
+    ``vectors`` is ``(inputs, outputs, source)``. Everything is written to a temporary folder
+    beside ``out_dir`` first and each file is then moved into place, so a failure leaves the
+    folder as it was. Returns the paths written.
+    """
+    out_dir = os.path.abspath(out_dir)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tnngen-", dir=parent)
+    try:
+        os.chmod(tmp, umask_mode(0o777))
+        with open(os.path.join(tmp, f"{name}.v"), "w") as f:
+            f.write(verilog_text)
+        with open(os.path.join(tmp, f"{name}.json"), "w") as f:
+            json.dump(meta, f, indent=1)
+            f.write("\n")
+        inputs, outputs, source = vectors
+        np.savez(
+            os.path.join(tmp, VECTORS),
+            inputs=inputs,
+            outputs=outputs,
+            source=np.array(source),
+        )
+        names = [f"{name}.v", f"{name}.json", VECTORS]
+        if not os.path.isdir(out_dir):
+            os.rename(tmp, out_dir)
+        else:
+            for item in names:
+                os.replace(os.path.join(tmp, item), os.path.join(out_dir, item))
+        return [os.path.join(out_dir, item) for item in names]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def compile_to_folder(
+    net,
+    out_dir,
+    *,
+    fold="unrolled",
+    target_ii=None,
+    max_luts=None,
+    vectors=256,
+    seed=0,
+    data=None,
+    on_step=None,
+):
+    """Compile ``net`` and write its accelerator folder: the sequence every caller shares.
+
+    Parameters
+    ----------
+    net : gen.network.Network
+    out_dir : str
+        The folder (created if missing).
+    fold, target_ii, max_luts
+        As :func:`gen.compiler.compile_network` takes them.
+    vectors, seed, data
+        As :func:`make_vectors` takes them.
+    on_step : callable, optional
+        Called as ``on_step(name, state)`` after each compiler step, and as
+        ``on_step("vectors", vectors)`` once the test vectors are made.
+
+    Returns
+    -------
+    (Compilation, list of str, tuple)
+        The compiler's final state, the paths written and the vectors ``(inputs, outputs,
+        source)``.
+    """
+    from .compiler import compile_network
+
+    compiled = compile_network(net, fold, target_ii=target_ii, max_luts=max_luts, on_step=on_step)
+    made = make_vectors(net, vectors, seed=seed, data=data)
+    if on_step is not None:
+        on_step("vectors", made)
+    return compiled, write_folder(compiled, out_dir, made), made
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Vectors:
+    """Test vectors of an accelerator (``vectors.npz``), and their payloads.
+
+    Members
+    -------
+    inputs : numpy.ndarray
+        ``(N, *input.shape)`` input values.
+    outputs : numpy.ndarray
+        The golden model's results: ``(N,)`` class indices for ``argmax``, else
+        ``(N, *output.shape)``.
+    source : str
+        Where the inputs came from (a data set and split, or ``random:SEED``).
+    input_payloads, output_payloads : list of int
+        The packed ``i`` payload of each input and the expected ``o`` payload of each result.
+    """
+
+    inputs: np.ndarray
+    outputs: np.ndarray
+    source: str
+    input_payloads: list
+    output_payloads: list
+
+    def __len__(self):
+        return len(self.inputs)
+
+
+@dataclass(frozen=True)
+class AcceleratorFolder:
+    """A generated accelerator's folder, as its metadata describes it (:func:`load`).
+
+    Members
+    -------
+    directory : str
+        The folder.
+    metadata_path : str
+        The metadata JSON.
+    metadata : dict
+        Its contents.
+    name, top : str
+        The description's name and the Verilog top module.
+    verilog_path : str
+        Path of the Verilog file.
+    clock : str
+        Clock port.
+    reset : str
+        Reset port; ``reset_active`` is its active level (1 or 0).
+    ports : dict
+        ``{"i": {...}, "o": {...}}``, each with ``payload``, ``valid``, ``ready`` port names.
+    input, output : Encoding
+        Payload encodings of the ``i`` and ``o`` streams.
+    input_shape, output_shape : tuple of int
+        Shapes of one input vector and one result (``()`` for ``argmax``).
+    output_kind : str
+        ``"argmax"`` or ``"values"``.
+    latency, initiation_interval : int
+        The predicted figures, in cycles.
+    """
+
+    directory: str
+    metadata_path: str
+    metadata: dict
+    name: str
+    top: str
+    verilog_path: str
+    clock: str
+    reset: str
+    reset_active: int
+    ports: dict
+    input: Encoding
+    output: Encoding
+    input_shape: tuple
+    output_shape: tuple
+    output_kind: str
+    latency: int
+    initiation_interval: int
+
+    @property
+    def vectors_path(self):
+        """Path of ``vectors.npz``."""
+        return os.path.join(self.directory, VECTORS)
+
+    def load_vectors(self, count=None):
+        """Read the first ``count`` vectors (all when ``None``) and pack their payloads.
+
+        Raises
+        ------
+        FolderError
+            If ``vectors.npz`` is missing or malformed, holds fewer than ``count`` vectors, or
+            holds a value the port encodings cannot carry.
+        """
+        path = self.vectors_path
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+        except FileNotFoundError:
+            raise FolderError(f"{path}: no such file (the test vectors)") from None
+        except (OSError, ValueError) as exc:
+            raise FolderError(f"{path}: not a NumPy .npz archive: {exc}") from None
+        for key in ("inputs", "outputs"):
+            if key not in arrays:
+                raise FolderError(f"{path}: no array {key!r}")
+            if not np.issubdtype(arrays[key].dtype, np.integer):
+                raise FolderError(f"{path}: {key!r} must hold integers, not {arrays[key].dtype}")
+        inputs, outputs = arrays["inputs"], arrays["outputs"]
+        source = str(arrays["source"]) if "source" in arrays else "unknown"
+        if inputs.shape[1:] != self.input_shape:
+            raise FolderError(
+                f"{path}: 'inputs' has shape {inputs.shape}, expected (N, "
+                f"{', '.join(map(str, self.input_shape))}) for input.shape {list(self.input_shape)}"
+            )
+        if outputs.shape != (len(inputs),) + self.output_shape:
+            raise FolderError(
+                f"{path}: 'outputs' has shape {outputs.shape}, expected "
+                f"{(len(inputs),) + self.output_shape} ({len(inputs)} inputs, output.shape "
+                f"{list(self.output_shape)})"
+            )
+        if count is not None:
+            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                raise FolderError(f"Vector count must be a positive integer, not {count!r}")
+            if count > len(inputs):
+                raise FolderError(
+                    f"{path}: holds {len(inputs)} vectors, fewer than the {count} asked for"
+                )
+            inputs, outputs = inputs[:count], outputs[:count]
+        if len(inputs) == 0:
+            raise FolderError(f"{path}: holds no vectors")
+        n = len(inputs)
+        try:
+            input_payloads = self.input.pack(inputs.reshape(n, -1))
+        except ValueError as exc:
+            raise FolderError(f"{path}: 'inputs': {exc}") from None
+        try:
+            output_payloads = self.output.pack(outputs.reshape(n, -1))
+        except ValueError as exc:
+            raise FolderError(f"{path}: 'outputs': {exc}") from None
+        return Vectors(inputs, outputs, source, input_payloads, output_payloads)
+
+    def format_result(self, values):
+        """A result's values as text: the class index for ``argmax``, else the value list."""
+        values = np.asarray(values).reshape(-1)
+        if self.output_kind == "argmax":
+            return str(int(values[0]))
+        return "[" + " ".join(str(int(v)) for v in values) + "]"
+
+
+def find_metadata(path):
+    """The metadata JSON of the accelerator at ``path``: a folder holding one ``*.json`` whose
+    format is the contract's, or that file itself.
+
+    Synthesis and sweep reports (``synth-*.json``, ``sweep-*.json``) are not candidates.
+
+    Raises
+    ------
+    FolderError
+        If ``path`` does not exist, or is a folder holding no metadata file or more than one.
+    """
+    if os.path.isfile(path):
+        return path
+    if not os.path.isdir(path):
+        raise FolderError(f"{path}: no such file or folder")
+    found, unreadable = [], []
+    for candidate in sorted(glob.glob(os.path.join(path, "*.json"))):
+        if os.path.basename(candidate).startswith(("synth-", "sweep-")):
+            continue
+        try:
+            with open(candidate) as f:
+                doc = json.load(f)
+        except (OSError, ValueError):
+            unreadable.append(os.path.basename(candidate))
+            continue
+        if isinstance(doc, dict) and doc.get("format") == FORMAT:
+            found.append(candidate)
+    if not found:
+        hint = f" ({', '.join(unreadable)}: not JSON)" if unreadable else ""
+        raise FolderError(
+            f"{path}: no accelerator metadata (a *.json file with format {FORMAT!r}){hint}; "
+            f"make one with 'tnngen verilog MODEL -o {path}'"
+        )
+    if len(found) > 1:
+        names = ", ".join(os.path.basename(p) for p in found)
+        raise FolderError(
+            f"{path}: more than one accelerator metadata file ({names}); name the file"
+        )
+    return found[0]
+
+
+class _Fields:
+    """Typed access to the fields of a metadata document, with errors naming file and field."""
+
+    def __init__(self, path, doc):
+        self.path, self.doc = path, doc
+
+    def get(self, dotted, kind, *, default=None, required=True):
+        node = self.doc
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                if not required:
+                    return default
+                raise FolderError(f"{self.path}: missing field {dotted!r}")
+            node = node[part]
+        if kind is int:
+            ok = isinstance(node, int) and not isinstance(node, bool)
+        elif kind is list:
+            ok = isinstance(node, list) and all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in node
+            )
+        else:
+            ok = isinstance(node, kind)
+        if not ok:
+            what = {
+                int: "an integer",
+                str: "a string",
+                dict: "an object",
+                bool: "a boolean",
+                list: "a list of positive integers",
+            }[kind]
+            raise FolderError(f"{self.path}: field {dotted!r} must be {what}, not {node!r}")
+        return node
+
+    def fail(self, dotted, message):
+        raise FolderError(f"{self.path}: field {dotted!r}: {message}")
+
+
+def _encoding(fields, side):
+    kind = fields.get(f"{side}.encoding", str)
+    width = fields.get(f"{side}.element_width", int)
+    count = fields.get(f"{side}.count", int)
+    try:
+        encoding = Encoding(kind, width, count)
+    except ValueError as exc:
+        fields.fail(side, str(exc))
+    port_width = fields.get(f"ports.{side[0]}.width", int)
+    if port_width != encoding.payload_width:
+        fields.fail(
+            f"ports.{side[0]}.width",
+            f"{port_width} bits, but {side}.count * {side}.element_width = "
+            f"{count} * {width} = {encoding.payload_width}",
+        )
+    return encoding
+
+
+def load(path):
+    """Read and check the accelerator at ``path`` (its folder, or its metadata file).
+
+    Returns
+    -------
+    AcceleratorFolder
+
+    Raises
+    ------
+    FolderError
+        If the folder, its metadata or its Verilog file does not honour ``docs/accelerator.md``;
+        the message names the file and the field.
+    """
+    path = find_metadata(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except OSError as exc:
+        raise FolderError(f"{path}: cannot be read: {exc.strerror}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FolderError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise FolderError(f"{path}: not accelerator metadata (format {FORMAT!r})")
+    directory = os.path.dirname(os.path.abspath(path))
+    fields = _Fields(path, doc)
+    name = fields.get("name", str)
+    top = fields.get("top", str)
+    if not top.replace("_", "a").isalnum():
+        fields.fail("top", f"must be a plain Verilog name, not {top!r}")
+    verilog = os.path.join(directory, fields.get("verilog", str))
+    if not os.path.isfile(verilog):
+        fields.fail("verilog", f"{verilog}: no such file")
+    if not isinstance(doc.get("layers", []), list):
+        fields.fail("layers", "must be a list")
+    ports = {}
+    for side in ("i", "o"):
+        ports[side] = {
+            role: fields.get(f"ports.{side}.{role}", str) for role in ("payload", "valid", "ready")
+        }
+    reset_active = fields.get("reset.active", str, default="high", required=False)
+    if reset_active not in ("high", "low"):
+        fields.fail("reset.active", f"must be 'high' or 'low', not {reset_active!r}")
+    if fields.get("reset.synchronous", bool, default=True, required=False) is not True:
+        fields.fail("reset.synchronous", "the bench drives a synchronous reset only")
+    input_encoding = _encoding(fields, "input")
+    output_encoding = _encoding(fields, "output")
+    input_shape = tuple(fields.get("input.shape", list))
+    if int(np.prod(input_shape)) != input_encoding.count:
+        fields.fail("input.count", f"{input_encoding.count} for input.shape {list(input_shape)}")
+    output_kind = fields.get("output.kind", str)
+    if output_kind not in ("argmax", "values"):
+        fields.fail("output.kind", f"must be 'argmax' or 'values', not {output_kind!r}")
+    output_shape = tuple(fields.get("output.shape", list)) if output_kind == "values" else ()
+    if output_kind == "argmax":
+        if doc["output"].get("shape", []) != []:
+            fields.fail("output.shape", "must be [] for an argmax output")
+        if output_encoding.count != 1 or output_encoding.kind != "uint":
+            fields.fail("output", "an argmax output is one uint element, the class index")
+    elif int(np.prod(output_shape)) != output_encoding.count:
+        fields.fail("output.count", f"{output_encoding.count} for output.shape {output_shape}")
+    latency = fields.get("latency", int)
+    if latency < 0:
+        fields.fail("latency", f"must not be negative, not {latency}")
+    initiation_interval = fields.get("initiation_interval", int)
+    if initiation_interval < 1:
+        fields.fail("initiation_interval", f"must be at least 1, not {initiation_interval}")
+    return AcceleratorFolder(
+        directory=directory,
+        metadata_path=path,
+        metadata=doc,
+        name=name,
+        top=top,
+        verilog_path=verilog,
+        clock=fields.get("clock", str),
+        reset=fields.get("reset.name", str),
+        reset_active=1 if reset_active == "high" else 0,
+        ports=ports,
+        input=input_encoding,
+        output=output_encoding,
+        input_shape=input_shape,
+        output_shape=output_shape,
+        output_kind=output_kind,
+        latency=latency,
+        initiation_interval=initiation_interval,
+    )

@@ -1,0 +1,113 @@
+# amaranth: UnusedElaboratable=no
+
+"""The accelerator folder (gen.folder) and the compiler's steps that produce it."""
+
+import hashlib
+import json
+import os
+import types
+
+import numpy as np
+import pytest
+from amaranth.hdl import Fragment
+
+from gen import compiler, folder, network
+from gen.compiler import cycles
+from gen.network import golden
+
+MODELS = os.path.join(os.path.dirname(__file__), os.pardir, "models")
+TINY = os.path.join(MODELS, "tiny-mlp.tnn.json")
+
+
+def test_metadata_hashes_the_description_files_bytes(tmp_path):
+    with open(TINY, "rb") as f:
+        raw = f.read()
+    net = network.load(TINY)
+    # The shipped file is not in the canonical form save() writes, so the two hashes differ:
+    # the metadata must give the file's (docs/accelerator.md).
+    assert network.dumps(net).encode() != raw
+    compiled, paths, _ = folder.compile_to_folder(net, tmp_path / "acc", vectors=8)
+    assert compiled.metadata["description_sha256"] == hashlib.sha256(raw).hexdigest()
+    with open(paths[1]) as f:
+        assert json.load(f)["description_sha256"] == hashlib.sha256(raw).hexdigest()
+
+
+def test_network_built_in_memory_hashes_its_canonical_text():
+    with open(TINY) as f:
+        net = network.from_dict(json.load(f))
+    assert net.source_sha256 is None
+    canonical = hashlib.sha256(network.dumps(net).encode()).hexdigest()
+    assert network.description_sha256(net) == canonical
+    assert compiler.compile_network(net).metadata["description_sha256"] == canonical
+
+
+def test_compile_to_folder_writes_what_load_reads(tmp_path):
+    net = network.load(TINY)
+    compiled, paths, (inputs, outputs, source) = folder.compile_to_folder(
+        net, tmp_path / "acc", fold="0:2,3;1:1,2", vectors=12, seed=4
+    )
+    assert [os.path.basename(p) for p in paths] == ["tiny-mlp.v", "tiny-mlp.json", "vectors.npz"]
+    acc = folder.load(str(tmp_path / "acc"))
+    assert acc.metadata == compiled.metadata
+    assert (acc.latency, acc.initiation_interval) == compiled.timing[:2]
+    with open(acc.verilog_path) as f:
+        assert f.read() == compiled.verilog
+    vectors = acc.load_vectors()
+    assert np.array_equal(vectors.inputs, inputs)
+    assert np.array_equal(vectors.outputs, golden.run(net, inputs))
+    assert vectors.source == source == "corners+random:4"
+
+
+def test_steps_run_alone_and_in_order():
+    net = network.load(TINY)
+    names = [name for name, _ in compiler.STEPS]
+    assert names == ["plan", "build", "time", "emit"]
+    state = compiler.Compilation(net, compiler.CompileOptions("0:2,3;1:1,2"))
+    filled = []
+    for _, step in compiler.STEPS:
+        state = step(state)
+        filled.append(
+            [f for f in ("plan", "top", "timing", "verilog") if getattr(state, f) is not None]
+        )
+    assert filled == [
+        ["plan"],
+        ["plan", "top"],
+        ["plan", "top", "timing"],
+        ["plan", "top", "timing", "verilog"],
+    ]
+    whole = compiler.compile_network(net, "0:2,3;1:1,2")
+    assert whole.verilog == state.verilog and whole.metadata == state.metadata
+    planned = compiler.compile_network(net, "0:2,3;1:1,2", until="plan")
+    assert planned.plan == state.plan and planned.top is None
+    seen = []
+    compiler.compile_network(net, on_step=lambda name, _: seen.append(name))
+    assert seen == names
+    with pytest.raises(ValueError, match="Step must be one of plan, build, time, emit"):
+        compiler.compile_network(net, until="synth")
+
+
+def test_stages_are_decided_in_the_plan_and_built_as_planned():
+    net = network.load(os.path.join(MODELS, "digits-mlp.tnn.json"))
+    compiled = compiler.compile_network(net, "0:4,16")
+    by_layer = {lp.index: lp for lp in compiled.plan.layers}
+    for stage in compiled.top.stages:
+        if stage.name.endswith(("_dot", "_mvu")):
+            assert stage.block.stages == by_layer[stage.layer].stages
+        if stage.name == "argmax":
+            assert stage.block.latency == compiled.plan.argmax_stages
+    for entry in compiled.metadata["layers"]:
+        assert entry["stages"] == by_layer[entry["index"]].stages
+
+
+def test_a_block_without_a_timing_model_stops_the_compiler():
+    net = network.load(TINY)
+    top, _ = compiler.build(compiler.plan(net))
+    Fragment.get(top, None)  # elaborated: the blocks are used
+
+    class Unknown:
+        pass
+
+    stages = top.stages
+    stages[0] = compiler.Stage("l0_x", Unknown(), 0, 1, 1)
+    with pytest.raises(AssertionError, match="no timing model for Unknown"):
+        cycles.timing_blocks(net, types.SimpleNamespace(stages=stages))
