@@ -198,7 +198,9 @@ class DotProduct(wiring.Component):
         width = max(shape_for_range(low, high).width, 1)
         if not shape_for_range(low, high).signed:
             width += 1
-        self._acc_shape = signed(width)
+        # At least two bits, as ValueEncoding.for_range gives an int: a range of [-1, 0] fits a
+        # signed(1), which no int element of a stream can carry.
+        self._acc_shape = signed(max(width, 2))
         super().__init__(
             {
                 "i": In(stream.Signature(encoding.layout(array.shape[1]))),

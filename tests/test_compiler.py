@@ -120,6 +120,28 @@ def check_against_golden(net, fold, inputs, **kwargs):
     return compiled
 
 
+@pytest.mark.parametrize("fold", ["unrolled", "1,1"])
+def test_accumulator_of_range_minus_one_to_zero(fold):
+    """A row whose accumulator is -1 or 0 (one binary '-' weight on {0, 1} inputs): its values
+    leave the layer as 2-bit ints, the narrowest int a stream carries (hypothesis found it)."""
+    net = network.from_dict(
+        {
+            "format": "tnn/1",
+            "name": "minus-one",
+            "input": {"shape": [1], "type": "ternary"},
+            "layers": [
+                {"type": "dense", "out": 1, "weight_type": "binary", "weights": ["+"],
+                 "activation": {"levels": [0, 1], "thresholds": [[0]]}},
+                {"type": "dense", "out": 1, "weight_type": "binary", "weights": ["-"],
+                 "activation": None},
+            ],
+            "output": "values",
+        }
+    )  # fmt: skip
+    compiled = check_against_golden(net, fold, np.array([[-1], [0], [1], [1], [-1]]))
+    assert compiled.metadata["output"]["element_width"] == 2
+
+
 @pytest.mark.parametrize("fold", ["unrolled", "0:2,3;1:1,2", "0:4,6;1:3,1"])
 def test_example_mlp(fold):
     net = load_example("tiny_mlp")
