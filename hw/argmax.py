@@ -5,6 +5,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from hw.pipeline import pipeline_control
 from hw.streamutil import check_encoding, check_positive_int
 
 __all__ = ["Argmax", "default_stages"]
@@ -97,11 +98,10 @@ class Argmax(wiring.Component):
         cuts = sorted({-(-k * self._levels // self._stages) for k in range(1, self._stages + 1)})
 
         # Candidates are (value, index); the pipeline moves as one while the output can take.
-        advance = ~self.o.valid | self.o.ready if self._stages else Const(1, 1)
-        valid = self.i.valid
+        advance = pipeline_control(m, self.i, self.o, self._stages)
         candidates = [(self.i.payload[k], Const(k, index_shape)) for k in range(self._count)]
 
-        def register(candidates, valid, level):
+        def register(candidates, level):
             held = []
             for k, (value, index) in enumerate(candidates):
                 value_reg = Signal(value_shape, name=f"value_l{level}_{k}")
@@ -109,14 +109,11 @@ class Argmax(wiring.Component):
                 with m.If(advance):
                     m.d.sync += [value_reg.eq(value), index_reg.eq(index)]
                 held.append((value_reg, index_reg))
-            valid_reg = Signal(name=f"valid_l{level}")
-            with m.If(advance):
-                m.d.sync += valid_reg.eq(valid)
-            return held, valid_reg
+            return held
 
         level = 0
         if 0 in cuts:  # only when there is nothing to compare (count == 1) and stages == 1
-            candidates, valid = register(candidates, valid, level)
+            candidates = register(candidates, level)
         while len(candidates) > 1:
             level += 1
             paired = []
@@ -133,12 +130,8 @@ class Argmax(wiring.Component):
                 paired.append(candidates[-1])
             candidates = paired
             if level in cuts:
-                candidates, valid = register(candidates, valid, level)
+                candidates = register(candidates, level)
 
         ((_, index),) = candidates
-        m.d.comb += [
-            self.o.payload.eq(index),
-            self.o.valid.eq(valid),
-            self.i.ready.eq(advance if self._stages else self.o.ready),
-        ]
+        m.d.comb += self.o.payload.eq(index)
         return m
