@@ -25,6 +25,7 @@ __all__ = [
     "preactivation",
     "accumulator_range",
     "fold_thresholds",
+    "fold_monotone",
     "fold_layer",
 ]
 
@@ -151,33 +152,63 @@ def fold_thresholds(affine, thresholds, acc_lo, acc_hi):
         all of them at one end.
     """
     affine.check()
-    out = affine.out
     acc_lo = np.asarray(acc_lo, dtype=np.int64)
     acc_hi = np.asarray(acc_hi, dtype=np.int64)
-    if acc_lo.shape != (out,) or acc_hi.shape != (out,) or np.any(acc_lo > acc_hi):
-        raise ValueError(f"The accumulator range must be two vectors of {out} with lo <= hi")
+    if acc_lo.shape != (affine.out,) or acc_hi.shape != (affine.out,):
+        raise ValueError(f"The accumulator range must be two vectors of {affine.out} with lo <= hi")
+    return fold_monotone(lambda acc: preactivation(acc, affine), thresholds, acc_lo, acc_hi)
+
+
+def fold_monotone(f, thresholds, acc_lo, acc_hi):
+    """Integer thresholds equivalent to ``f(acc) >= thresholds`` for a monotone ``f``.
+
+    The mechanism behind :func:`fold_thresholds`, for any per-output function of the
+    accumulator that is monotone over the range (non-decreasing or non-increasing, each output
+    its own way): the trainer's float64 :func:`preactivation`, or an importer's float32
+    evaluation of a graph's own operators. Nothing is assumed of ``f`` beyond monotonicity, so
+    the result reproduces ``f``'s rounding exactly.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(acc) -> z``: int64 accumulators of shape ``(n, out)`` to real values of the same
+        shape, column ``j`` through output ``j``'s function. It is called once for the
+        direction and once per step of the binary search (about ``log2`` of the range).
+    thresholds : array of shape (m,) or (out, m)
+        Ascending real thresholds on ``z``.
+    acc_lo, acc_hi : int arrays of shape (out,)
+        The range each accumulator can reach.
+
+    Returns
+    -------
+    sign, int_thresholds
+        As :func:`fold_thresholds` returns them: for every integer ``a`` in
+        ``[acc_lo, acc_hi]`` and every ``k``, ``sign * a >= int_thresholds[:, k]`` exactly when
+        ``f(a) >= thresholds[k]``.
+    """
+    acc_lo = np.asarray(acc_lo, dtype=np.int64)
+    acc_hi = np.asarray(acc_hi, dtype=np.int64)
+    if acc_lo.ndim != 1 or acc_hi.shape != acc_lo.shape or np.any(acc_lo > acc_hi):
+        raise ValueError(
+            f"The accumulator range must be two vectors of {acc_lo.shape[-1]} with lo <= hi"
+        )
+    out = acc_lo.shape[0]
     theta = np.asarray(thresholds, dtype=np.float64)
     theta = np.broadcast_to(theta, (out, theta.shape[-1]))
     if not np.all(np.isfinite(theta)) or np.any(np.diff(theta, axis=1) < 0):
         raise ValueError("Activation thresholds must be finite and ascending")
 
     # f is monotone, so its values at the two ends of the range give its direction.
-    z_lo, z_hi = _z_at(affine, acc_lo), _z_at(affine, acc_hi)
-    sign = np.where(z_hi < z_lo, -1, 1).astype(np.int8)
-    # In the (possibly negated) accumulator a' = sign * acc the pre-activation never falls.
-    lo = np.where(sign > 0, acc_lo, -acc_hi)
-    hi = np.where(sign > 0, acc_hi, -acc_lo)
-    result = np.empty(theta.shape, dtype=np.int64)
-    for k in range(theta.shape[1]):
-        result[:, k] = _first_true(
-            lambda a, k=k: _z_at(affine, sign.astype(np.int64) * a) >= theta[:, k], lo, hi
-        )
-    return sign, result
-
-
-def _z_at(affine, acc):
-    """``preactivation`` of one accumulator value per row: ``acc`` (out,) -> ``z`` (out,)."""
-    return preactivation(acc[None, :], affine)[0]
+    ends = np.asarray(f(np.stack([acc_lo, acc_hi])), dtype=np.float64)
+    sign = np.where(ends[1] < ends[0], -1, 1).astype(np.int8)
+    # In the (possibly negated) accumulator a' = sign * acc, f never falls. All thresholds of
+    # all outputs are searched at once: one call of f per step, on (m, out) accumulators.
+    m = theta.shape[1]
+    lo = np.broadcast_to(np.where(sign > 0, acc_lo, -acc_hi), (m, out))
+    hi = np.broadcast_to(np.where(sign > 0, acc_hi, -acc_lo), (m, out))
+    row_sign = sign.astype(np.int64)
+    found = _first_true(lambda a: np.asarray(f(row_sign * a)) >= theta.T, lo, hi)
+    return sign, np.ascontiguousarray(found.T, dtype=np.int64)
 
 
 def fold_layer(weights, affine, levels, thresholds, input_range):
