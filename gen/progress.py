@@ -4,7 +4,29 @@ import sys
 import threading
 import time
 
-__all__ = ["Progress", "StepLog"]
+__all__ = ["Progress", "StepLog", "LEVELS", "set_level", "level", "note"]
+
+#: How much the displays say: ``quiet`` (nothing), ``normal``, ``verbose`` (also :func:`note`).
+LEVELS = ("quiet", "normal", "verbose")
+_level = "normal"
+
+
+def set_level(name):
+    """Set how much every display says (``tnngen -q`` / ``-v``)."""
+    global _level
+    if name not in LEVELS:
+        raise ValueError(f"Level must be one of {', '.join(LEVELS)}, not {name!r}")
+    _level = name
+
+
+def level():
+    return _level
+
+
+def note(text, stream=None):
+    """A detail for ``--verbose`` only (a tool's command line, where its log is)."""
+    if _level == "verbose":
+        print(text, file=sys.stderr if stream is None else stream, flush=True)
 
 
 class Progress:
@@ -28,7 +50,7 @@ class Progress:
     """
 
     def __init__(self, stream=sys.stderr, *, prefix="", interval=30.0, live=None):
-        self._stream = stream
+        self._stream = None if _level == "quiet" else stream
         self._prefix = prefix
         self._interval = interval
         self._live = live
@@ -104,6 +126,8 @@ class StepLog:
         self._start = time.perf_counter()
 
     def step(self, text):
+        if _level == "quiet":
+            return
         print(
             f"  [{time.perf_counter() - self._start:7.1f} s] {text}", file=self._stream, flush=True
         )

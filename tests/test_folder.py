@@ -111,3 +111,44 @@ def test_a_block_without_a_timing_model_stops_the_compiler():
     stages[0] = compiler.Stage("l0_x", Unknown(), 0, 1, 1)
     with pytest.raises(AssertionError, match="no timing model for Unknown"):
         cycles.timing_blocks(net, types.SimpleNamespace(stages=stages))
+
+
+def test_regenerating_replaces_the_folder_as_a_whole(tmp_path):
+    net = network.load(TINY)
+    out = tmp_path / "acc"
+    folder.compile_to_folder(net, out, vectors=8)
+    (out / "synth-ice40-up5k.json").write_text("{}")
+    (out / "sim_build").mkdir()
+    # The same Verilog: the simulator's builds and synthesis reports stay.
+    folder.compile_to_folder(net, out, vectors=10)
+    assert (out / "synth-ice40-up5k.json").exists() and (out / "sim_build").is_dir()
+    assert len(folder.load(str(out)).load_vectors()) == 10
+    # Another folding: they described another design, so they go.
+    folder.compile_to_folder(net, out, fold="0:2,3;1:1,2", vectors=8)
+    assert sorted(p.name for p in out.iterdir()) == ["tiny-mlp.json", "tiny-mlp.v", "vectors.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acc"]
+
+
+def test_a_failure_while_writing_leaves_the_old_folder(tmp_path, monkeypatch):
+    net = network.load(TINY)
+    out = tmp_path / "acc"
+    folder.compile_to_folder(net, out, vectors=8)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt  # as a SIGTERM or Ctrl-C while the vectors are written
+
+    monkeypatch.setattr(np, "savez", fail)
+    with pytest.raises(KeyboardInterrupt):
+        folder.compile_to_folder(net, out, fold="0:2,3;1:1,2", vectors=8)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acc"]
+
+
+@pytest.mark.parametrize("where", ["file", "file/sub"])
+def test_an_output_folder_that_is_or_lies_below_a_file_is_refused(tmp_path, where):
+    (tmp_path / "file").write_text("precious")
+    with pytest.raises(folder.FolderError, match="file"):
+        folder.compile_to_folder(network.load(TINY), tmp_path / where, vectors=4)
+    assert (tmp_path / "file").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

@@ -290,7 +290,7 @@ CASES = [
         CNN,
         lambda d: set_in(d, ["input", "shape"], [65536, 65536, 1]),
         "input.shape",
-        "a tensor of shape [65536, 65536, 1] has 4294967296 values, beyond the limit of 16777216",
+        "a tensor of shape [65536, 65536, 1] has 4294967296 values, beyond the limit of 4194304",
     ),
     (
         "out limit",

@@ -529,7 +529,9 @@ def test_find_metadata_errors(tmp_path):
 
 
 def test_runner_rejects_bad_arguments(design):
-    with pytest.raises(ValueError, match="Simulator must be one of icarus, verilator, not 'vcs'"):
+    with pytest.raises(
+        ValueError, match="Simulator must be one of icarus, verilator, auto, not 'vcs'"
+    ):
         runner.run(design, sim="vcs")
     with pytest.raises(ValueError, match="Stall probability must be between 0 and 1"):
         runner.run(design, stall=1.5)

@@ -39,9 +39,11 @@ SIMULATORS = [
     ),
 ]
 
-#: Models with more weights than this are built and simulated only with --run-slow: their
-#: Verilator builds take many minutes, and Icarus simulates them at tens of cycles per second.
+#: Models with more weights than this, or foldings predicted at more LUTs than HEAVY_LUTS, are
+#: built and simulated only with --run-slow: their Verilator builds take many minutes, and
+#: Icarus simulates them at tens of cycles per second.
 HEAVY = 20_000
+HEAVY_LUTS = 12_000
 #: Vectors per run: data-set images (None: the whole test split) and random inputs (after the
 #: corner inputs). With --run-slow, every model gets at least 200 images; in CI, a model gets
 #: as many of its 200 as fit in about CI_CYCLES cycles of Icarus time. Heavy models on Icarus
@@ -62,8 +64,14 @@ def shipped_models():
     )
 
 
+#: Shipped models imported from ONNX (models/README.md): they have no training configuration.
+IMPORTED_DATA = {"digits-twn-mlp": "digits"}
+
+
 def data_set_of(name):
     """The data set a shipped model was trained on (from its training configuration), or None."""
+    if name in IMPORTED_DATA:
+        return IMPORTED_DATA[name]
     for path in glob.glob(os.path.join(MODELS, "*.json")):
         if path.endswith(".tnn.json"):
             continue
@@ -76,6 +84,10 @@ def data_set_of(name):
 
 def weight_count(net):
     return sum(layer.weights.size for layer in net.layers if not isinstance(layer, network.MaxPool))
+
+
+def is_heavy(net, fold):
+    return weight_count(net) > HEAVY or compiler.plan(net, fold).predicted.luts > HEAVY_LUTS
 
 
 def make_vectors(net, data, size, ii=1):
@@ -117,8 +129,8 @@ def model_cases():
     cases = []
     for name in shipped_models():
         net = network.load(os.path.join(MODELS, f"{name}.tnn.json"))
-        heavy = weight_count(net) > HEAVY
         for fold in ("unrolled", folded_spec(net)):
+            heavy = is_heavy(net, fold)
             label = "unrolled" if fold == "unrolled" else "folded"
             for sim, have in (("icarus", HAVE_ICARUS), ("verilator", HAVE_VERILATOR)):
                 ci = not heavy and (sim == "icarus" or (name, label) == VERILATOR_IN_CI)
@@ -132,7 +144,7 @@ def model_cases():
 @pytest.mark.parametrize("name, fold, sim", model_cases())
 def test_shipped_model_is_bit_exact_with_stalls(name, fold, sim, tmp_path, run_slow):
     net, the_compiled = compiled(name, fold)
-    if weight_count(net) > HEAVY:
+    if is_heavy(net, fold):
         size = "heavy-icarus" if sim == "icarus" else "heavy"
     else:
         size = "slow" if run_slow else "ci"

@@ -5,6 +5,7 @@ A spec is what ``tnngen verilog --fold`` takes (see :func:`parse_fold`); the pla
 """
 
 from ..network import MaxPool
+from ..network.description import shown as _shown
 
 __all__ = ["CompileError", "parse_fold", "divisors"]
 
@@ -34,21 +35,29 @@ def parse_fold(spec, net):
         if ":" not in text:
             return {k: _fold_item(text, net, k) for k in weighted}
         folds = {k: "auto" for k in weighted}
+        given = set()
         for part in filter(None, (p.strip() for p in text.split(";"))):
             index_text, _, item = part.partition(":")
             index = _layer_index(index_text, net, weighted)
+            if index in given:
+                raise CompileError(f"fold: layer {index} is given twice in {_shown(spec)}")
+            given.add(index)
             folds[index] = _fold_item(item, net, index)
         return folds
     if isinstance(spec, list):
         spec = {str(k): v for k, v in enumerate(spec) if v is not None}
     if isinstance(spec, dict):
         folds = {k: "auto" for k in weighted}
+        given = set()
         for index_text, item in spec.items():
             index = _layer_index(str(index_text), net, weighted)
+            if index in given:  # "0" and "00" in a JSON object
+                raise CompileError(f"fold: layer {index} is given twice")
+            given.add(index)
             folds[index] = _fold_item(item, net, index)
         return folds
     raise CompileError(
-        f"fold: expected 'unrolled', 'auto', 'PE,SIMD' or a per-layer spec, not {spec!r}"
+        f"fold: expected 'unrolled', 'auto', 'PE,SIMD' or a per-layer spec, not {_shown(spec)}"
     )
 
 
@@ -56,7 +65,7 @@ def _layer_index(text, net, weighted):
     try:
         index = int(text)
     except ValueError:
-        raise CompileError(f"fold: {text!r} is not a layer index") from None
+        raise CompileError(f"fold: {_shown(text)} is not a layer index") from None
     if index not in weighted:
         raise CompileError(
             f"fold: layer {index} is not a dense or conv2d layer of this network (those are "
@@ -74,7 +83,7 @@ def _fold_item(item, net, index):
             item = [int(p) for p in parts]
         except ValueError:
             raise CompileError(
-                f"fold: layer {index}: expected 'unrolled', 'auto' or 'PE,SIMD', not {item!r}"
+                f"fold: layer {index}: expected 'unrolled', 'auto' or 'PE,SIMD', not {_shown(item)}"
             ) from None
     if not (
         isinstance(item, (list, tuple))
@@ -82,7 +91,7 @@ def _fold_item(item, net, index):
         and all(isinstance(v, int) and not isinstance(v, bool) for v in item)
     ):
         raise CompileError(
-            f"fold: layer {index}: expected 'unrolled', 'auto' or [PE, SIMD], not {item!r}"
+            f"fold: layer {index}: expected 'unrolled', 'auto' or [PE, SIMD], not {_shown(item)}"
         )
     pe, simd = item
     layer = net.layers[index]

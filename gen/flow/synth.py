@@ -24,9 +24,11 @@ The tools are found and run by :mod:`gen.flow.tools`; each report names the tool
 kind and version. The report itself is built by :mod:`gen.flow.report`.
 """
 
+import json
 import os
 import re
 import shutil
+import tempfile
 import time
 
 from .. import folder
@@ -45,7 +47,7 @@ from .report import build_report, write_report
 from .targets import ASIC_GATES, get_target
 from .tools import DEFAULT_TIMEOUT, find_tool, run_tool
 
-__all__ = ["DEFAULT_PIN_WIDTH", "synthesize", "run"]
+__all__ = ["DEFAULT_PIN_WIDTH", "check_fit", "synthesize", "run"]
 
 DEFAULT_PIN_WIDTH = 8
 
@@ -97,6 +99,25 @@ def _layer_modules(modules, top, layers):
 # --- the flow ------------------------------------------------------------------------------------
 
 
+def check_fit(metadata, target):
+    """Raise :class:`SynthInputError` if the compiler predicts more LUTs than ``target`` has.
+
+    The prediction (the metadata's ``predicted.luts``) is within about 25% of synthesis, so a
+    design predicted beyond the part is not worth minutes of Yosys; the message says by how
+    much and what to change.
+    """
+    target = get_target(target)
+    capacity = target.capacity.get("luts")
+    predicted = (metadata.get("predicted") or {}).get("luts")
+    if not capacity or not isinstance(predicted, int) or predicted <= capacity:
+        return
+    raise SynthInputError(
+        f"the design is predicted at {predicted:,} LUTs, {predicted / capacity:.1f} times the "
+        f"{capacity:,} of {target.name} ({target.part}); fold it (--fold auto --target-ii N, "
+        f"or --fold PE,SIMD), choose a larger part, or give --force to synthesize anyway"
+    )
+
+
 def _write_text(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -144,6 +165,7 @@ def synthesize(
     hierarchy=True,
     place_and_route=True,
     progress=None,
+    force=False,
 ):
     """Synthesize (and place and route) ``accelerator`` for ``target``; return the report.
 
@@ -182,6 +204,9 @@ def synthesize(
         the wrapped design: resources only, no Fmax.
     progress : Progress, optional
         Where to show progress (default: standard error).
+    force : bool
+        Synthesize even a design whose predicted LUTs exceed the part's (see
+        :func:`check_fit`), which otherwise stops before Yosys runs.
 
     Returns
     -------
@@ -213,6 +238,8 @@ def synthesize(
         raise SynthInputError(f"clock constraint must be a positive number of MHz, not {freq!r}")
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise SynthInputError(f"time-out must be a positive number of seconds, not {timeout!r}")
+    if not force:
+        check_fit(accelerator.metadata, target)
 
     yosys = find_tool("yosys", tools=tools)
     route = target.place_and_route and place_and_route
@@ -255,6 +282,10 @@ def synthesize(
     kept = kept if hierarchy else []
     script = [f"read_verilog {name}" for name in sources]
     script.append(f"hierarchy -check -top {top}")
+    # Amaranth names each element of an array payload (`\o__payload[0]`); Yosys 0.70's ABC9
+    # (YoWASP's build, and newer native ones) fails without a message on such names, which clash
+    # with bit selects. They only alias bits of other wires: hidden, they are cleaned away.
+    script.append("rename -hide w:*[[]*")
     if kept and (wrapper is not None or layer_modules):
         script.append("setattr -mod -set keep_hierarchy 1 " + " ".join(kept))
     script.append(target.synth.format(top=top))
@@ -462,10 +493,49 @@ def run(path, target, *, output=None, **options):
     if not os.path.isdir(output):
         raise SynthInputError(f"{output}: no such folder")
     workdir = os.path.join(output, f"synth-{target.name}")
+    # The tools work in a temporary folder; the report set (the tools' folder, the JSON and the
+    # Markdown) is swapped in only when the run is over, so an interrupted or failed run never
+    # leaves a report beside the logs of another run. A failed run's folder is kept, as
+    # synth-<target>-failed/, for its logs.
+    scratch = tempfile.mkdtemp(prefix=f".tnngen-synth-{target.name}-", dir=output)
     try:
-        report = synthesize(accelerator, target, workdir=workdir, **options)
-    except DoesNotFit as exc:
-        write_report(exc.report, output)
-        raise
-    write_report(report, output)
-    return report
+        try:
+            report = synthesize(accelerator, target, workdir=scratch, **options)
+        except DoesNotFit as exc:
+            _settle(scratch, workdir)
+            exc.report = _relocated(exc.report, scratch, workdir)
+            exc.args = (str(exc).replace(scratch, workdir),)
+            exc.log_path = exc.log_path and exc.log_path.replace(scratch, workdir)
+            write_report(exc.report, output)
+            raise
+        except SynthError as exc:
+            if not os.listdir(scratch):  # nothing ran (a tool is missing)
+                raise
+            failed = f"{workdir}-failed"
+            _settle(scratch, failed)
+            exc.args = (str(exc).replace(scratch, failed),)
+            if exc.log_path:
+                exc.log_path = exc.log_path.replace(scratch, failed)
+            raise
+        _settle(scratch, workdir)
+        report = _relocated(report, scratch, workdir)
+        write_report(report, output)
+        return report
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _settle(scratch, final):
+    """Move the tools' folder ``scratch`` to ``final``, replacing an earlier one."""
+    if os.path.isdir(final):
+        old = tempfile.mkdtemp(prefix=".tnngen-old-", dir=os.path.dirname(final))
+        os.rename(final, os.path.join(old, "x"))
+        os.rename(scratch, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(scratch, final)
+
+
+def _relocated(report, scratch, final):
+    """``report`` with the paths into ``scratch`` pointing into ``final``."""
+    return json.loads(json.dumps(report).replace(json.dumps(scratch)[1:-1], final))

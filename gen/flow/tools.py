@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from functools import cache
 
+from ..progress import note
 from .errors import SynthInputError, ToolFailed, ToolMissing, ToolTimeout
 from .parse import ReportError, parse_version
 
@@ -146,6 +147,7 @@ def run_tool(tool, args, *, cwd, log_path, timeout, title, progress):
     ToolFailed, ToolTimeout
         With the tail of the log and its path.
     """
+    note(f"{title}: {tool.path} {' '.join(args)} (in {cwd}; log {log_path})")
     with open(log_path, "w") as log, progress.step(title) as step:
         try:
             process = subprocess.Popen(

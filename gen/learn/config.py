@@ -1,11 +1,10 @@
 """Training configurations: the JSON file ``tnngen train`` reads, checked field by field."""
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
 
-from .. import network
+from .. import jsontext, network
 from . import quant
 
 __all__ = [
@@ -300,11 +299,9 @@ def load_config(path):
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{path}: invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        ) from None
+        doc = jsontext.loads(text)
+    except jsontext.JSONError as exc:
+        raise ConfigError(f"{path}: invalid JSON: {exc}") from None
     return parse_config(doc, source=path)
 
 

@@ -154,20 +154,28 @@ def _idx(folder, split):
     return images.astype(np.int64), labels.astype(np.int64)
 
 
-def load(name, split="test"):
-    """The ``split`` (``"train"`` or ``"test"``) of the data set ``name`` (see :data:`NAMES`)."""
-    if split not in ("train", "test"):
-        raise DataError(f"split must be 'train' or 'test', not {split!r}")
+_LOADERS = {"digits": _digits, "mnist5k": _mnist5k}
+
+
+def check_name(name):
+    """Raise :class:`DataError` unless ``name`` names a data set (without loading it)."""
     if name.startswith("idx:"):
         folder = name[4:]
         if not os.path.isdir(folder):
             raise DataError(f"{folder!r} is not a folder (for the data set {name!r})")
-        images, labels = _idx(folder, split)
-        return Dataset(name, images, labels, 255)
-    loaders = {"digits": _digits, "mnist5k": _mnist5k}
-    if name not in loaders:
+    elif name not in _LOADERS:
         raise DataError(f"unknown data set {name!r}; expected one of {', '.join(NAMES)}")
-    images, labels, n_train, pixel_max = loaders[name]()
+
+
+def load(name, split="test"):
+    """The ``split`` (``"train"`` or ``"test"``) of the data set ``name`` (see :data:`NAMES`)."""
+    if split not in ("train", "test"):
+        raise DataError(f"split must be 'train' or 'test', not {split!r}")
+    check_name(name)
+    if name.startswith("idx:"):
+        images, labels = _idx(name[4:], split)
+        return Dataset(name, images, labels, 255)
+    images, labels, n_train, pixel_max = _LOADERS[name]()
     images, labels = _split(images, labels, n_train, split)
     return Dataset(name, images, labels, pixel_max)
 

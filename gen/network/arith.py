@@ -38,7 +38,7 @@ def windows(x, kernel, stride, padding, pad):
     view = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
     # view: (batch, oh, ow, c, kh, kw) -> (batch, oh, ow, kh, kw, c)
     view = view.transpose(0, 1, 2, 4, 5, 3)
-    return view.reshape(view.shape[:3] + (-1,))
+    return view.reshape(view.shape[:3] + (kh * kw * x.shape[3],))
 
 
 def exact_matmul(x, weights, bound):
@@ -73,16 +73,72 @@ def activate(acc, activation):
 
 
 def maxpool(x, kernel, stride):
-    """Max over ``kernel`` windows with ``stride`` of ``x`` (batch, h, w, c), per channel."""
-    view = sliding_window_view(x, kernel, axis=(1, 2))[:, :: stride[0], :: stride[1]]
-    return view.max(axis=(-2, -1))
+    """Max over ``kernel`` windows with ``stride`` of ``x`` (batch, h, w, c), per channel.
+
+    Separable, one axis at a time, and each axis by doubling (the max of a window of ``k`` is
+    the max of two overlapping windows of the largest power of two up to ``k``): about
+    ``log2(k)`` passes over the tensor per axis, not ``kh * kw``, so that a large window costs
+    no more than a small one.
+    """
+    for axis, (k, s) in enumerate(zip(kernel, stride, strict=True), start=1):
+        x = _sliding_max(x, k, axis)
+        x = np.take(x, np.arange(0, x.shape[axis], s), axis=axis)
+    return x
 
 
-def _dot_inputs(layer, x, pad):
-    """The vectors each output of ``layer`` is a dot product with: (batch, ..., fan_in)."""
+def _sliding_max(x, k, axis):
+    """``out[i] = max(x[i : i + k])`` along ``axis`` (length ``n - k + 1``)."""
+    n = x.shape[axis]
+    span, block = 1, x
+    while 2 * span <= k:  # block[i] = max(x[i : i + 2 * span])
+        block = np.maximum(
+            _slice(block, 0, block.shape[axis] - span, axis),
+            _slice(block, span, block.shape[axis], axis),
+        )
+        span *= 2
+    # block[i] covers x[i : i + span]; two of them cover a window of k (span <= k < 2 * span)
+    count = n - k + 1
+    return np.maximum(
+        _slice(block, 0, count, axis), _slice(block, k - span, k - span + count, axis)
+    )
+
+
+def _slice(x, start, stop, axis):
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(start, stop)
+    return x[tuple(index)]
+
+
+#: Window values made at once (per block of output rows): bounds the memory of a conv2d layer.
+BLOCK_VALUES = 1 << 20
+
+
+def _products(layer, inputs, products):
+    """``products(*cols)`` over the dot-product inputs of ``layer`` for each tensor of
+    ``inputs`` (all of one shape, batch first), as one array (batch, ..., out).
+
+    A conv2d layer's windows are made one block of output rows at a time, so that memory stays
+    near :data:`BLOCK_VALUES` however large the feature map.
+    """
     if layer.type == "dense":
-        return x.reshape(x.shape[0], -1)
-    return windows(x, layer.kernel, layer.stride, layer.padding, pad)
+        return products(*(x.reshape(x.shape[0], int(np.prod(x.shape[1:]))) for x in inputs))
+    (kh, _), (sh, _), (ph, pw) = layer.kernel, layer.stride, layer.padding
+    pad = getattr(layer, "pad", 0)
+    padded = [
+        np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=pad) if ph or pw else x
+        for x in inputs
+    ]
+    batch, height = padded[0].shape[:2]
+    rows = (height - kh) // sh + 1
+    per_row = batch * layer.fan_in * ((padded[0].shape[2] - layer.kernel[1]) // layer.stride[1] + 1)
+    step = max(1, BLOCK_VALUES // max(1, per_row))
+    blocks = []
+    for first in range(0, rows, step):
+        last = min(rows, first + step)
+        part = [x[:, first * sh : (last - 1) * sh + kh] for x in padded]
+        cols = [windows(x, layer.kernel, layer.stride, (0, 0), pad) for x in part]
+        blocks.append(products(*cols))
+    return np.concatenate(blocks, axis=1)
 
 
 def layer_forward(layer, x, bound):
@@ -92,8 +148,8 @@ def layer_forward(layer, x, bound):
     """
     if layer.type == "maxpool":
         return None, maxpool(x, layer.kernel, layer.stride)
-    cols = _dot_inputs(layer, x, getattr(layer, "pad", 0))
-    acc = exact_matmul(cols, layer.weights, int(bound) * layer.fan_in)
+    limit = int(bound) * layer.fan_in
+    acc = _products(layer, [x], lambda cols: exact_matmul(cols, layer.weights, limit))
     return acc, activate(acc, layer.activation)
 
 
@@ -111,12 +167,19 @@ def layer_bounds(layer, lo, hi):
             maxpool(lo, layer.kernel, layer.stride),
             maxpool(hi, layer.kernel, layer.stride),
         )
-    pad = getattr(layer, "pad", 0)
-    cols_lo = _dot_inputs(layer, lo, pad).astype(np.int64)
-    cols_hi = _dot_inputs(layer, hi, pad).astype(np.int64)
     w = layer.weights.astype(np.int64)
     w_pos, w_neg = np.maximum(w, 0), np.maximum(-w, 0)
-    # Integer products: bounds may exceed what floats hold exactly, and there is no batch here.
-    acc_lo = cols_lo @ w_pos.T - cols_hi @ w_neg.T
-    acc_hi = cols_hi @ w_pos.T - cols_lo @ w_neg.T
+    # Exact products, in float BLAS where the bounds allow it (as the golden model's).
+    magnitude = max(int(np.abs(lo).max(initial=0)), int(np.abs(hi).max(initial=0)))
+    if layer.type == "conv2d":
+        magnitude = max(magnitude, abs(int(layer.pad)))
+    limit = magnitude * int(np.abs(w).sum(axis=1).max(initial=0))
+
+    def bounds(cols_lo, cols_hi):
+        acc_lo = exact_matmul(cols_lo, w_pos, limit) - exact_matmul(cols_hi, w_neg, limit)
+        acc_hi = exact_matmul(cols_hi, w_pos, limit) - exact_matmul(cols_lo, w_neg, limit)
+        return np.concatenate([acc_lo, acc_hi])  # along the batch axis
+
+    both = _products(layer, [lo.astype(np.int64), hi.astype(np.int64)], bounds)
+    acc_lo, acc_hi = both[: len(lo)], both[len(lo) :]
     return acc_lo, acc_hi, activate(acc_lo, layer.activation), activate(acc_hi, layer.activation)

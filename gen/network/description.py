@@ -20,9 +20,19 @@ __all__ = [
     "Conv2d",
     "MaxPool",
     "Network",
+    "shown",
 ]
 
 FORMAT = "tnn/1"
+
+
+def shown(value, limit=60):
+    """``repr(value)``, cut to about ``limit`` characters: messages quote what a user wrote,
+    which may be a string of a million characters."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 15]}...({len(text)} characters)"
 
 
 class DescriptionError(ValueError):
@@ -73,25 +83,28 @@ class ValueType:
     @classmethod
     def parse(cls, name, *, where="input.type"):
         if not isinstance(name, str):
-            raise DescriptionError(f"must be a string, not {name!r}", where=where)
+            raise DescriptionError(f"must be a string, not {shown(name)}", where=where)
         if name == "ternary":
             return cls("ternary", -1, 1, (-1, 0, 1))
         if name == "binary":
             return cls("binary", -1, 1, (-1, 1))
         for prefix in ("uint", "int"):
             digits = name[len(prefix) :]
-            if name.startswith(prefix) and digits.isdigit() and digits == str(int(digits)):
+            # ASCII digits only ('uint²' is not a width), and few of them: int() of thousands of
+            # digits is refused by Python itself.
+            plain = digits.isascii() and digits.isdigit() and len(digits) <= 3
+            if name.startswith(prefix) and plain and digits == str(int(digits)):
                 bits = int(digits)
                 if not 1 <= bits <= 16:
                     raise DescriptionError(
-                        f"{name!r}: the width of {prefix}N must be 1 to 16, not {bits}",
+                        f"{shown(name)}: the width of {prefix}N must be 1 to 16, not {bits}",
                         where=where,
                     )
                 if prefix == "uint":
                     return cls(name, 0, (1 << bits) - 1)
                 return cls(name, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
         raise DescriptionError(
-            f"unknown type {name!r}; expected ternary, binary, uintN or intN (N = 1..16)",
+            f"unknown type {shown(name)}; expected ternary, binary, uintN or intN (N = 1..16)",
             where=where,
         )
 
@@ -201,7 +214,8 @@ class Network:
     ``shapes[l]`` is the shape of the tensor entering layer ``l`` (``shapes[0]`` the input,
     ``shapes[-1]`` the final layer's output); ``types[l]`` likewise its value type.
     ``source_sha256`` is the sha256 (hex) of the bytes of the file or text it was read from,
-    or None for a network built in memory.
+    or None for a network built in memory; ``ranges`` its range analysis
+    (:func:`gen.network.ranges.analyze_ranges`), computed once while it is validated.
     """
 
     name: str
@@ -211,6 +225,7 @@ class Network:
     shapes: tuple = field(compare=False, repr=False)
     types: tuple = field(compare=False, repr=False)
     source_sha256: str | None = field(default=None, compare=False, repr=False)
+    ranges: tuple | None = field(default=None, compare=False, repr=False)
 
     @property
     def output_shape(self):

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from .. import jsontext
 from ..files import write_text_atomic
 from . import validate
 from .description import FORMAT, Conv2d, DescriptionError, MaxPool
@@ -30,13 +31,9 @@ def loads(text, *, source=None, sha256=None):
     if sha256 is None:
         sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DescriptionError(
-            f"invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", source=source
-        ) from None
-    except RecursionError:
-        raise DescriptionError("invalid JSON: nested too deeply", source=source) from None
+        doc = jsontext.loads(text)
+    except jsontext.JSONError as exc:
+        raise DescriptionError(f"invalid JSON: {exc}", source=source) from None
     try:
         net = from_dict(doc)
     except DescriptionError as exc:

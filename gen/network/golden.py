@@ -39,18 +39,37 @@ def check_inputs(net, inputs):
             f"inputs must have shape (N, {', '.join(map(str, shape))}) for input.shape "
             f"{list(shape)}, not {tuple(x.shape)}"
         )
+    value_type = net.input.type
     if np.issubdtype(x.dtype, np.floating):
         if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
             raise InputError("inputs must be integers; found values with a fraction part")
+        outside = (x < value_type.lo) | (x > value_type.hi)
+    else:
+        # Compared in the array's own type, before any cast: a uint64 2**64 - 1 must not become
+        # -1, a legal ternary value.
+        info = np.iinfo(x.dtype)
+        lo = np.array(max(value_type.lo, info.min), dtype=x.dtype)
+        hi = np.array(min(value_type.hi, info.max), dtype=x.dtype)
+        outside = (x < lo) | (x > hi)
+    if np.any(outside):
+        _refuse(x, outside, value_type)
     x = x.astype(np.int64)
-    ok = net.input.type.contains(x)
+    ok = value_type.contains(x)
     if not np.all(ok):
-        where = tuple(int(i) for i in np.argwhere(~ok)[0])
-        raise InputError(
-            f"input {where[0]} holds {int(x[where])} at index {list(where[1:])}, which is not a "
-            f"{net.input.type.name} value ({_allowed(net.input.type)})"
-        )
+        _refuse(x, ~ok, value_type)
     return x
+
+
+def _refuse(x, bad, value_type):
+    where = tuple(int(i) for i in np.argwhere(bad)[0])
+    value = x[where]
+    shown = int(value) if np.issubdtype(x.dtype, np.integer) else float(value)
+    if isinstance(shown, float) and shown == int(shown) and abs(shown) < 2**53:
+        shown = int(shown)
+    raise InputError(
+        f"input {where[0]} holds {shown} at index {list(where[1:])}, which is not a "
+        f"{value_type.name} value ({_allowed(value_type)})"
+    )
 
 
 def _allowed(value_type):
@@ -77,6 +96,32 @@ def run(net, inputs, *, trace=False, check=True):
     per layer.
     """
     x = check_inputs(net, inputs) if check else np.asarray(inputs, dtype=np.int64)
+    if trace:
+        return _run(net, x, trace=True)
+    # In batches whose largest tensor stays near BATCH_VALUES: the memory of a large batch is
+    # that of its outputs, not of every layer's accumulators at once.
+    step = max(1, BATCH_VALUES // _values_per_input(net))
+    if len(x) <= step:
+        return _run(net, x)
+    return np.concatenate([_run(net, x[k : k + step]) for k in range(0, len(x), step)])
+
+
+#: Values of the largest intermediate tensor of one batch of :func:`run`.
+BATCH_VALUES = 1 << 24
+
+
+def _values_per_input(net):
+    """The largest tensor one input makes: a layer's accumulators or a conv2d's windows."""
+    largest = int(np.prod(net.input.shape))
+    for layer, shape in zip(net.layers, net.shapes[1:], strict=True):
+        size = int(np.prod(shape))
+        if layer.type != "maxpool":
+            size = max(size, size // layer.out * layer.fan_in)
+        largest = max(largest, size)
+    return largest
+
+
+def _run(net, x, *, trace=False):
     traces = []
     for layer, value_type in zip(net.layers, net.types[:-1], strict=True):
         bound = max(abs(value_type.lo), abs(value_type.hi))
@@ -84,7 +129,8 @@ def run(net, inputs, *, trace=False, check=True):
         if trace:
             traces.append(LayerTrace(acc, x))
     if net.output == "argmax":
-        result = np.argmax(x.reshape(x.shape[0], -1), axis=1).astype(np.int64)
+        flat = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+        result = np.argmax(flat, axis=1).astype(np.int64)
     else:
         result = x
     return (result, traces) if trace else result

@@ -15,7 +15,7 @@ from hw.encoding import ValueEncoding
 from . import arith
 from .description import MaxPool
 
-__all__ = ["LayerRange", "width_of", "analyze_ranges"]
+__all__ = ["LayerRange", "width_of", "analyze_ranges", "propagate"]
 
 
 @dataclass(frozen=True)
@@ -53,29 +53,34 @@ def analyze_ranges(net):
     accumulator can reach is never taken). For a network's first layer the accumulator bounds
     are exact: some legal input reaches each of them.
     """
+    if net.ranges is not None:  # computed while the description was validated
+        return list(net.ranges)
     lo = np.full((1,) + net.input.shape, net.input.type.lo, dtype=np.int64)
     hi = np.full((1,) + net.input.shape, net.input.type.hi, dtype=np.int64)
     ranges = []
     for layer in net.layers:
-        acc_lo, acc_hi, lo, hi = arith.layer_bounds(layer, lo, hi)
-        if isinstance(layer, MaxPool):
-            ranges.append(
-                LayerRange(None, None, None, None, None, None, int(lo.min()), int(hi.max()))
-            )
-            continue
-        per_lo = acc_lo.reshape(-1, layer.out).min(axis=0)
-        per_hi = acc_hi.reshape(-1, layer.out).max(axis=0)
-        bits, is_signed = width_of(per_lo.min(), per_hi.max())
-        ranges.append(
-            LayerRange(
-                int(per_lo.min()),
-                int(per_hi.max()),
-                per_lo,
-                per_hi,
-                bits,
-                is_signed,
-                int(lo.min()),
-                int(hi.max()),
-            )
-        )
+        layer_range, lo, hi = propagate(layer, lo, hi)
+        ranges.append(layer_range)
     return ranges
+
+
+def propagate(layer, lo, hi):
+    """One layer of range analysis: ``(LayerRange, out_lo, out_hi)`` from the per-element bounds
+    ``lo <= x <= hi`` of its input (batch axis of 1)."""
+    acc_lo, acc_hi, lo, hi = arith.layer_bounds(layer, lo, hi)
+    if isinstance(layer, MaxPool):
+        return LayerRange(None, None, None, None, None, None, int(lo.min()), int(hi.max())), lo, hi
+    per_lo = acc_lo.reshape(-1, layer.out).min(axis=0)
+    per_hi = acc_hi.reshape(-1, layer.out).max(axis=0)
+    bits, is_signed = width_of(per_lo.min(), per_hi.max())
+    layer_range = LayerRange(
+        int(per_lo.min()),
+        int(per_hi.max()),
+        per_lo,
+        per_hi,
+        bits,
+        is_signed,
+        int(lo.min()),
+        int(hi.max()),
+    )
+    return layer_range, lo, hi

@@ -7,16 +7,24 @@ So that a hostile file cannot exhaust memory or time, a description is refused w
 - ``MAX_FILE_BYTES`` (256 MiB) on disk;
 - ``MAX_LAYERS`` (256) layers;
 - ``MAX_DIM`` (65,536) for any one size (an input extent, ``out``, a kernel extent);
-- ``MAX_TENSOR`` (2**24 values) for any one feature map or vector;
+- ``MAX_TENSOR`` (2**22 values) for any one feature map or vector;
 - ``MAX_WEIGHTS`` (2**27 characters) of weights in all;
 - ``MAX_LEVELS`` (256) levels per activation;
 - ``MAX_ABS_VALUE`` (2**40) for the magnitude of any level, threshold or pad value;
-- ``MAX_ACCUMULATOR`` (2**62) for the magnitude any accumulator could reach.
+- ``MAX_ACCUMULATOR`` (2**62) for the magnitude any accumulator could reach;
+- ``MAX_WORK`` (2**27) operations per inference, summed over the layers: a dense or conv2d
+  layer's multiply-accumulates (positions x fan-in x outputs), a max pool's compares (its input
+  values x about ``log2`` of its window per axis); range analysis, the golden model and
+  compilation all grow with it;
+- ``MAX_WINDOW_VALUES`` (2**24) for the windows a conv2d layer's evaluation makes per input
+  (positions x fan-in).
+
+Every figure is computed from the shapes before anything is evaluated, and the error names the
+layer and the figure.
 """
 
 import numpy as np
 
-from . import arith
 from .description import (
     FORMAT,
     Activation,
@@ -27,7 +35,9 @@ from .description import (
     MaxPool,
     Network,
     ValueType,
+    shown,
 )
+from .ranges import propagate
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -38,6 +48,9 @@ __all__ = [
     "MAX_LEVELS",
     "MAX_ABS_VALUE",
     "MAX_ACCUMULATOR",
+    "MAX_WORK",
+    "MAX_WINDOW_VALUES",
+    "layer_work",
     "WEIGHT_CODES",
     "from_dict",
 ]
@@ -45,11 +58,13 @@ __all__ = [
 MAX_FILE_BYTES = 256 << 20
 MAX_LAYERS = 256
 MAX_DIM = 1 << 16
-MAX_TENSOR = 1 << 24
+MAX_TENSOR = 1 << 22
 MAX_WEIGHTS = 1 << 27
 MAX_LEVELS = 256
 MAX_ABS_VALUE = 1 << 40
 MAX_ACCUMULATOR = 1 << 62
+MAX_WORK = 1 << 27
+MAX_WINDOW_VALUES = 1 << 24
 
 #: The character of each ternary weight value in a weight string.
 WEIGHT_CODES = {"+": 1, "0": 0, "-": -1}
@@ -61,7 +76,7 @@ def _is_int(value):
 
 def _int(value, where, *, lo=None, hi=None, what="an integer"):
     if not _is_int(value):
-        raise DescriptionError(f"must be {what}, not {value!r}", where=where)
+        raise DescriptionError(f"must be {what}, not {shown(value)}", where=where)
     if lo is not None and value < lo:
         raise DescriptionError(f"must be at least {lo}, not {value}", where=where)
     if hi is not None and value > hi:
@@ -77,7 +92,7 @@ def _pair(value, where, *, lo, hi=MAX_DIM):
     if isinstance(value, list) and len(value) == 2:
         return tuple(_int(v, f"{where}[{k}]", lo=lo, hi=hi) for k, v in enumerate(value))
     raise DescriptionError(
-        f"must be an integer or a list of two integers, not {value!r}", where=where
+        f"must be an integer or a list of two integers, not {shown(value)}", where=where
     )
 
 
@@ -86,12 +101,12 @@ def _object(doc, where, required, optional=()):
         raise DescriptionError(f"must be an object, not {type(doc).__name__}", where=where)
     for key in required:
         if key not in doc:
-            raise DescriptionError(f"missing field {key!r}", where=where)
+            raise DescriptionError(f"missing field {shown(key)}", where=where)
     allowed = set(required) | set(optional)
     for key in doc:
         if key not in allowed:
             raise DescriptionError(
-                f"unknown field {key!r}; expected one of {sorted(allowed)}", where=where
+                f"unknown field {shown(key)}; expected one of {sorted(allowed)}", where=where
             )
     return doc
 
@@ -100,7 +115,7 @@ def _parse_input(doc):
     _object(doc, "input", ("shape", "type"))
     shape = doc["shape"]
     if not isinstance(shape, list) or len(shape) not in (1, 3):
-        raise DescriptionError(f"must be [n] or [h, w, c], not {shape!r}", where="input.shape")
+        raise DescriptionError(f"must be [n] or [h, w, c], not {shown(shape)}", where="input.shape")
     shape = tuple(
         _int(v, f"input.shape[{k}]", lo=1, hi=MAX_DIM, what="a positive integer")
         for k, v in enumerate(shape)
@@ -137,7 +152,7 @@ def _parse_weights(rows, out, fan_in, weight_type, where, budget):
     for j, row in enumerate(rows):
         at = f"{where}[{j}]"
         if not isinstance(row, str):
-            raise DescriptionError(f"must be a string of '+', '0', '-', not {row!r}", where=at)
+            raise DescriptionError(f"must be a string of '+', '0', '-', not {shown(row)}", where=at)
         if len(row) != fan_in:
             raise DescriptionError(
                 f"has length {len(row)}, expected {fan_in} (the layer's fan-in)", where=at
@@ -146,14 +161,14 @@ def _parse_weights(rows, out, fan_in, weight_type, where, budget):
         if len(raw) != fan_in:
             bad = next(k for k, c in enumerate(row) if c not in WEIGHT_CODES)
             raise DescriptionError(
-                f"character {row[bad]!r} at position {bad} is not one of '+', '0', '-'",
+                f"character {shown(row[bad])} at position {bad} is not one of '+', '0', '-'",
                 where=at,
             )
         codes = table[np.frombuffer(raw, dtype=np.uint8)]
         if np.any(codes == 2):
             bad = int(np.argmax(codes == 2))
             raise DescriptionError(
-                f"character {row[bad]!r} at position {bad} is not one of '+', '0', '-'",
+                f"character {shown(row[bad])} at position {bad} is not one of '+', '0', '-'",
                 where=at,
             )
         if weight_type == "binary" and np.any(codes == 0):
@@ -174,7 +189,7 @@ def _parse_activation(doc, out, where):
     levels = doc["levels"]
     if not isinstance(levels, list) or len(levels) < 2:
         raise DescriptionError(
-            f"must be a list of at least two integers, not {levels!r}", where=f"{where}.levels"
+            f"must be a list of at least two integers, not {shown(levels)}", where=f"{where}.levels"
         )
     if len(levels) > MAX_LEVELS:
         raise DescriptionError(
@@ -202,7 +217,7 @@ def _parse_activation(doc, out, where):
     for j, row in enumerate(thresholds):
         if not isinstance(row, list) or len(row) != count:
             raise DescriptionError(
-                f"must be a list of {count} integers (one fewer than the levels), not {row!r}",
+                f"must be a list of {count} integers (one fewer than the levels), not {shown(row)}",
                 where=f"{at}[{j}]",
             )
         for k, t in enumerate(row):
@@ -228,7 +243,7 @@ def _parse_layer(doc, index, shape, value_type, budget):
     kind = doc.get("type")
     if kind not in ("dense", "conv2d", "maxpool"):
         raise DescriptionError(
-            f"unknown layer type {kind!r}; expected 'dense', 'conv2d' or 'maxpool'",
+            f"unknown layer type {shown(kind)}; expected 'dense', 'conv2d' or 'maxpool'",
             where=f"{where}.type",
         )
     where = f"layers[{index}] ({kind})"
@@ -255,7 +270,7 @@ def _parse_layer(doc, index, shape, value_type, budget):
     weight_type = doc.get("weight_type", "ternary")
     if weight_type not in ("ternary", "binary"):
         raise DescriptionError(
-            f"must be 'ternary' or 'binary', not {weight_type!r}", where=f"{where}.weight_type"
+            f"must be 'ternary' or 'binary', not {shown(weight_type)}", where=f"{where}.weight_type"
         )
     if kind == "dense":
         _object(doc, where, common, ("weight_type",))
@@ -333,18 +348,18 @@ def from_dict(doc):
     fmt = doc.get("format")
     if fmt != FORMAT:
         raise DescriptionError(
-            f"unknown format {fmt!r}; this tool reads {FORMAT!r}", where="format"
+            f"unknown format {shown(fmt)}; this tool reads {FORMAT!r}", where="format"
         )
     _object(doc, "", ("format", "name", "input", "layers", "output"))
     name = doc["name"]
     if not isinstance(name, str) or not name or len(name) > 128:
         raise DescriptionError(
-            f"must be a non-empty string of at most 128 characters, not {name!r}", where="name"
+            f"must be a non-empty string of at most 128 characters, not {shown(name)}", where="name"
         )
     if not all(c.isalnum() or c in "-_." for c in name) or name[0] in "-.":
         raise DescriptionError(
-            f"{name!r} may hold only letters, digits, '-', '_' and '.', and must not start with "
-            "'-' or '.' (it names files and the Verilog top module)",
+            f"{shown(name)} may hold only letters, digits, '-', '_' and '.', and must not start "
+            "with '-' or '.' (it names files and the Verilog top module)",
             where="name",
         )
     spec = _parse_input(doc["input"])
@@ -357,28 +372,64 @@ def from_dict(doc):
         )
     output = doc["output"]
     if output not in ("argmax", "values"):
-        raise DescriptionError(f"must be 'argmax' or 'values', not {output!r}", where="output")
-    shapes, types, layers = [spec.shape], [spec.type], []
+        raise DescriptionError(f"must be 'argmax' or 'values', not {shown(output)}", where="output")
+    shapes, types, layers, ranges = [spec.shape], [spec.type], [], []
     budget = MAX_WEIGHTS
+    work = 0
     lo = np.full((1,) + spec.shape, spec.type.lo, dtype=np.int64)
     hi = np.full((1,) + spec.shape, spec.type.hi, dtype=np.int64)
     for index, layer_doc in enumerate(layers_doc):
         layer, shape = _parse_layer(layer_doc, index, shapes[-1], types[-1], budget)
+        where = f"layers[{index}] ({layer.type})"
+        work = _check_work(layer, shapes[-1], shape, work, where)
         if isinstance(layer, MaxPool):
             value_type = types[-1]
         else:
             budget -= layer.weights.size
-            _check_accumulator_bound(layer, lo, hi, f"layers[{index}] ({layer.type})")
-        acc_lo, acc_hi, lo, hi = arith.layer_bounds(layer, lo, hi)
+            _check_accumulator_bound(layer, lo, hi, where)
+        layer_range, lo, hi = propagate(layer, lo, hi)
         if not isinstance(layer, MaxPool):
             if layer.activation is not None:
                 value_type = layer.activation.value_type
             else:
-                value_type = ValueType.of_range(acc_lo.min(), acc_hi.max())
+                value_type = ValueType.of_range(layer_range.acc_min, layer_range.acc_max)
         layers.append(layer)
         shapes.append(shape)
         types.append(value_type)
-    return Network(name, spec, tuple(layers), output, tuple(shapes), tuple(types))
+        ranges.append(layer_range)
+    return Network(
+        name, spec, tuple(layers), output, tuple(shapes), tuple(types), ranges=tuple(ranges)
+    )
+
+
+def layer_work(layer, in_shape, out_shape):
+    """``(operations, window values)`` of one layer on one input: the multiply-accumulates of a
+    dense or conv2d layer (or the compares of a max pool), and the size of the largest tensor
+    its evaluation makes (a conv2d's windows)."""
+    positions = int(np.prod(out_shape[:-1], dtype=np.int64)) if len(out_shape) == 3 else 1
+    if isinstance(layer, MaxPool):
+        passes = sum(max(1, int(k).bit_length()) for k in layer.kernel)
+        return int(np.prod(in_shape, dtype=np.int64)) * passes, int(np.prod(in_shape))
+    fan_in = layer.weights.shape[1]
+    return positions * fan_in * layer.out, positions * fan_in
+
+
+def _check_work(layer, in_shape, out_shape, work, where):
+    operations, window = layer_work(layer, in_shape, out_shape)
+    if window > MAX_WINDOW_VALUES:
+        raise DescriptionError(
+            f"evaluating it makes {window} window values per input, beyond the limit of "
+            f"{MAX_WINDOW_VALUES}",
+            where=where,
+        )
+    work += operations
+    if work > MAX_WORK:
+        raise DescriptionError(
+            f"the layers up to this one take {work} operations per inference, beyond the "
+            f"limit of {MAX_WORK} (2**27)",
+            where=where,
+        )
+    return work
 
 
 def _check_accumulator_bound(layer, lo, hi, where):

@@ -1,41 +1,19 @@
-"""The accelerator folder: the one owner of what ``tnngen verilog`` writes and every later step
-reads (docs/accelerator.md).
-
-A folder holds ``<name>.v`` (the Verilog), ``<name>.json`` (the metadata, format
-:data:`FORMAT`) and ``vectors.npz`` (test vectors: inputs and the golden model's results). This
-module writes the metadata (:func:`metadata`), makes test vectors (:func:`make_vectors`), writes
-the files (:func:`write_folder`, and :func:`compile_to_folder` for the whole sequence from a
-description), and reads a folder back, checked field by field (:func:`load`), for synthesis
-(:mod:`gen.flow`) and simulation (:mod:`sim`).
-"""
+"""Reading an accelerator folder back, checked field by field, for synthesis (:mod:`gen.flow`) and
+simulation (:mod:`sim`) (docs/accelerator.md)."""
 
 import glob
-import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import version
-from .compiler.build import encoding_of
-from .compiler.steps import top_name
-from .files import umask_mode
-from .learn import datasets
-from .network import description_sha256, golden
-from .payload import Encoding
+from .. import jsontext
+from ..payload import Encoding
 
 __all__ = [
     "FORMAT",
     "VECTORS",
     "FolderError",
-    "metadata",
-    "corner_inputs",
-    "make_vectors",
-    "write_folder",
-    "write_files",
-    "compile_to_folder",
     "Vectors",
     "AcceleratorFolder",
     "find_metadata",
@@ -50,198 +28,6 @@ VECTORS = "vectors.npz"
 
 class FolderError(ValueError):
     """An accelerator folder that does not honour the contract; the message names the file."""
-
-
-# --- writing ------------------------------------------------------------------------------------
-
-
-def metadata(compilation):
-    """The metadata (docs/accelerator.md) of a :class:`gen.compiler.Compilation` that has been
-    planned, built and timed."""
-    the_plan, top, info = compilation.plan, compilation.top, compilation.output
-    timing, net = compilation.timing, compilation.net
-    in_encoding = encoding_of(net.input.type)
-    count_in = int(np.prod(net.input.shape))
-    stages = top.stages
-    layers = []
-    for lp in the_plan.layers:
-        own = [s for s in stages if s.layer == lp.index]
-        layers.append(
-            {
-                "index": lp.index,
-                "type": lp.type,
-                "engine": lp.engine,
-                "pe": lp.pe,
-                "simd": lp.simd,
-                "stages": lp.stages,
-                "blocks": [s.name for s in own],
-                "latency": sum(s.latency for s in own),
-                "initiation_interval": max(s.initiation_interval for s in own),
-                "predicted": lp.predicted.asdict(),
-            }
-        )
-    name = top_name(net.name)
-    out_width = info.count * info.encoding.width
-    return {
-        "format": FORMAT,
-        "name": net.name,
-        "top": name,
-        "verilog": f"{net.name}.v",
-        "description_sha256": description_sha256(net),
-        "generator": {"tool": "tnngen", "version": version(), "options": the_plan.options},
-        "clock": "clk",
-        "reset": {"name": "rst", "active": "high", "synchronous": True},
-        "ports": {
-            "i": {
-                "payload": "i__payload",
-                "valid": "i__valid",
-                "ready": "i__ready",
-                "width": count_in * in_encoding.width,
-            },
-            "o": {
-                "payload": "o__payload",
-                "valid": "o__valid",
-                "ready": "o__ready",
-                "width": out_width,
-            },
-        },
-        "input": {
-            "shape": list(net.input.shape),
-            "count": count_in,
-            "type": net.input.type.name,
-            "encoding": in_encoding.kind,
-            "element_width": in_encoding.width,
-        },
-        "output": {
-            "kind": info.kind,
-            "shape": info.shape,
-            "count": info.count,
-            "encoding": info.encoding.kind,
-            "element_width": info.encoding.width,
-        },
-        "latency": timing[0],
-        "initiation_interval": timing[1],
-        "timing_model": timing[2],
-        "layers": layers,
-        "predicted": the_plan.predicted.asdict(),
-    }
-
-
-def corner_inputs(net):
-    """Inputs at the corners of the input type: all lowest, all highest, all zero (if legal),
-    and the two alternations of lowest and highest."""
-    value_type = net.input.type
-    shape = tuple(net.input.shape)
-    lo = value_type.levels[0] if value_type.levels else value_type.lo
-    hi = value_type.levels[-1] if value_type.levels else value_type.hi
-    size = int(np.prod(shape))
-    alternate = np.where(np.arange(size) % 2 == 0, lo, hi).reshape(shape)
-    corners = [np.full(shape, lo), np.full(shape, hi), alternate, lo + hi - alternate]
-    if value_type.contains(0):
-        corners.insert(2, np.zeros(shape, dtype=np.int64))
-    return np.array(corners, dtype=np.int64)
-
-
-def make_vectors(net, count, *, seed=0, data=None):
-    """Test vectors: ``(inputs, outputs, source)``.
-
-    From the test split of a data set (its first ``count`` images) when ``data`` names one,
-    else the corner inputs followed by random ones (``count`` in all).
-    """
-    if data is not None:
-        dataset = datasets.load(data, "test")
-        inputs = datasets.to_inputs(dataset, net.input)[:count]
-        source = f"{data}:test[:{len(inputs)}]"
-    else:
-        corners = corner_inputs(net)[:count]
-        rest = golden.random_inputs(net, max(0, count - len(corners)), seed=seed)
-        inputs = np.concatenate([corners, rest]) if len(rest) else corners
-        source = f"corners+random:{seed}"
-    return inputs, golden.run(net, inputs), source
-
-
-def write_folder(compiled, out_dir, vectors):
-    """Write a compiled accelerator's ``<name>.v``, ``<name>.json`` and ``vectors.npz`` into
-    ``out_dir`` (:func:`write_files`). Returns the paths written."""
-    return write_files(out_dir, compiled.net.name, compiled.verilog, compiled.metadata, vectors)
-
-
-def write_files(out_dir, name, verilog_text, meta, vectors):
-    """Write ``<name>.v``, ``<name>.json`` (``meta``) and ``vectors.npz`` into ``out_dir``.
-
-    ``vectors`` is ``(inputs, outputs, source)``. Everything is written to a temporary folder
-    beside ``out_dir`` first and each file is then moved into place, so a failure leaves the
-    folder as it was. Returns the paths written.
-    """
-    out_dir = os.path.abspath(out_dir)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tnngen-", dir=parent)
-    try:
-        os.chmod(tmp, umask_mode(0o777))
-        with open(os.path.join(tmp, f"{name}.v"), "w") as f:
-            f.write(verilog_text)
-        with open(os.path.join(tmp, f"{name}.json"), "w") as f:
-            json.dump(meta, f, indent=1)
-            f.write("\n")
-        inputs, outputs, source = vectors
-        np.savez(
-            os.path.join(tmp, VECTORS),
-            inputs=inputs,
-            outputs=outputs,
-            source=np.array(source),
-        )
-        names = [f"{name}.v", f"{name}.json", VECTORS]
-        if not os.path.isdir(out_dir):
-            os.rename(tmp, out_dir)
-        else:
-            for item in names:
-                os.replace(os.path.join(tmp, item), os.path.join(out_dir, item))
-        return [os.path.join(out_dir, item) for item in names]
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def compile_to_folder(
-    net,
-    out_dir,
-    *,
-    fold="unrolled",
-    target_ii=None,
-    max_luts=None,
-    vectors=256,
-    seed=0,
-    data=None,
-    on_step=None,
-):
-    """Compile ``net`` and write its accelerator folder: the sequence every caller shares.
-
-    Parameters
-    ----------
-    net : gen.network.Network
-    out_dir : str
-        The folder (created if missing).
-    fold, target_ii, max_luts
-        As :func:`gen.compiler.compile_network` takes them.
-    vectors, seed, data
-        As :func:`make_vectors` takes them.
-    on_step : callable, optional
-        Called as ``on_step(name, state)`` after each compiler step, and as
-        ``on_step("vectors", vectors)`` once the test vectors are made.
-
-    Returns
-    -------
-    (Compilation, list of str, tuple)
-        The compiler's final state, the paths written and the vectors ``(inputs, outputs,
-        source)``.
-    """
-    from .compiler import compile_network
-
-    compiled = compile_network(net, fold, target_ii=target_ii, max_luts=max_luts, on_step=on_step)
-    made = make_vectors(net, vectors, seed=seed, data=data)
-    if on_step is not None:
-        on_step("vectors", made)
-    return compiled, write_folder(compiled, out_dir, made), made
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -413,15 +199,22 @@ def find_metadata(path):
         if os.path.basename(candidate).startswith(("synth-", "sweep-")):
             continue
         try:
-            with open(candidate) as f:
-                doc = json.load(f)
-        except (OSError, ValueError):
-            unreadable.append(os.path.basename(candidate))
+            with open(candidate, encoding="utf-8") as f:
+                doc = jsontext.loads(f.read())
+        except (OSError, ValueError) as exc:
+            unreadable.append((candidate, exc))
             continue
         if isinstance(doc, dict) and doc.get("format") == FORMAT:
             found.append(candidate)
+    if not found and len(unreadable) == 1:
+        candidate, exc = unreadable[0]
+        reason = exc.strerror if isinstance(exc, OSError) else f"not JSON: {exc}"
+        raise FolderError(
+            f"{candidate}: {reason} (the folder's only candidate for accelerator metadata)"
+        )
     if not found:
-        hint = f" ({', '.join(unreadable)}: not JSON)" if unreadable else ""
+        names = ", ".join(os.path.basename(c) for c, _ in unreadable)
+        hint = f" ({names}: not JSON)" if unreadable else ""
         raise FolderError(
             f"{path}: no accelerator metadata (a *.json file with format {FORMAT!r}){hint}; "
             f"make one with 'tnngen verilog MODEL -o {path}'"
@@ -505,7 +298,7 @@ def load(path):
     path = find_metadata(path)
     try:
         with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+            doc = jsontext.loads(f.read())
     except OSError as exc:
         raise FolderError(f"{path}: cannot be read: {exc.strerror}") from None
     except (ValueError, UnicodeDecodeError) as exc:
