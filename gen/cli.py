@@ -90,6 +90,8 @@ def _run(net, inputs, source):
 
 def _fold_spec(text):
     """``--fold``: a spec string, or a JSON file holding one (see gen.compiler.parse_fold)."""
+    if text is None:
+        raise AssertionError("--fold is resolved by _resolve_fold first")
     if text.endswith(".json"):
         try:
             with open(text, encoding="utf-8") as f:
@@ -99,6 +101,14 @@ def _fold_spec(text):
         except (jsontext.JSONError, UnicodeDecodeError) as exc:
             raise UsageError(f"{text}: invalid JSON: {exc}") from None
     return text
+
+
+def _resolve_fold(args):
+    """``--fold`` unless given: ``auto`` when ``--target-ii`` or ``--max-luts`` asks for a
+    choice (they apply to auto layers only), else ``unrolled``."""
+    if args.fold is None:
+        args.fold = "auto" if args.target_ii or args.max_luts else "unrolled"
+    return args.fold
 
 
 def _synth_options(args):
@@ -136,7 +146,7 @@ def golden_step(net, *, data, vectors, seed, inputs_of=None):
         print(f"{vectors} random inputs (seed {seed}); first results: {shown}")
 
 
-def verilog_step(net, output, *, fold, target_ii, max_luts, vectors, seed, data):
+def verilog_step(net, output, *, fold, target_ii, max_luts, vectors, seed, data, rom="auto"):
     """Compile ``net`` into the accelerator folder ``output``, printing the plan and progress."""
     log = progress.StepLog()
 
@@ -163,6 +173,7 @@ def verilog_step(net, output, *, fold, target_ii, max_luts, vectors, seed, data)
             fold=_fold_spec(fold),
             target_ii=target_ii,
             max_luts=max_luts,
+            rom=rom,
             vectors=vectors,
             seed=seed,
             data=data,
@@ -283,12 +294,14 @@ def cmd_train(args):
 
 
 def cmd_verilog(args):
+    _resolve_fold(args)
     verilog_step(
         network.load(args.model),
         args.output,
         fold=args.fold,
         target_ii=args.target_ii,
         max_luts=args.max_luts,
+        rom=args.rom,
         vectors=args.vectors,
         seed=args.seed,
         data=args.data,
@@ -360,6 +373,7 @@ def cmd_flow(args):
         raise UsageError(str(exc)) from None
     args.model = _flow_model(args)
     net = network.load(args.model)
+    _resolve_fold(args)
     try:
         parse_fold(_fold_spec(args.fold), net)
         if args.data is not None:
@@ -384,6 +398,7 @@ def cmd_flow(args):
         fold=args.fold,
         target_ii=args.target_ii,
         max_luts=args.max_luts,
+        rom=args.rom,
         vectors=args.vectors,
         seed=args.seed,
         data=args.data,

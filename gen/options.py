@@ -9,6 +9,7 @@ import argparse
 import math
 
 from . import version
+from .compiler.build import ROM_CHOICES
 from .flow.targets import TARGETS
 
 __all__ = ["build_parser", "Parser"]
@@ -80,10 +81,10 @@ def _add_model(p):
 def _add_compile_options(p):
     p.add_argument(
         "--fold",
-        default="unrolled",
         metavar="SPEC",
-        help="'unrolled' (default), 'auto', 'PE,SIMD' for every layer, "
-        "'L:PE,SIMD;L:unrolled;...' per layer (others auto), or a JSON file",
+        help="'unrolled', 'auto', 'PE,SIMD' for every layer, "
+        "'L:PE,SIMD;L:unrolled;...' per layer (others auto), or a JSON file (default: auto "
+        "with --target-ii or --max-luts, else unrolled)",
     )
     p.add_argument(
         "--target-ii",
@@ -96,6 +97,13 @@ def _add_compile_options(p):
         type=positive_int,
         metavar="N",
         help="auto layers: the fastest folding with predicted LUTs <= N",
+    )
+    p.add_argument(
+        "--rom",
+        choices=ROM_CHOICES,
+        default="auto",
+        help="where folded layers keep weights and thresholds: block RAM, LUT RAM, logic, or "
+        "the synthesizer's choice (auto, the default; Yosys puts small ROMs in logic)",
     )
 
 

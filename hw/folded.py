@@ -34,6 +34,9 @@ from hw.threshold import check_levels, check_thresholds, levels_encoding, thresh
 __all__ = ["FoldedMatrixVector", "default_stages", "product_bits", "weight_range_of_rows"]
 
 _WEIGHT_TYPES = ("ternary", "binary")
+#: Where the ROMs go: the synthesizer's choice (None), block RAM, LUT RAM, or plain logic; the
+#: value of the ``rom_style`` attribute Yosys's memory mapping reads.
+ROM_STYLES = (None, "block", "distributed", "logic")
 
 
 def check_weights(weights, weight_type):
@@ -66,14 +69,15 @@ def weight_range_of_rows(weights, encoding):
 
 
 def default_stages(simd):
-    """Pipeline stages of the SIMD sums when none are given: about three adder levels per stage.
+    """Pipeline stages of the SIMD sums when none are given: about two adder levels per stage.
 
     A sum of ``simd`` products is a compressor tree of about ``log2(simd)`` adder levels (plus
     the products' LUTs before it and the accumulator's adder after it): no register for
-    ``simd <= 8``, one up to 64, two up to 512.
+    ``simd <= 4``, one up to 16, two up to 64, three up to 256. Two carry-chain levels and
+    their routing take about 5 ns on ECP5, what a 125 MHz clock leaves after the products.
     """
     levels = max(0, (simd - 1).bit_length())
-    return max(0, (levels - 1) // 3)
+    return max(0, (levels - 1) // 2)
 
 
 def _signed_digits(value):
@@ -182,6 +186,9 @@ class FoldedMatrixVector(wiring.Component):
     bit_adders : str
         ``"logic"`` (fewest iCE40 logic cells) or ``"carry"`` (fewest Yosys LUT4s on iCE40 and
         LUTs on Xilinx); see :func:`hw.compressor.build_sums`.
+    rom_style : str, optional
+        Where the weight and threshold ROMs go (:data:`ROM_STYLES`): ``"block"`` RAM,
+        ``"distributed"`` LUT RAM, ``"logic"``, or the synthesizer's choice (``None``).
 
     Members
     -------
@@ -208,7 +215,7 @@ class FoldedMatrixVector(wiring.Component):
     initiation_interval : int
         ``rows // pe * cols // simd`` cycles between the starts of successive vectors.
     latency : int
-        ``initiation_interval + stages + 3`` cycles from an input transfer (into an idle engine)
+        ``initiation_interval + stages + 4`` cycles from an input transfer (into an idle engine)
         to its output's ``valid``.
     weight_rom_bits, threshold_rom_bits, rom_bits : int
         ROM sizes (resource hint). Thresholds are constants, not ROM, when ``pe == rows``.
@@ -232,6 +239,7 @@ class FoldedMatrixVector(wiring.Component):
         stages=None,
         carry_in="constant",
         bit_adders="logic",
+        rom_style=None,
     ):
         if weight_type not in _WEIGHT_TYPES:
             raise ValueError(f"Weight type must be 'ternary' or 'binary', not {weight_type!r}")
@@ -252,6 +260,11 @@ class FoldedMatrixVector(wiring.Component):
         check_stages(stages)
         check_carry_in(carry_in)
         check_bit_adders(bit_adders)
+        if rom_style not in ROM_STYLES:
+            raise ValueError(
+                f"ROM style must be one of {', '.join(map(repr, ROM_STYLES))}, not {rom_style!r}"
+            )
+        self._rom_attrs = {} if rom_style is None else {"rom_style": rom_style}
         self._stages = stages
         self._bit_adders = bit_adders
         self._carry_in = carry_in
@@ -327,8 +340,9 @@ class FoldedMatrixVector(wiring.Component):
 
     @property
     def latency(self):
-        # issue cycles + ROM read + SIMD sum pipeline + accumulate + output register
-        return self.initiation_interval + tree_latency(self._stages) + 3
+        # issue cycles + ROM read + ROM word register + SIMD sum pipeline + accumulate +
+        # output register
+        return self.initiation_interval + tree_latency(self._stages) + 4
 
     @property
     def weight_rom_bits(self):
@@ -406,14 +420,25 @@ class FoldedMatrixVector(wiring.Component):
         issue = active | x_full
         issue_first = ~active & x_full
 
-        m.d.comb += self.i.ready.eq(~x_full | (advance & issue_first))
+        if steps > 1:
+            # From a register only: no combinational path from ``o.ready`` back to ``i.ready``,
+            # so a chain of engines has no ready chain. The buffer frees at its vector's first
+            # issue and takes the next one a cycle later, well inside the ``steps`` cycles.
+            m.d.comb += self.i.ready.eq(~x_full)
+        else:
+            # One step per vector: taking the next vector in the cycle this one issues is what
+            # keeps the initiation interval at 1.
+            m.d.comb += self.i.ready.eq(~x_full | (advance & issue_first))
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [x_load.eq(self.i.payload), x_full.eq(1)]
         with m.Elif(advance & issue_first):
             m.d.sync += x_full.eq(0)
 
         m.submodules.weight_rom = weight_rom = Memory(
-            shape=unsigned(pe * simd * w_shape.width), depth=steps, init=self._weight_words()
+            shape=unsigned(pe * simd * w_shape.width),
+            depth=steps,
+            init=self._weight_words(),
+            attrs=self._rom_attrs,
         )
         weight_port = weight_rom.read_port()
         m.d.comb += [weight_port.addr.eq(step0), weight_port.en.eq(advance)]
@@ -449,9 +474,22 @@ class FoldedMatrixVector(wiring.Component):
             with m.Elif(valid1):
                 m.d.sync += x_work.eq(x_work.rotate_right(simd * in_bits))
 
-        # --- stage 1: products and SIMD sums, through `stages` pipeline registers -------------
-        x_slice = data.ArrayLayout(in_shape, simd)(x_work[: simd * in_bits])
-        tile = data.ArrayLayout(data.ArrayLayout(w_shape, simd), pe)(weight_port.data)
+        # --- stage 1b: the ROM word and its input slice registered --------------------------
+        # A ROM mapped to logic has its read register on the address side, so the word would
+        # reach the products straight from the ROM's LUTs; this register cuts that path.
+        tile_bits = Signal(pe * simd * w_shape.width)
+        x_bits = Signal(simd * in_bits)
+        with m.If(advance):
+            m.d.sync += [tile_bits.eq(weight_port.data), x_bits.eq(x_work[: simd * in_bits])]
+        control = [valid1, first_col1, last_col1, last_row1, row1]
+        delayed = [Signal.like(c, name=f"{c.name}_r") for c in control]
+        with m.If(advance):
+            m.d.sync += [d.eq(c) for d, c in zip(delayed, control, strict=True)]
+        control = delayed
+
+        # --- stage 2: products and SIMD sums, through `stages` pipeline registers -------------
+        x_slice = data.ArrayLayout(in_shape, simd)(x_bits)
+        tile = data.ArrayLayout(data.ArrayLayout(w_shape, simd), pe)(tile_bits)
         heaps = []
         for p in range(pe):
             bits, constant = [], 0
@@ -465,8 +503,9 @@ class FoldedMatrixVector(wiring.Component):
         totals = self.simd_sums(m, heaps, ranges=self._simd_ranges, enable=advance)
 
         # The control bits travel beside the sums, through as many registers.
-        control = [valid1, first_col1, last_col1, last_row1, row1]
+        rows_before_sum = row1  # the row fold one register ahead of the sums
         for stage in range(self._stages):
+            rows_before_sum = control[4]
             delayed = [Signal.like(c, name=f"{c.name}_p{stage}") for c in control]
             with m.If(advance):
                 m.d.sync += [d.eq(c) for d, c in zip(delayed, control, strict=True)]
@@ -502,12 +541,19 @@ class FoldedMatrixVector(wiring.Component):
                 for nf in range(row_folds)
             ]
             m.submodules.threshold_rom = threshold_rom = Memory(
-                shape=unsigned(pe * per_row * t_shape.width), depth=row_folds, init=words
+                shape=unsigned(pe * per_row * t_shape.width),
+                depth=row_folds,
+                init=words,
+                attrs=self._rom_attrs,
             )
             threshold_port = threshold_rom.read_port()
-            # read while the row fold accumulates, so its thresholds arrive with its accumulators
-            m.d.comb += [threshold_port.addr.eq(row_sum), threshold_port.en.eq(advance)]
-            table = data.ArrayLayout(data.ArrayLayout(t_shape, per_row), pe)(threshold_port.data)
+            # Read a register ahead of the sums and registered once more (as the weight word
+            # is), so that the thresholds arrive with their row fold's accumulators.
+            m.d.comb += [threshold_port.addr.eq(rows_before_sum), threshold_port.en.eq(advance)]
+            t_bits = Signal(pe * per_row * t_shape.width)
+            with m.If(advance):
+                m.d.sync += t_bits.eq(threshold_port.data)
+            table = data.ArrayLayout(data.ArrayLayout(t_shape, per_row), pe)(t_bits)
             results = [
                 threshold_level(
                     acc[p],

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from reference import evaluate
 
-from gen import cli
+from gen import cli, compiler, folder, network
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "examples")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = f"{EXAMPLES}/tiny_mlp.tnn.json"
 
 
@@ -165,3 +166,19 @@ def test_flow_runs_each_step(capsys):
     out = capsys.readouterr().out
     assert "== check" in out and "model   tiny_mlp" in out
     assert "== golden model" in out and "20 random inputs (seed 0)" in out
+
+
+def test_target_ii_alone_implies_auto(tmp_path, capsys):
+    out, model = tmp_path / "acc", os.path.join(ROOT, "models", "digits-mlp.tnn.json")
+    assert cli.main(["verilog", model, "-o", str(out), "--target-ii", "8", "--vectors", "4"]) == 0
+    net = network.load(model)
+    wanted = compiler.plan(net, "auto", target_ii=8).initiation_interval
+    assert 1 < wanted <= 8  # the auto plan folds; unrolled would have II 1
+    assert folder.load(str(out)).initiation_interval == wanted
+    capsys.readouterr()
+    # with a folding that fixes every layer, the target is refused, naming the cause
+    assert cli.main(["verilog", MODEL, "-o", str(tmp_path / "b"), "--fold", "unrolled",
+                     "--target-ii", "8"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "applies to 'auto' layers" in err and "Traceback" not in err
+    assert not (tmp_path / "b").exists()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -97,6 +98,32 @@ def test_auto_folding_meets_the_target_and_balances():
     assert looser.predicted.luts <= the_plan.predicted.luts
     with pytest.raises(CompileError, match="out of reach"):
         compiler.plan(net, "0:1,1;1:auto", target_ii=8)
+
+
+def test_a_target_with_nothing_to_choose_is_an_error():
+    net = mlp([64, 32, 10])
+    for spec in ("unrolled", "0:1,1;1:unrolled", "2,4"):
+        with pytest.raises(CompileError, match="applies to 'auto' layers"):
+            compiler.plan(net, spec, target_ii=8)
+        with pytest.raises(CompileError, match="applies to 'auto' layers"):
+            compiler.plan(net, spec, max_luts=1000)
+
+
+def test_rom_option_sets_the_rom_style_of_every_folded_rom():
+    net = mlp([16, 8, 4])
+    fold = "0:2,4;1:2,4"  # two row folds: weight and threshold ROMs in layer 0
+    plain = compiler.compile_network(net, fold).verilog
+    assert "rom_style" not in plain
+    for choice, style in (("block", "block"), ("lut", "distributed"), ("logic", "logic")):
+        compiled = compiler.compile_network(net, fold, rom=choice)
+        # layer 0: weights and thresholds; layer 1: weights (no activation)
+        assert compiled.verilog.count(f'(* rom_style = "{style}" *)') == 3
+        assert compiled.metadata["generator"]["options"]["rom"] == choice
+        # the same circuit: only the attribute differs
+        stripped = re.sub(r'[ \t]*\(\* rom_style = "\w+" \*\)\n', "", compiled.verilog)
+        assert stripped == plain
+    with pytest.raises(CompileError, match="rom: expected one of auto, block, lut, logic"):
+        compiler.compile_network(net, fold, rom="bram")
 
 
 def test_max_luts_picks_the_fastest_that_fits():

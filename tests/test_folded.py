@@ -328,21 +328,14 @@ def test_latency_with_stages_matches_simulation(pe, simd, levels, stages):
 
 
 def test_default_stages():
-    assert [default_stages(s) for s in (1, 2, 8, 9, 16, 64, 65, 512, 513)] == [
-        0,
-        0,
-        0,
-        1,
-        1,
-        1,
-        2,
-        2,
-        3,
-    ]
+    # about two adder levels per stage: none up to 4, one up to 16, two up to 64, three to 256
+    sizes = (1, 2, 4, 5, 16, 17, 64, 65, 256, 257)
+    assert [default_stages(s) for s in sizes] == [0, 0, 0, 1, 1, 2, 2, 3, 3, 4]
     w = np.ones((2, 32), dtype=int)
     dut = FoldedMatrixVector(weights=w, input_encoding=TERNARY, pe=1, simd=32)
-    assert dut.stages == 1
-    assert dut.latency == dut.initiation_interval + 4
+    assert dut.stages == 2
+    # ROM, ROM word register, 2 stages, accumulator, output register
+    assert dut.latency == dut.initiation_interval + 6
     assert dut.simd_ranges == [(-32, 32)]
 
 
@@ -379,7 +372,7 @@ def test_properties():
         thresholds=thresholds,
     )
     assert full.threshold_rom_bits == 0  # one row fold: thresholds are constants
-    assert full.latency == 4 and full.initiation_interval == 1
+    assert full.latency == 6 and full.initiation_interval == 1  # II 1, one sum stage, 4 registers
 
 
 def test_parameter_errors():
@@ -436,3 +429,43 @@ def test_parameter_errors():
         levels=(-1, 0, 1),
         thresholds=[[1, 0]] * 4,
     )
+
+
+@pytest.mark.parametrize("pe, simd", [(2, 4), (4, 2), (4, 4)])
+def test_ready_does_not_look_at_the_output_side(pe, simd):
+    """With more than one issue step, ``i.ready`` comes from registers: flipping ``o.ready``
+    within a cycle never changes it (a chain of engines has no ready path through them). With
+    one step (``pe x simd`` the whole matrix) it may, which keeps the interval at 1."""
+    rng = np.random.default_rng(7)
+    weights = rng.choice([-1, 0, 1], size=(4, 4))
+    dut = FoldedMatrixVector(weights=weights, input_encoding=TERNARY, pe=pe, simd=simd)
+    xs = [to_wire(TERNARY, x) for x in random_values(rng, TERNARY, (12, 4))]
+    seen = {"cycles": 0, "differs": 0}
+
+    async def bench(ctx):
+        sent = 0
+        for _ in range(200):
+            ctx.set(dut.i.valid, sent < len(xs))
+            ctx.set(dut.i.payload, xs[min(sent, len(xs) - 1)])
+            ctx.set(dut.o.ready, 0)
+            low = ctx.get(dut.i.ready)
+            ctx.set(dut.o.ready, 1)
+            high = ctx.get(dut.i.ready)
+            seen["cycles"] += 1
+            seen["differs"] += low != high
+            ready_out = rng.random() < 0.3  # mostly back-pressure: the engine fills up
+            ctx.set(dut.o.ready, ready_out)
+            accepted = ctx.get(dut.i.valid) and ctx.get(dut.i.ready)
+            await ctx.tick()
+            sent += bool(accepted)
+        assert sent == len(xs)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    steps = dut.initiation_interval
+    if steps > 1:
+        assert seen["differs"] == 0
+    else:
+        assert seen["differs"] > 0  # the check can see a combinational path where there is one

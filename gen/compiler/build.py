@@ -32,6 +32,7 @@ from hw.threshold import ThresholdUnit
 from hw.window import SlidingWindow
 
 __all__ = [
+    "ROM_CHOICES",
     "Stage",
     "Accelerator",
     "OutputInfo",
@@ -124,11 +125,18 @@ def _stage(name, block, layer):
     return Stage(name, block, layer, block.latency, block.initiation_interval)
 
 
+#: ``--rom``: where folded engines keep their weights and thresholds, and the ``rom_style``
+#: each means for :class:`hw.folded.FoldedMatrixVector` (``auto``: the synthesizer chooses).
+ROM_STYLE_OF = {"auto": None, "block": "block", "lut": "distributed", "logic": "logic"}
+ROM_CHOICES = tuple(ROM_STYLE_OF)
+
+
 class _Pipeline:
     """The stages built so far, the element encoding of the stream after them, and whether that
     stream carries pixels (else whole vectors)."""
 
-    def __init__(self, encoding):
+    def __init__(self, encoding, *, rom_style=None):
+        self.rom_style = rom_style
         self.encoding = encoding
         self.pixels = False
         self.stages = []
@@ -204,6 +212,7 @@ class _Pipeline:
             levels=None if act is None else act.levels,
             thresholds=None if act is None else act.thresholds,
             stages=lp.stages,
+            rom_style=self.rom_style,
         )
         self.encoding = engine.output_encoding
         return [_stage(f"l{index}_mvu", engine, index)]
@@ -257,7 +266,7 @@ def build(the_plan):
     """
     net = the_plan.net
     in_encoding = encoding_of(net.input.type)
-    pipe = _Pipeline(in_encoding)
+    pipe = _Pipeline(in_encoding, rom_style=ROM_STYLE_OF[the_plan.options.get("rom", "auto")])
     for lp in the_plan.layers:
         layer = net.layers[lp.index]
         new = pipe.register_slice(lp.index, f"l{lp.index}_slice")

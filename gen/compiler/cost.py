@@ -149,6 +149,11 @@ def folded(rows, cols, pe, simd, in_bits, acc_bits, n_thresholds, weight_bits, *
     out_bits = 2 if n_thresholds else acc_bits
     # input double buffer, accumulators, earlier row folds' results, output register, control
     ffs = 2 * cols * in_bits + pe * acc_bits + (2 * rows - pe) * out_bits + 32
+    # the ROM word and its input slice registered before the products (and the thresholds
+    # after their ROM)
+    ffs += pe * simd * weight_bits + simd * in_bits + 8
+    if n_thresholds and row_folds > 1:
+        ffs += pe * n_thresholds * acc_bits
     # a pipeline stage registers the partial sums alive at its depth and the control bits
     ffs += stages * (FF_PER_HEAP_BIT_PER_STAGE * bits + pe * sum_bits + 8)
     rom = rows * cols * weight_bits

@@ -159,7 +159,9 @@ class _Folded(_Block):
     transfer_out[n-1])``; the whole engine stalls in between (the stall edges
     ``[complete + 1, finish)``). Then:
 
-    - ``accept(n) = max(offer, start[n-1])``: the load buffer frees when its vector starts;
+    - ``accept(n) = max(offer, start[n-1] + 1)``: the load buffer frees when its vector starts
+      and, its ready being a register, takes the next one an edge later (``start[n-1]`` itself
+      when ``ii`` is 1, where ready also looks at the issue);
     - ``emit(n) = finish[n] + 1``, which is ``transfer + latency`` in an idle engine.
     """
 
@@ -204,7 +206,9 @@ class _Folded(_Block):
             return offer
         if len(self.start) < n:
             self._schedule(n - 1)
-        return max(offer, self.start[n - 1])
+        # With more than one issue step the load buffer's ready comes from a register: it takes
+        # the next vector at the edge after the one its vector starts at.
+        return max(offer, self.start[n - 1] + (1 if self.ii > 1 else 0))
 
     def emit(self, n):
         self._schedule(n)

@@ -182,13 +182,14 @@ def _candidates(net, index, ranges):
     return plans
 
 
-def plan(net, fold="unrolled", *, target_ii=None, max_luts=None):
+def plan(net, fold="unrolled", *, target_ii=None, max_luts=None, rom="auto"):
     """Choose every layer's engine: returns a :class:`Plan`.
 
     Layers given as ``auto`` (see :func:`parse_fold`) get the cheapest folding (fewest
     predicted LUTs) whose initiation interval is at most ``target_ii``; with ``max_luts``
     instead, the smallest initiation interval whose total predicted LUTs fit. With neither,
-    ``auto`` means unrolled.
+    ``auto`` means unrolled. Either of them with no ``auto`` layer is an error (it would have
+    nothing to choose).
     """
     folds = parse_fold(fold, net)
     ranges = analyze_ranges(net)
@@ -203,8 +204,15 @@ def plan(net, fold="unrolled", *, target_ii=None, max_luts=None):
         "fold": fold if isinstance(fold, str) else json.dumps(fold, sort_keys=True),
         "target_ii": target_ii,
         "max_luts": max_luts,
+        "rom": rom,
     }
     argmax = _argmax_stages(net)
+    if not auto and (target_ii is not None or max_luts is not None):
+        given = "target II" if target_ii is not None else "LUT limit"
+        raise CompileError(
+            f"a {given} applies to 'auto' layers, and the folding {options['fold']!r} fixes "
+            "every layer: give --fold auto, or leave the layers to choose out of the spec"
+        )
     if not auto or (target_ii is None and max_luts is None):
         chosen = {k: _layer_plan(net, k, "unrolled", ranges) for k in auto}
         return Plan(net, _ordered({**fixed, **pools, **chosen}), options, argmax)

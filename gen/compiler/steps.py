@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from amaranth.back import verilog
 
-from .build import Accelerator, OutputInfo, build
+from .build import ROM_CHOICES, Accelerator, OutputInfo, build
 from .cycles import cycle_model
+from .folds import CompileError
 from .plan import Plan, plan
 
 __all__ = [
@@ -42,6 +43,7 @@ class CompileOptions:
     fold: object = "unrolled"
     target_ii: int | None = None
     max_luts: int | None = None
+    rom: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def step_plan(c):
     """Choose every layer's engine and folding (:func:`gen.compiler.plan.plan`)."""
     o = c.options
     return dataclasses.replace(
-        c, plan=plan(c.net, o.fold, target_ii=o.target_ii, max_luts=o.max_luts)
+        c, plan=plan(c.net, o.fold, target_ii=o.target_ii, max_luts=o.max_luts, rom=o.rom)
     )
 
 
@@ -110,15 +112,15 @@ STEPS = (("plan", step_plan), ("build", step_build), ("time", step_time), ("emit
 
 
 def compile_network(
-    net, fold="unrolled", *, target_ii=None, max_luts=None, until=None, on_step=None
+    net, fold="unrolled", *, target_ii=None, max_luts=None, rom="auto", until=None, on_step=None
 ):
     """Run :data:`STEPS` on ``net``; returns the final :class:`Compilation`.
 
     Parameters
     ----------
     net : gen.network.Network
-    fold, target_ii, max_luts
-        The :class:`CompileOptions`.
+    fold, target_ii, max_luts, rom
+        The :class:`CompileOptions` (``rom``: :data:`gen.compiler.build.ROM_CHOICES`).
     until : str, optional
         Stop after the step of this name.
     on_step : callable, optional
@@ -132,7 +134,9 @@ def compile_network(
     names = [name for name, _ in STEPS]
     if until is not None and until not in names:
         raise ValueError(f"Step must be one of {', '.join(names)}, not {until!r}")
-    state = Compilation(net, CompileOptions(fold, target_ii, max_luts))
+    if rom not in ROM_CHOICES:
+        raise CompileError(f"rom: expected one of {', '.join(ROM_CHOICES)}, not {rom!r}")
+    state = Compilation(net, CompileOptions(fold, target_ii, max_luts, rom))
     for name, step in STEPS:
         state = step(state)
         if on_step is not None:

@@ -248,6 +248,7 @@ def compile_to_folder(
     fold="unrolled",
     target_ii=None,
     max_luts=None,
+    rom="auto",
     vectors=256,
     seed=0,
     data=None,
@@ -277,7 +278,9 @@ def compile_to_folder(
     from ..compiler import compile_network
 
     _entries_to_keep(os.path.abspath(out_dir), None)  # a bad destination fails before compiling
-    compiled = compile_network(net, fold, target_ii=target_ii, max_luts=max_luts, on_step=on_step)
+    compiled = compile_network(
+        net, fold, target_ii=target_ii, max_luts=max_luts, rom=rom, on_step=on_step
+    )
     made = make_vectors(net, vectors, seed=seed, data=data)
     if on_step is not None:
         on_step("vectors", made)
