@@ -193,11 +193,15 @@ def sim_step(directory, *, sim, vectors=None, seed=0, waves=False, stall=0.25):
     sim, why = runner.choose_simulator(sim)
     if why:
         print(f"simulator: {sim} ({why})", flush=True)
-    if progress.level() != "quiet":
-        print(f"building with {sim} and simulating (a large design takes minutes) ...", flush=True)
     try:
         result = runner.run(
-            directory, sim=sim, vectors=vectors, seed=seed, waves=waves, stall=stall
+            directory,
+            sim=sim,
+            vectors=vectors,
+            seed=seed,
+            waves=waves,
+            stall=stall,
+            progress=progress.Progress(sys.stdout),
         )
     except ValueError as exc:  # gen.folder.FolderError or an argument out of range
         raise UsageError(str(exc)) from None

@@ -569,7 +569,13 @@ class FoldedMatrixVector(wiring.Component):
         # Earlier row folds wait in y_work, shifting down; the last joins them in the output.
         y_work = Signal((row_folds - 1) * pe * out_bits)
         finish = advance & valid2 & last_row2
-        m.d.comb += advance.eq(~(valid2 & last_row2 & self.o.valid & ~self.o.ready))
+        if steps > 1:
+            # From registers only: a finished vector waits while the output register is full,
+            # even in the cycle it is taken, so ``o.ready`` reaches no enable. That cycle costs
+            # nothing when results are ``steps >= 2`` cycles apart and the output flows.
+            m.d.comb += advance.eq(~(valid2 & last_row2 & self.o.valid))
+        else:
+            m.d.comb += advance.eq(~(valid2 & last_row2 & self.o.valid & ~self.o.ready))
         if row_folds > 1:
             with m.If(advance & valid2):
                 m.d.sync += y_work.eq(Cat(y_work[pe * out_bits :], fresh))

@@ -114,8 +114,9 @@ class WordsToVector(wiring.Component):
     Unlike :class:`hw.streamutil.PixelsToVector`, which fills a second buffer while the
     finished vector waits, the words shift straight into the register that holds the output:
     half the flip-flops, which matters at the pins of a small part whose input vector has
-    hundreds of bits. A new word is accepted in the cycle the finished vector leaves, so a
-    consumer that is always ready sees no gap.
+    hundreds of bits. ``i.ready`` comes from a register (no finished vector waiting), so the
+    consumer's ``ready`` reaches none of the buffer's hundreds of clock enables; the price is a
+    cycle between the finished vector leaving and the next word shifting in (:attr:`interval`).
 
     Parameters
     ----------
@@ -135,6 +136,8 @@ class WordsToVector(wiring.Component):
     words : int
     latency : int
         1: the vector is offered the cycle after its last word's transfer.
+    interval : int
+        ``words + 1``: cycles per vector when both sides never stall.
     """
 
     def __init__(self, *, width, pin_width):
@@ -146,6 +149,10 @@ class WordsToVector(wiring.Component):
     def latency(self):
         return 1
 
+    @property
+    def interval(self):
+        return self.words + 1
+
     def elaborate(self, platform):
         m = Module()
         word = self._pin_width
@@ -154,8 +161,7 @@ class WordsToVector(wiring.Component):
         last = count == self.words - 1
         m.d.comb += [
             self.o.payload.eq(buffer[: self._width]),
-            # The consumer samples the finished vector at the same edge the next word shifts in.
-            self.i.ready.eq(~self.o.valid | self.o.ready),
+            self.i.ready.eq(~self.o.valid),
         ]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
@@ -199,6 +205,9 @@ class PinWrapper(wiring.Component):
     ----------
     in_words, out_words : int
         Words per input vector and per result.
+    pin_interval : int
+        Cycles per inference that the pins allow when neither side stalls: ``in_words + 1``
+        (:attr:`WordsToVector.interval`) or ``out_words``, whichever is more.
     latency : int
         Cycles the wrapper adds to the accelerator's own latency, from the transfer of a
         vector's last input word to the first result word being offered: one each for the
@@ -227,6 +236,10 @@ class PinWrapper(wiring.Component):
     @property
     def pin_width(self):
         return self._pin_width
+
+    @property
+    def pin_interval(self):
+        return max(self.in_words + 1, self.out_words)
 
     @property
     def latency(self):

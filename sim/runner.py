@@ -289,6 +289,11 @@ def _rate(value):
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
+def _step(progress, title):
+    """``progress.step(title)``, or nothing to show."""
+    return contextlib.nullcontext() if progress is None else progress.step(title)
+
+
 def _figure(value):
     if value is None:
         return "not measured,"
@@ -306,6 +311,7 @@ def run(
     longest_stall=4,
     timing_vectors=32,
     build_dir=None,
+    progress=None,
 ):
     """Build the accelerator in ``directory`` and check it with the bench.
 
@@ -332,6 +338,8 @@ def run(
     build_dir : str, optional
         Where to build and run; by default ``DIR/sim_build/<sim>`` (``<sim>-waves`` with
         waveforms). Folders holding the same Verilog may share one.
+    progress : gen.progress.Progress, optional
+        Shows the build and the simulation as steps with a running clock.
 
     Returns
     -------
@@ -389,15 +397,17 @@ def run(
         runner.log.setLevel(logging.ERROR)
         start = time.perf_counter()
         try:
-            runner.build(
-                sources=_control_files(sim, accelerator, build_dir) + [accelerator.verilog_path],
-                hdl_toplevel=accelerator.top,
-                build_dir=build_dir,
-                build_args=list(VERILATOR_ARGS) if sim == "verilator" else [],
-                timescale=TIMESCALE,
-                waves=waves,
-                log_file=build_log,
-            )
+            with _step(progress, f"{sim}: building the simulation"):
+                runner.build(
+                    sources=_control_files(sim, accelerator, build_dir)
+                    + [accelerator.verilog_path],
+                    hdl_toplevel=accelerator.top,
+                    build_dir=build_dir,
+                    build_args=list(VERILATOR_ARGS) if sim == "verilator" else [],
+                    timescale=TIMESCALE,
+                    waves=waves,
+                    log_file=build_log,
+                )
         except (RuntimeError, SystemExit) as exc:
             raise SimError(
                 f"{sim} build of {accelerator.verilog_path} failed ({exc}); log {build_log}:\n"
@@ -406,18 +416,19 @@ def run(
         build_seconds = time.perf_counter() - start
         start = time.perf_counter()
         try:
-            runner.test(
-                test_module="sim.bench",
-                hdl_toplevel=accelerator.top,
-                build_dir=build_dir,
-                test_dir=build_dir,
-                extra_env={bench.CONFIG_VARIABLE: config_path},
-                results_xml=os.path.join(build_dir, "results.xml"),
-                waves=waves,
-                timescale=TIMESCALE,
-                log_file=sim_log,
-                seed=seed,
-            )
+            with _step(progress, f"{sim}: simulating {count} vectors"):
+                runner.test(
+                    test_module="sim.bench",
+                    hdl_toplevel=accelerator.top,
+                    build_dir=build_dir,
+                    test_dir=build_dir,
+                    extra_env={bench.CONFIG_VARIABLE: config_path},
+                    results_xml=os.path.join(build_dir, "results.xml"),
+                    waves=waves,
+                    timescale=TIMESCALE,
+                    log_file=sim_log,
+                    seed=seed,
+                )
         except (RuntimeError, SystemExit):
             pass  # a failing test is reported through the result file; its absence is below
         run_seconds = time.perf_counter() - start

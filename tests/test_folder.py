@@ -5,6 +5,7 @@
 import hashlib
 import json
 import os
+import stat
 import types
 
 import numpy as np
@@ -152,3 +153,18 @@ def test_an_output_folder_that_is_or_lies_below_a_file_is_refused(tmp_path, wher
         folder.compile_to_folder(network.load(TINY), tmp_path / where, vectors=4)
     assert (tmp_path / "file").read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.parametrize(
+    "umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)]
+)
+def test_written_files_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
+    net = network.load(os.path.join(MODELS, "tiny-mlp.tnn.json"))
+    old = os.umask(umask)
+    try:
+        _, paths, _ = folder.compile_to_folder(net, tmp_path / "acc", vectors=4)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "acc").st_mode) == dir_mode
+    for path in paths:
+        assert stat.S_IMODE(os.stat(path).st_mode) == file_mode, path

@@ -161,8 +161,10 @@ def test_latency_and_rate(in_width, out_width, pin_width):
     # the first vector went in.
     last_word_of_first = in_cycles[dut.in_words - 1]
     assert out_cycles[0] - last_word_of_first == acc.latency + dut.latency
-    # Stall-free, one word moves every cycle on the busier side.
-    per_vector = max(dut.in_words, dut.out_words)
+    # Stall-free, one word moves every cycle on the busier side, and the deserializer rests a
+    # cycle between vectors (its ready is a register).
+    per_vector = max(dut.in_words + 1, dut.out_words)
+    assert dut.pin_interval == per_vector
     firsts = out_cycles[:: dut.out_words]
     assert all(b - a == per_vector for a, b in zip(firsts[1:], firsts[2:], strict=False))
 

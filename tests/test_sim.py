@@ -599,3 +599,14 @@ def test_cli_sim_bad_input_is_status_2(tmp_path, design, capsys):
     assert "no accelerator metadata" in capsys.readouterr().err
     assert cli.main(["sim", str(design), "--vectors", "500"]) == 2
     assert "fewer than the 500 asked for" in capsys.readouterr().err
+
+
+@pytest.mark.tools
+def test_summary_warns_when_no_vector_ran_with_stalls(tmp_path):
+    make_design(tmp_path, "argmax-int4x8-3stages", 10)
+    few = runner.run(tmp_path, sim="icarus", vectors=1, stall=0.5)
+    assert few.passed
+    assert "WARNING     no vector ran with stalls" in few.summary()
+    enough = runner.run(tmp_path, sim="icarus", vectors=10, stall=0.5, timing_vectors=32)
+    assert enough.data["latency"]["vectors"] == 5  # capped at half: the rest runs with stalls
+    assert "no vector ran with stalls" not in enough.summary()

@@ -199,7 +199,10 @@ class _Folded(_Block):
         if len(self.complete) == n:
             self.complete.append(free(self.last[n], self.depth - 2))
         if len(self.finish) == n:
-            self.finish.append(max(self.complete[n] + 1, self.o.taken(n - 1)))
+            # The output register frees at its transfer; with more than one issue step the
+            # engine sees that only an edge later (its stall comes from registers alone).
+            freed = self.o.taken(n - 1) + (1 if self.ii > 1 and n > 0 else 0)
+            self.finish.append(max(self.complete[n] + 1, freed))
 
     def accept(self, n, offer):
         if n == 0:

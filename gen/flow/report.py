@@ -221,7 +221,7 @@ def build_report(
             }
         )
         if wrapper is not None:
-            pin_interval = max(interval, wrapper["in_words"], wrapper["out_words"])
+            pin_interval = max(interval, wrapper["pin_interval"])
             performance["pin_interval"] = pin_interval
             performance["pin_inferences_per_second"] = f_mhz * 1e6 / pin_interval
             performance["pin_latency_cycles"] = latency + wrapper["latency"]

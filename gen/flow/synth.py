@@ -273,6 +273,7 @@ def synthesize(
             "pin_width": pin_width,
             "in_words": wrapper_component.in_words,
             "out_words": wrapper_component.out_words,
+            "pin_interval": wrapper_component.pin_interval,
             "latency": wrapper_component.latency,
             "pins": port_bits,
         }
