@@ -38,7 +38,7 @@ import functools
 import math
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Value, signed
+from amaranth.hdl import Cat, Module, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -49,6 +49,8 @@ from hw.pipeline import check_stages, pipeline_control, shape_for_range, tree_la
 
 __all__ = [
     "DotProduct",
+    "digit_planes",
+    "digit_matrix",
     "value_bits",
     "default_stages",
     "prefer_graph",
@@ -88,6 +90,51 @@ def default_stages(weights):
     return max(1, math.ceil(math.log2(fan + 1) / 3))
 
 
+#: Largest weight magnitude a constant-weight layer takes (int8 and TTQ weights are far inside).
+MAX_WEIGHT = 1 << 15
+
+
+def digit_planes(weights):
+    """Integer weights as signed-digit planes: ``[(exponent, D), ...]``, ``D`` in {-1, 0, +1}.
+
+    ``weights == sum(2**exponent * D)`` exactly, each weight in its non-adjacent form (the
+    canonical signed-digit form: no two adjacent nonzero digits, the fewest nonzero digits of
+    any signed-digit form). Only planes with a nonzero digit are listed, lowest exponent first;
+    a ternary matrix is its own single plane ``[(0, weights)]`` (also when it is all zeros).
+    A weight of 3 is ``4 - 1``: two digits, so a row with a 3 adds one input twice, once
+    shifted, instead of three times.
+    """
+    w = np.asarray(weights, dtype=np.int64)
+    if np.all((w >= -1) & (w <= 1)):
+        return [(0, w.astype(np.int64))]
+    planes = []
+    exponent = 0
+    rest = w.copy()
+    while np.any(rest):
+        odd = (rest & 1) == 1
+        # the digit is +1 or -1 so that what is left is divisible by 4: 2 - (rest mod 4)
+        digit = np.where(odd, 2 - (rest & 3), 0)
+        if np.any(digit):
+            planes.append((exponent, digit.astype(np.int64)))
+        rest = (rest - digit) >> 1
+        exponent += 1
+    return planes
+
+
+def digit_matrix(weights):
+    """The ternary matrix of :func:`digit_planes` side by side: ``(matrix, columns)``.
+
+    Column ``k`` of ``matrix`` is digit plane ``e`` of input ``i`` for ``columns[k] == (i, e)``,
+    so that ``weights @ x == matrix @ [2**e * x[i] for (i, e) in columns]``: an integer layer is
+    a ternary layer over shifted copies of its inputs, which cost only wiring.
+    """
+    planes = digit_planes(weights)
+    fan_in = np.asarray(weights).shape[1]
+    matrix = np.concatenate([d for _, d in planes], axis=1)
+    columns = [(i, e) for e, _ in planes for i in range(fan_in)]
+    return matrix, columns
+
+
 def value_bits(value, encoding):
     """The bits of ``value`` with their weights: ``(bits, constant)``.
 
@@ -111,7 +158,9 @@ class DotProduct(wiring.Component):
     Parameters
     ----------
     weights : array of int, shape (rows, fan_in)
-        Values in {-1, 0, +1}, fixed at generation time.
+        Fixed at generation time: ternary {-1, 0, +1}, or any integers of magnitude at most
+        :data:`MAX_WEIGHT` (``intN`` and TTQ layers), which are summed as their signed-digit
+        planes (:func:`digit_matrix`): each nonzero digit adds its input, shifted.
     encoding : ValueEncoding
         Encoding of the input values (ternary, binary, uintN, intN).
     stages : int
@@ -167,9 +216,12 @@ class DotProduct(wiring.Component):
             raise ValueError(
                 f"Weights must have at least one row and one column, not shape {array.shape}"
             )
-        bad = (array != -1) & (array != 0) & (array != 1)
+        bad = np.abs(array.astype(np.int64)) > MAX_WEIGHT
         if np.any(bad):
-            raise ValueError(f"Weights must be -1, 0 or +1, not {int(array[bad].flat[0])}")
+            raise ValueError(
+                f"Weights must be integers of magnitude at most {MAX_WEIGHT}, "
+                f"not {int(array[bad].flat[0])}"
+            )
         if not isinstance(encoding, ValueEncoding):
             raise TypeError(f"Encoding must be a ValueEncoding, not {encoding!r}")
         check_stages(stages)
@@ -187,12 +239,12 @@ class DotProduct(wiring.Component):
         self._stages = stages
         self._form = form
         self._share = share and encoding.kind != "binary"
+        self._digits, self._columns = digit_matrix(self._weights)
+        self._digits.setflags(write=False)
         lo, hi = encoding.min, encoding.max
-        pos = (self._weights > 0).sum(axis=1)
-        neg = (self._weights < 0).sum(axis=1)
-        self._row_ranges = [
-            (int(p * lo - n * hi), int(p * hi - n * lo)) for p, n in zip(pos, neg, strict=True)
-        ]
+        lows = np.minimum(self._weights * lo, self._weights * hi).sum(axis=1)
+        highs = np.maximum(self._weights * lo, self._weights * hi).sum(axis=1)
+        self._row_ranges = [(int(a), int(b)) for a, b in zip(lows, highs, strict=True)]
         low = min(r[0] for r in self._row_ranges)
         high = max(r[1] for r in self._row_ranges)
         width = max(shape_for_range(low, high).width, 1)
@@ -254,13 +306,49 @@ class DotProduct(wiring.Component):
         """
         if not self._share:
             return None
-        graph = plan_graph(self._weights)
-        heap_bits = self._encoding.width * int(np.count_nonzero(self._weights))
+        graph = plan_graph(self._digits)
+        heap_bits = self._encoding.width * int(np.count_nonzero(self._digits))
         cost = graph_cost(graph, self._leaves([None] * self.fan_in))
         return graph if prefer_graph(heap_bits, cost) else None
 
-    def _leaves(self, x):
-        """The graph's leaves for inputs ``x`` (Nones: ranges only, for planning)."""
+    @property
+    def digits(self):
+        """The signed-digit matrix the sums are built from (:func:`digit_matrix`; read-only):
+        the weights themselves for a ternary layer."""
+        return self._digits
+
+    def _leaves(self, x, m=None):
+        """The graph's leaves, one per column of :attr:`digits`, for inputs ``x`` (Nones: ranges
+        only, for planning). A shifted column's leaves are its input's, shifted: with ``m``
+        each input's negation is built once, as a signal, whichever planes use it."""
+        base = self._input_leaves(x)
+        if all(e == 0 for _, e in self._columns):
+            return base
+        negations = {}
+
+        def negated_value(i):
+            leaf = base[i].negated
+            if m is None or leaf.value is None:
+                return leaf.value
+            if i not in negations:
+                sig = Signal(shape_for_range(leaf.lo, leaf.hi), name=f"x{i}_neg")
+                m.d.comb += sig.eq(leaf.value)
+                negations[i] = sig
+            return negations[i]
+
+        leaves = []
+        for i, e in self._columns:
+            if e == 0:
+                leaves.append(base[i])
+                continue
+            leaf, neg = base[i], negated_value(i)
+            shifted = None if leaf.value is None else leaf.value.shift_left(e)
+            shifted_neg = None if neg is None else Value.cast(neg).shift_left(e)
+            negated = Leaf(shifted_neg, leaf.negated.lo << e, leaf.negated.hi << e)
+            leaves.append(Leaf(shifted, leaf.lo << e, leaf.hi << e, negated))
+        return leaves
+
+    def _input_leaves(self, x):
         lo, hi = self._encoding.min, self._encoding.max
         leaves = []
         for value in x:
@@ -285,7 +373,7 @@ class DotProduct(wiring.Component):
         return m
 
     def _shared_sums(self, m, x, advance):
-        leaves = self._leaves(x)
+        leaves = self._leaves(x, m)
         return build_graph(m, self.graph, leaves, stages=self._stages, enable=advance, name="acc")
 
     def _row_sums(self, m, x, advance):
@@ -294,17 +382,18 @@ class DotProduct(wiring.Component):
         for j in range(self.rows):
             heap = BitHeap()
             minus = BitHeap()
-            for i in np.flatnonzero(self._weights[j]).tolist():
-                value, sign = x[i], int(self._weights[j, i])
+            for c in np.flatnonzero(self._digits[j]).tolist():
+                i, shift = self._columns[c]
+                value, sign = x[i], int(self._digits[j, c])
                 bits, constant = value_bits(value, self._encoding)
-                heap.add_constant(sign * constant)
-                plus_bits = [(bit, e) for bit, e, s in bits if s * sign > 0]
-                minus_bits = [(bit, e) for bit, e, s in bits if s * sign < 0]
+                heap.add_constant(sign * constant << shift)
+                plus_bits = [(bit, e + shift) for bit, e, s in bits if s * sign > 0]
+                minus_bits = [(bit, e + shift) for bit, e, s in bits if s * sign < 0]
                 for target, chosen in ((heap, plus_bits), (minus, minus_bits)):
                     if words and len(chosen) > 1 and self._encoding.kind != "ternary":
-                        shift = chosen[0][1]
-                        # consecutive exponents from `shift` (value_bits lists them so)
-                        target.add_word(value[shift : shift + len(chosen)], shift=shift)
+                        low = chosen[0][1] - shift
+                        # consecutive exponents from `low` (value_bits lists them so)
+                        target.add_word(value[low : low + len(chosen)], shift=low + shift)
                     else:
                         for bit, e in chosen:
                             target.add_bit(bit, e)

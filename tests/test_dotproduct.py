@@ -8,7 +8,7 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 from streams import seeded, stream_get, stream_put
 
-from hw.dotproduct import DotProduct
+from hw.dotproduct import DotProduct, digit_matrix, digit_planes
 from hw.encoding import ValueEncoding
 from hw.pipeline import shape_for_range
 
@@ -279,8 +279,10 @@ def test_parameter_errors():
         ValueError, match=r"^Weights must have at least one row and one column, not shape \(1, 0\)$"
     ):
         DotProduct(np.zeros((1, 0), dtype=int), encoding=t)
-    with pytest.raises(ValueError, match=r"^Weights must be -1, 0 or \+1, not 2$"):
-        DotProduct([[1, 2]], encoding=t)
+    with pytest.raises(
+        ValueError, match=r"^Weights must be integers of magnitude at most 32768, not -32769$"
+    ):
+        DotProduct([[1, -32769]], encoding=t)
     with pytest.raises(TypeError, match=r"^Encoding must be a ValueEncoding, not 'ternary'$"):
         DotProduct([[1]], encoding="ternary")
     with pytest.raises(TypeError, match=r"^Stages must be a non-negative integer, not '2'$"):
@@ -299,3 +301,111 @@ def test_parameter_errors():
         ValueError, match=r"^Bit adders must be one of \('logic', 'carry'\), not 'lut'$"
     ):
         DotProduct([[1]], encoding=t, bit_adders="lut")
+
+
+# --- integer weights (intN, TTQ): signed-digit planes ---------------------------------------
+
+
+def test_digit_planes_are_the_non_adjacent_form():
+    """Every int8 value: the planes sum back to it, digits are -1/0/+1, no two adjacent digits
+    of one weight are nonzero, and no form with fewer nonzero digits exists (checked against
+    the weight of the naive minimum by brute force over digit strings of 9 places)."""
+    values = np.arange(-128, 128).reshape(1, -1)
+    planes = digit_planes(values)
+    total = sum((1 << e) * d for e, d in planes)
+    assert (total == values).all()
+    assert all(set(np.unique(d)) <= {-1, 0, 1} for _, d in planes)
+    digits = np.zeros((9, values.shape[1]), dtype=np.int64)
+    for e, d in planes:
+        digits[e] = d[0]
+    assert not np.any((digits[:-1] != 0) & (digits[1:] != 0))
+    fewest = {}
+    for string in itertools.product((-1, 0, 1), repeat=9):
+        value = sum(d << k for k, d in enumerate(string))
+        count = sum(1 for d in string if d)
+        fewest[value] = min(count, fewest.get(value, 99))
+    for k, v in enumerate(values[0].tolist()):
+        assert int(np.count_nonzero(digits[:, k])) == fewest[v], v
+
+
+def test_digit_matrix_of_ternary_weights_is_the_matrix():
+    weights = np.array([[1, 0, -1], [0, 0, 0]])
+    matrix, columns = digit_matrix(weights)
+    assert (matrix == weights).all() and columns == [(0, 0), (1, 0), (2, 0)]
+    assert digit_matrix(np.zeros((2, 2), dtype=int))[0].shape == (2, 2)
+
+
+def test_digit_matrix_reproduces_the_product():
+    rng = np.random.default_rng(3)
+    weights = rng.integers(-8, 8, size=(6, 5))
+    matrix, columns = digit_matrix(weights)
+    x = rng.integers(-20, 20, size=5)
+    shifted = np.array([x[i] << e for i, e in columns])
+    assert (matrix @ shifted == weights @ x).all()
+
+
+def int_weights(rng, rows, fan_in, bits):
+    """Random ``int<bits>`` weights with the corner cases: an all-zero row, a fan-in-one row,
+    a row at the most negative value, one at the most positive, a TTQ-like {-n, 0, +p} row,
+    and rows that share a column pair at the same shift (which the graph may share)."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    weights = rng.integers(lo, hi + 1, size=(rows, fan_in))
+    weights[0] = 0
+    weights[1] = 0
+    weights[1, fan_in // 2] = lo
+    weights[2] = lo
+    weights[3] = hi
+    weights[4] = rng.choice([-2, 0, 3], size=fan_in)
+    weights[5, :3] = weights[6, :3] = [3, 3, -5]
+    return weights
+
+
+@pytest.mark.parametrize("stages", [0, 2])
+@pytest.mark.parametrize("share", [False, True])
+@pytest.mark.parametrize(
+    "encoding",
+    [TERNARY, ValueEncoding.binary(), ValueEncoding.uint(4), ValueEncoding.int(3)],
+    ids=lambda e: e.name,
+)
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_integer_weights_streamed(bits, encoding, share, stages):
+    """intN weights against the reference product, under stalls, extreme inputs included."""
+    rng = np.random.default_rng(bits * 10 + stages)
+    weights = int_weights(rng, 10, 9, bits)
+    dut = DotProduct(weights, encoding=encoding, stages=stages, share=share)
+    vectors = random_inputs(encoding, 12, 9, rng).tolist()
+    vectors += [[encoding.min] * 9, [encoding.max] * 9]
+    assert rtl_dot(dut, vectors, seed=bits + stages) == ref_dot(weights, vectors)
+    lo, hi = zip(*dut.row_ranges, strict=True)
+    products = [np.asarray(weights) @ np.asarray(v) for v in vectors]
+    assert all((np.array(lo) <= p).all() and (p <= np.array(hi)).all() for p in products)
+
+
+def test_integer_weights_words_form():
+    rng = np.random.default_rng(5)
+    weights = int_weights(rng, 8, 7, 4)
+    enc = ValueEncoding.uint(4)
+    dut = DotProduct(weights, encoding=enc, form="words", share=False)
+    vectors = random_inputs(enc, 10, 7, rng).tolist() + [[15] * 7]
+    assert rtl_dot(dut, vectors, seed=9) == ref_dot(weights, vectors)
+
+
+def test_integer_row_ranges_are_exact():
+    """Each row's range is reached: by brute force over every uint2 input of a small layer."""
+    weights = np.array([[3, -4, 0], [-8, 7, 1], [0, 0, 0], [2, 2, 2]])
+    enc = ValueEncoding.uint(2)
+    dut = DotProduct(weights, encoding=enc)
+    every = np.array(list(itertools.product(range(4), repeat=3)))
+    products = every @ weights.T
+    assert dut.row_ranges == list(
+        zip(products.min(axis=0).tolist(), products.max(axis=0).tolist(), strict=True)
+    )
+
+
+def test_a_weight_of_three_is_two_digits():
+    """A row of threes sums two shifted copies of each input: the graph's leaves are the digit
+    columns (x << 2 and -x), not three copies of x."""
+    weights = np.full((4, 6), 3)
+    dut = DotProduct(weights, encoding=TERNARY)
+    assert dut.digits.shape == (4, 12)
+    assert int(np.count_nonzero(dut.digits)) == 48
