@@ -31,9 +31,28 @@ from hw.pipeline import check_stages, tree_latency
 from hw.streamutil import check_encoding, check_positive_int
 from hw.threshold import check_levels, check_thresholds, levels_encoding, threshold_level
 
-__all__ = ["FoldedMatrixVector", "default_stages", "product_bits", "weight_range_of_rows"]
+__all__ = [
+    "FoldedMatrixVector",
+    "default_stages",
+    "product_bits",
+    "weight_bits",
+    "weight_range_of_rows",
+]
 
-_WEIGHT_TYPES = ("ternary", "binary")
+#: Weight types a folded engine stores: ternary (2 ROM bits), binary (1), and ``intN``
+#: two's complement integers of N = 2..8 bits (TTQ, QNN/DoReFa weights).
+WEIGHT_TYPES = ("ternary", "binary") + tuple(f"int{n}" for n in range(2, 9))
+
+
+def weight_bits(weight_type):
+    """ROM bits per weight of ``weight_type`` (one of :data:`WEIGHT_TYPES`)."""
+    if weight_type not in WEIGHT_TYPES:
+        raise ValueError(
+            f"Weight type must be 'ternary', 'binary' or 'int2' to 'int8', not {weight_type!r}"
+        )
+    return {"ternary": 2, "binary": 1}.get(weight_type) or int(weight_type[3:])
+
+
 #: Where the ROMs go: the synthesizer's choice (None), block RAM, LUT RAM, or plain logic; the
 #: value of the ``rom_style`` attribute Yosys's memory mapping reads.
 ROM_STYLES = (None, "block", "distributed", "logic")
@@ -45,6 +64,15 @@ def check_weights(weights, weight_type):
     if array.dtype.kind not in "iu" or array.ndim != 2 or 0 in array.shape:
         raise TypeError(f"Weights must be a non-empty 2-D array of integers, not {weights!r}")
     array = array.astype(np.int64)
+    if weight_type.startswith("int"):
+        bits = weight_bits(weight_type)
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        bad = (array < lo) | (array > hi)
+        if np.any(bad):
+            raise ValueError(
+                f"{weight_type} weights must be {lo} to {hi}, not {int(array[bad][0])}"
+            )
+        return array
     allowed = (-1, 0, 1) if weight_type == "ternary" else (-1, 1)
     bad = ~np.isin(array, allowed)
     if np.any(bad):
@@ -110,6 +138,8 @@ def product_bits(x, input_encoding, w, weight_type):
     ``t = (b & nonzero) ^ negative``.
     """
     kind = input_encoding.kind
+    if weight_type.startswith("int"):
+        return _int_product_bits(x, input_encoding, w, weight_bits(weight_type))
     if weight_type == "ternary":
         w_nonzero, w_negative = w[0], w[1]
     else:
@@ -144,6 +174,32 @@ def product_bits(x, input_encoding, w, weight_type):
     return out, constant
 
 
+def _int_product_bits(x, input_encoding, w, bits):
+    """``x * w`` for an ``intN`` ROM weight ``w`` (``bits`` bits, two's complement): an array
+    of AND terms, bit plane of ``x`` by bit of ``w``, each with the weight of both.
+
+    ``w = sum(2**b * w[b]) - 2**bits * w[bits - 1]`` (the sign bit counts ``-2**(bits-1)``) and
+    ``x = sum(sign * 2**e * x_e) + c`` (:func:`hw.dotproduct.value_bits`), so ``x * w`` is the
+    sum of ``sign * sign_b * 2**(e + b) * (x_e & w[b])`` and of ``c * sign_b * 2**b * w[b]``. A
+    term of sign -1 that is an AND is inverted instead (``-t = ~t - 1``; the LUT inverts for
+    free); a bare ROM bit keeps its sign.
+    """
+    x_bits, c = value_bits(x, input_encoding)
+    out, constant = [], 0
+    for b in range(bits):
+        sign_b = -1 if b == bits - 1 else 1
+        for bit, e, sign in x_bits:
+            if sign * sign_b > 0:
+                out.append((bit & w[b], e + b, 1))
+            else:
+                out.append((~(bit & w[b]), e + b, 1))
+                constant -= 1 << (e + b)
+        if c:
+            # c * sign_b * 2**b * w[b], c = -1 for binary inputs (the only constant)
+            out.append((w[b], b, -sign_b if c < 0 else sign_b))
+    return out, constant
+
+
 def _pack(values, width):
     """One integer holding ``values`` (two's complement, ``width`` bits each, element 0 lowest)."""
     word = 0
@@ -162,7 +218,7 @@ class FoldedMatrixVector(wiring.Component):
     Parameters
     ----------
     weights : array-like of int, shape ``(rows, cols)``
-        The layer's weights: -1, 0, +1 (ternary) or -1, +1 (binary).
+        The layer's weights: -1, 0, +1 (ternary), -1, +1 (binary) or the integers of ``intN``.
     input_encoding : ValueEncoding
         Encoding of the input values (``ternary``, ``binary``, ``uintN``, ``intN``).
     pe : int
@@ -170,7 +226,9 @@ class FoldedMatrixVector(wiring.Component):
     simd : int
         Columns consumed per cycle; must divide ``cols``.
     weight_type : str
-        ``"ternary"`` (2 ROM bits per weight) or ``"binary"`` (1 bit: 1 = +1, 0 = -1).
+        ``"ternary"`` (2 ROM bits per weight), ``"binary"`` (1 bit: 1 = +1, 0 = -1) or
+        ``"int2"`` .. ``"int8"`` (N bits, two's complement; each product an array of AND
+        terms, :func:`product_bits`).
     levels : sequence of int, optional
         Output levels of the activation; with ``None`` (and ``thresholds`` ``None``) the outputs
         are the raw accumulators.
@@ -241,8 +299,7 @@ class FoldedMatrixVector(wiring.Component):
         bit_adders="logic",
         rom_style=None,
     ):
-        if weight_type not in _WEIGHT_TYPES:
-            raise ValueError(f"Weight type must be 'ternary' or 'binary', not {weight_type!r}")
+        weight_bits(weight_type)
         self._weights = check_weights(weights, weight_type)
         self._weight_type = weight_type
         self._input_encoding = check_encoding(input_encoding, "Input encoding")
@@ -346,7 +403,7 @@ class FoldedMatrixVector(wiring.Component):
 
     @property
     def weight_rom_bits(self):
-        return self._weights.size * (2 if self._weight_type == "ternary" else 1)
+        return self._weights.size * weight_bits(self._weight_type)
 
     @property
     def _threshold_shape(self):
@@ -386,10 +443,12 @@ class FoldedMatrixVector(wiring.Component):
     def _weight_words(self):
         row_folds, col_folds = self.fold
         pe, simd = self._pe, self._simd
-        if self._weight_type == "ternary":
-            bits, width = self._weights & 0b11, 2
+        width = weight_bits(self._weight_type)
+        if self._weight_type == "binary":
+            bits = (self._weights > 0).astype(np.int64)
         else:
-            bits, width = (self._weights > 0).astype(np.int64), 1
+            # ternary (nonzero, negative) = the two's complement of -1, 0, +1 in 2 bits
+            bits = self._weights & ((1 << width) - 1)
         # word (nf, sf) holds weights[nf*pe + p, sf*simd + s] at element p*simd + s
         tiles = bits.reshape(row_folds, pe, col_folds, simd).transpose(0, 2, 1, 3)
         return [_pack(tile.ravel().tolist(), width) for tile in tiles.reshape(-1, pe * simd)]
@@ -403,7 +462,10 @@ class FoldedMatrixVector(wiring.Component):
         in_shape = self._input_encoding.shape
         in_bits = in_shape.width
         out_bits = self._output_encoding.shape.width
-        w_shape = signed(2) if self._weight_type == "ternary" else unsigned(1)
+        if self._weight_type == "ternary":
+            w_shape = signed(2)
+        else:
+            w_shape = unsigned(weight_bits(self._weight_type))
 
         advance = Signal()  # the whole compute pipeline moves together, or stalls together
 

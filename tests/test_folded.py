@@ -183,6 +183,8 @@ KINDS = [
     (ValueEncoding.uint(3), "binary"),
     (ValueEncoding.int(4), "ternary"),
     (ValueEncoding.int(4), "binary"),
+    (ValueEncoding.uint(3), "int3"),
+    (BINARY, "int4"),
 ]
 KIND_IDS = [f"{enc.name}-{w}" for enc, w in KINDS]
 
@@ -194,7 +196,10 @@ def test_pipelined_simd_sums_with_stalls(pe, simd, encoding, weight_type, stages
     """Every input kind by both weight types, SIMD sums of 0 to 3 stages, gaps and stalls."""
     rng = np.random.default_rng([pe, simd, stages, encoding.width, len(weight_type)])
     rows, cols = 4, 8
-    choices = [-1, 0, 1] if weight_type == "ternary" else [-1, 1]
+    choices = {"ternary": [-1, 0, 1], "binary": [-1, 1]}.get(weight_type)
+    if choices is None:  # intN: every value, the extremes included
+        bits = int(weight_type[3:])
+        choices = np.arange(-(1 << (bits - 1)), 1 << (bits - 1))
     weights = rng.choice(choices, size=(rows, cols))
     xs = random_values(rng, encoding, (6, cols))
     xs[0] = encoding.max  # the extreme inputs reach the ends of the SIMD sums' ranges
@@ -230,6 +235,76 @@ def test_every_n_bit_product(encoding, weight_type):
         max_delay=1,
     )
     assert np.array_equal(got, ref_folded(weights, xs))
+
+
+INT_INPUTS = [TERNARY, BINARY, ValueEncoding.uint(4), ValueEncoding.int(4)]
+
+
+@pytest.mark.parametrize("encoding", INT_INPUTS, ids=str)
+@pytest.mark.parametrize("bits", [2, 3, 5])
+def test_every_int_weight_product(encoding, bits):
+    """Every ``intN`` weight times every input value, one product per row."""
+    weights = np.arange(-(1 << (bits - 1)), 1 << (bits - 1))[:, None]
+    xs = np.arange(encoding.min, encoding.max + 1)[:, None]
+    if encoding.kind == "binary":
+        xs = np.array([[-1], [1]])
+    got = rtl_folded(
+        weights,
+        xs,
+        encoding=encoding,
+        pe=len(weights),
+        simd=1,
+        weight_type=f"int{bits}",
+        stages=1,
+        max_delay=1,
+    )
+    assert np.array_equal(got, ref_folded(weights, xs))
+
+
+@pytest.mark.parametrize("pe, simd", [(1, 1), (2, 4), (6, 8), (3, 2)])
+@pytest.mark.parametrize("encoding", INT_INPUTS, ids=str)
+@pytest.mark.parametrize("bits, levels", [(2, (-1, 0, 1)), (4, None), (8, (0, 1, 2, 3))])
+def test_int_weight_layers_with_stalls(pe, simd, encoding, bits, levels):
+    """Random ``intN`` layers with the weights' and inputs' extremes, thresholds, stalls."""
+    rng = np.random.default_rng([pe, simd, encoding.width, bits])
+    rows, cols = 6, 8
+    lo_w, hi_w = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    weights = rng.integers(lo_w, hi_w + 1, size=(rows, cols))
+    weights[0] = 0  # an all-zero row
+    weights[1] = lo_w  # the most negative weight everywhere: the accumulator's extremes
+    weights[2, ::2] = hi_w
+    xs = random_values(rng, encoding, (6, cols))
+    xs[0] = encoding.max
+    xs[1] = encoding.min
+    kwargs = {}
+    weight_type = f"int{bits}"
+    if levels is not None:
+        dut = FoldedMatrixVector(
+            weights=weights, input_encoding=encoding, pe=pe, simd=simd, weight_type=weight_type
+        )
+        lo, hi = dut.acc_range
+        kwargs = dict(
+            levels=levels, thresholds=extreme_thresholds(rng, rows, len(levels) - 1, lo, hi)
+        )
+    got = rtl_folded(
+        weights,
+        xs,
+        encoding=encoding,
+        pe=pe,
+        simd=simd,
+        weight_type=weight_type,
+        max_delay=3,
+        seed=pe * 10 + simd + bits,
+        **kwargs,
+    )
+    expect = ref_folded(weights, xs, levels, kwargs.get("thresholds"))
+    assert np.array_equal(got, expect)
+    if levels is None:
+        # the accumulator's range is reached: the row of lo_w weights at both input extremes
+        assert {expect[0, 1], expect[1, 1]} == {
+            lo_w * cols * encoding.max,
+            lo_w * cols * encoding.min,
+        }
 
 
 @pytest.mark.parametrize("stages", [0, 2])
@@ -394,7 +469,12 @@ def test_parameter_errors():
         r"Input encoding must be a ValueEncoding, not 'ternary'",
         input_encoding="ternary",
     )
-    check(ValueError, r"Weight type must be 'ternary' or 'binary', not 'int2'", weight_type="int2")
+    check(
+        ValueError,
+        r"Weight type must be 'ternary', 'binary' or 'int2' to 'int8', not 'int9'",
+        weight_type="int9",
+    )
+    check(ValueError, r"int3 weights must be -4 to 3, not 4", weights=4 * w, weight_type="int3")
     check(
         TypeError,
         r"Weights must be a non-empty 2-D array of integers, not \[1, 0\]",
