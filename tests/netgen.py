@@ -1,8 +1,9 @@
-"""Hypothesis strategies for random valid ``tnn/1`` descriptions and their inputs.
+"""Hypothesis strategies for random valid ``tnn/1`` and ``tnn/2`` descriptions and their inputs.
 
 The descriptions cover every layer kind (dense, conv2d with stride and padding, maxpool), every
 input type, binary and ternary weights, all-zero rows, fan-in 1, activations with ternary,
-binary and multi-level outputs, and both output kinds.
+binary and multi-level outputs, and both ``tnn/1`` output kinds; with ``wide=True`` also
+``intN`` weights (their extremes included) and the ``class_map`` output (``tnn/2``).
 """
 
 import numpy as np
@@ -44,6 +45,21 @@ def weight_rows(draw, out, fan_in, binary):
 
 
 @st.composite
+def int_weight_rows(draw, out, fan_in, bits):
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    rows = []
+    for _ in range(out):
+        style = draw(st.sampled_from(["random", "random", "zero", "extreme"]))
+        if style == "zero":
+            rows.append([0] * fan_in)
+        elif style == "extreme":
+            rows.append([draw(st.sampled_from([lo, hi])) for _ in range(fan_in)])
+        else:
+            rows.append([draw(st.integers(lo, hi)) for _ in range(fan_in)])
+    return rows
+
+
+@st.composite
 def activation(draw, out, bound):
     if draw(st.integers(0, 4)) == 0:
         return None, None
@@ -56,10 +72,12 @@ def activation(draw, out, bound):
 
 
 @st.composite
-def networks(draw, max_layers=4, spatial=None, output=None, max_input_space=None):
+def networks(draw, max_layers=4, spatial=None, output=None, max_input_space=None, wide=False):
     """A random valid description (as a JSON-ready dict).
 
     ``max_input_space`` bounds the number of distinct inputs, so that a test can enumerate them.
+    ``wide`` adds ``tnn/2``'s ``intN`` weights and, for a network ending in a convolution (or a
+    pool), the ``class_map`` output.
     """
     if spatial is None:
         spatial = draw(st.booleans())
@@ -97,6 +115,8 @@ def networks(draw, max_layers=4, spatial=None, output=None, max_input_space=None
             shape = [(shape[0] - kh) // sh + 1, (shape[1] - kw) // sw + 1, shape[2]]
             continue
         binary = draw(st.integers(0, 3)) == 0
+        int_bits = draw(st.sampled_from([None, 2, 3, 4, 8])) if wide else None
+        binary = binary and int_bits is None
         out = draw(st.integers(1, 5))
         layer = {"type": kind, "out": out}
         if kind == "conv2d":
@@ -124,15 +144,21 @@ def networks(draw, max_layers=4, spatial=None, output=None, max_input_space=None
         else:
             fan_in = int(np.prod(shape))
             next_shape = [out]
+        gain = 1
         if binary:
             layer["weight_type"] = "binary"
-        layer["weights"] = draw(weight_rows(out, fan_in, binary))
-        act, levels = draw(activation(out, fan_in * magnitude))
+        if int_bits is None:
+            layer["weights"] = draw(weight_rows(out, fan_in, binary))
+        else:
+            layer["weight_type"] = f"int{int_bits}"
+            layer["weights"] = draw(int_weight_rows(out, fan_in, int_bits))
+            gain = 1 << (int_bits - 1)
+        act, levels = draw(activation(out, fan_in * magnitude * gain))
         layer["activation"] = act
         layers.append(layer)
         shape = next_shape
         if levels is None:
-            bound = fan_in * magnitude
+            bound = fan_in * magnitude * gain
             values = list(range(-bound, bound + 1)) if bound <= 64 else [-bound, 0, bound]
             kind_name = "integer"
             raw_after = True
@@ -140,9 +166,11 @@ def networks(draw, max_layers=4, spatial=None, output=None, max_input_space=None
             values = list(levels)
             kind_name = {(-1, 0, 1): "ternary", (-1, 1): "binary"}.get(tuple(levels), "levels")
             raw_after = False
-    out_kind = output or draw(st.sampled_from(["argmax", "values"]))
+    kinds = ["argmax", "values"] + (["class_map"] if wide and len(shape) == 3 else [])
+    out_kind = output or draw(st.sampled_from(kinds))
+    uses_2 = out_kind == "class_map" or any("int" in str(x.get("weight_type")) for x in layers)
     return {
-        "format": "tnn/1",
+        "format": "tnn/2" if uses_2 else "tnn/1",
         "name": "random",
         "input": {"shape": input_shape, "type": in_type},
         "layers": layers,

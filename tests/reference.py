@@ -1,4 +1,4 @@
-"""An independent evaluator of ``tnn/1`` for tests: obviously correct, not fast.
+"""An independent evaluator of ``tnn/1`` and ``tnn/2`` for tests: obviously correct, not fast.
 
 It reads the raw JSON document itself (not through ``gen.network``), computes every dot product
 as a float64 matrix product on the same integers, walks convolution and pooling windows with
@@ -15,7 +15,11 @@ def _pair(v):
 
 
 def _matrix(rows):
-    return np.array([[WEIGHT[c] for c in row] for row in rows], dtype=np.float64)
+    """Weight strings (ternary, binary) or lists of integers (``intN``), as floats."""
+    return np.array(
+        [[WEIGHT[c] for c in row] if isinstance(row, str) else list(row) for row in rows],
+        dtype=np.float64,
+    )
 
 
 def _activate(acc, activation):
@@ -85,6 +89,14 @@ def evaluate_one(doc, x, *, trace=False):
             if flat[k] > flat[best]:  # strictly greater: ties stay with the lowest index
                 best = k
         result = best
+    elif doc["output"] == "class_map":
+        h, w, c = x.shape
+        result = np.zeros((h, w), dtype=np.int64)
+        for y in range(h):
+            for xx in range(w):
+                for ch in range(1, c):
+                    if x[y, xx, ch] > x[y, xx, result[y, xx]]:  # ties: the lowest channel
+                        result[y, xx] = ch
     else:
         result = x
     return (result, steps) if trace else result

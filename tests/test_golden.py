@@ -225,3 +225,62 @@ def test_range_analysis_of_an_example():
     # the all-zero row's output is the constant +1 (0 >= both thresholds), so the second
     # layer's first row "--++" ranges over -1-1-1+1 .. 1+1+1+1
     assert (second.acc_min, second.acc_max) == (-2, 4)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_golden_matches_reference_on_random_tnn2_networks(data):
+    """intN weights (their extremes, all-zero rows) and the class_map output."""
+    doc = data.draw(networks(wide=True))
+    net = network.from_dict(doc)
+    x = data.draw(inputs_for(doc, 5))
+    outputs, traces = golden.run(net, x, trace=True)
+    for n in range(len(x)):
+        expected, steps = evaluate_one(doc, x[n], trace=True)
+        assert np.array_equal(outputs[n], expected)
+        for trace, (acc, out) in zip(traces, steps, strict=True):
+            if acc is not None:
+                assert np.array_equal(trace.acc[n], acc)
+            assert np.array_equal(trace.out[n], out)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(networks(max_layers=3, max_input_space=4096, wide=True))
+def test_tnn2_range_analysis_against_brute_force(doc):
+    net = network.from_dict(doc)
+    _, traces = golden.run(net, _all_inputs(doc), trace=True)
+    first = True
+    for trace, r in zip(traces, analyze_ranges(net), strict=True):
+        assert r.out_min <= trace.out.min() and trace.out.max() <= r.out_max
+        if trace.acc is None:
+            continue
+        if first:  # independent inputs: the bounds are reached exactly
+            assert (r.acc_min, r.acc_max) == (trace.acc.min(), trace.acc.max())
+            first = False
+        else:
+            assert r.acc_min <= trace.acc.min() and trace.acc.max() <= r.acc_max
+
+
+def test_class_map_ties_go_to_the_lowest_channel():
+    # a 1x1 conv on a 1x3 map of one ternary channel: channels [x, x, -x, 0]
+    doc = {
+        "format": "tnn/2",
+        "name": "t",
+        "input": {"shape": [1, 3, 1], "type": "ternary"},
+        "layers": [
+            {
+                "type": "conv2d",
+                "out": 4,
+                "kernel": 1,
+                "weight_type": "int2",
+                "weights": [[1], [1], [-1], [0]],
+                "activation": None,
+            }
+        ],
+        "output": "class_map",
+    }
+    net = network.from_dict(doc)
+    x = np.array([[[[1], [0], [-1]]]])
+    # x = 1: channels 0 and 1 tie at 1; x = 0: all four tie; x = -1: channel 2 wins
+    assert golden.run(net, x).tolist() == [[[0, 0, 2]]]
+    assert evaluate_one(doc, x[0]).tolist() == [[0, 0, 2]]

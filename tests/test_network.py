@@ -1,4 +1,4 @@
-"""The description format tnn/1: validation messages, limits, saving and loading."""
+"""The description formats tnn/1 and tnn/2: validation messages, limits, saving and loading."""
 
 import copy
 import json
@@ -26,6 +26,32 @@ MLP = {
         {"type": "dense", "out": 2, "weights": ["+-", "-+"], "activation": None},
     ],
     "output": "argmax",
+}
+
+#: tnn/2: an int4 dense layer after an int2 convolution, its output per position.
+FCN = {
+    "format": "tnn/2",
+    "name": "f",
+    "input": {"shape": [3, 3, 1], "type": "uint2"},
+    "layers": [
+        {
+            "type": "conv2d",
+            "out": 2,
+            "kernel": [2, 2],
+            "weight_type": "int2",
+            "weights": [[1, -2, 0, 1], [-2, -2, -2, -2]],
+            "activation": {"levels": [0, 1, 2], "thresholds": [[-1, 2], [-6, 0]]},
+        },
+        {
+            "type": "conv2d",
+            "out": 3,
+            "kernel": [1, 1],
+            "weight_type": "int4",
+            "weights": [[7, -8], [0, 0], [-3, 5]],
+            "activation": None,
+        },
+    ],
+    "output": "class_map",
 }
 
 CNN = {
@@ -90,7 +116,7 @@ CASES = [
         MLP,
         lambda d: set_in(d, ["format"], "tnn/9"),
         "format",
-        "unknown format 'tnn/9'; this tool reads 'tnn/1'",
+        "unknown format 'tnn/9'; this tool reads 'tnn/1' and 'tnn/2'",
     ),
     (
         "layer type",
@@ -142,7 +168,7 @@ CASES = [
         MLP,
         lambda d: set_in(d, ["layers", 1, "weight_type"], "quaternary"),
         "layers[1] (dense).weight_type",
-        "must be 'ternary' or 'binary', not 'quaternary'",
+        "must be 'ternary', 'binary' or 'int2' to 'int8', not 'quaternary'",
     ),
     (
         "thresholds order",
@@ -304,7 +330,7 @@ CASES = [
         MLP,
         lambda d: set_in(d, ["output"], "softmax"),
         "output",
-        "must be 'argmax' or 'values', not 'softmax'",
+        "must be 'argmax', 'values' or 'class_map', not 'softmax'",
     ),
     (
         "name",
@@ -327,6 +353,103 @@ CASES = [
         lambda d: set_in(d, ["layers"], []),
         "layers",
         "must be a non-empty list of layers",
+    ),
+    (
+        "tnn/1 with int weights",
+        FCN,
+        lambda d: set_in(d, ["format"], "tnn/1"),
+        "format",
+        "layers[0] (conv2d) has weight_type 'int2', which needs format 'tnn/2'",
+    ),
+    (
+        "class_map of a vector",
+        MLP,
+        lambda d: set_in(d, ["output"], "class_map"),
+        "output",
+        "'class_map' needs a final [h, w, c] tensor (a fully convolutional network), but the "
+        "last layer's output has shape [2]",
+    ),
+    (
+        "tnn/1 class_map",
+        FCN,
+        lambda d: (
+            set_in(d, ["format"], "tnn/1"),
+            [set_in(d, ["layers", k, "weight_type"], "ternary") for k in (0, 1)],
+            set_in(d, ["layers", 0, "weights"], ["+-0+", "----"]),
+            set_in(d, ["layers", 1, "weights"], ["+-", "00", "-+"]),
+        ),
+        "format",
+        "output 'class_map' needs format 'tnn/2'",
+    ),
+    (
+        "int weight out of range",
+        FCN,
+        lambda d: set_in(d, ["layers", 1, "weights", 2, 1], 8),
+        "layers[1] (conv2d).weights[2]",
+        "8 at position 1 is not an int4 weight (an integer from -8 to 7)",
+    ),
+    (
+        "int weight below range",
+        FCN,
+        lambda d: set_in(d, ["layers", 0, "weights", 0, 3], -3),
+        "layers[0] (conv2d).weights[0]",
+        "-3 at position 3 is not an int2 weight (an integer from -2 to 1)",
+    ),
+    (
+        "bool int weight",
+        FCN,
+        lambda d: set_in(d, ["layers", 0, "weights", 1, 0], True),
+        "layers[0] (conv2d).weights[1]",
+        "True at position 0 is not an int2 weight (an integer from -2 to 1)",
+    ),
+    (
+        "float int weight",
+        FCN,
+        lambda d: set_in(d, ["layers", 0, "weights", 1, 0], 1.0),
+        "layers[0] (conv2d).weights[1]",
+        "1.0 at position 0 is not an int2 weight (an integer from -2 to 1)",
+    ),
+    (
+        "string rows for int weights",
+        FCN,
+        lambda d: set_in(d, ["layers", 1, "weights", 0], "+-"),
+        "layers[1] (conv2d).weights[0]",
+        "must be a list of integers (int4 weights), not '+-'",
+    ),
+    (
+        "int row length",
+        FCN,
+        lambda d: set_in(d, ["layers", 1, "weights", 0], [1, 2, 3]),
+        "layers[1] (conv2d).weights[0]",
+        "has length 3, expected 2 (the layer's fan-in)",
+    ),
+    (
+        "int rows count",
+        FCN,
+        lambda d: set_in(d, ["layers", 1, "weights"], [[1, 2]]),
+        "layers[1] (conv2d).weights",
+        "has 1 rows, expected 3 (out)",
+    ),
+    (
+        "int9",
+        FCN,
+        lambda d: set_in(d, ["layers", 1, "weight_type"], "int9"),
+        "layers[1] (conv2d).weight_type",
+        "must be 'ternary', 'binary' or 'int2' to 'int8', not 'int9'",
+    ),
+    (
+        "int1",
+        FCN,
+        lambda d: set_in(d, ["layers", 1, "weight_type"], "int1"),
+        "layers[1] (conv2d).weight_type",
+        "must be 'ternary', 'binary' or 'int2' to 'int8', not 'int1'",
+    ),
+    (
+        "list weight type",
+        FCN,
+        lambda d: set_in(d, ["layers", 1, "weight_type"], ["int4"]),
+        "layers[1] (conv2d).weight_type",
+        "must be 'ternary', 'binary' or 'int2' to 'int8', not ['int4']",
     ),
     (
         "bool out",
@@ -450,3 +573,54 @@ def test_save_then_load_is_identity(doc):
     for a, b in zip(net.layers, again.layers, strict=True):
         if hasattr(a, "weights"):
             assert np.array_equal(a.weights, b.weights)
+
+
+@settings(max_examples=60, deadline=None)
+@given(networks(wide=True))
+def test_tnn2_save_then_load_is_identity(doc):
+    net = network.from_dict(doc)
+    text = network.dumps(net)
+    again = network.loads(text)
+    assert again == net
+    assert again.shapes == net.shapes and again.types == net.types
+    # saved as tnn/2 exactly when it uses intN weights or class_map
+    assert json.loads(text)["format"] == doc["format"]
+    for a, b in zip(net.layers, again.layers, strict=True):
+        if hasattr(a, "weights"):
+            assert a.weight_type == b.weight_type
+            assert np.array_equal(a.weights, b.weights)
+
+
+def test_tnn2_document_layout(tmp_path):
+    net = network.from_dict(copy.deepcopy(FCN))
+    assert net.format == "tnn/2" and net.output == "class_map"
+    assert net.layers[1].weight_type == "int4"
+    assert net.layers[1].weights.tolist() == [[7, -8], [0, 0], [-3, 5]]
+    assert net.layers[1].max_row_weight == 15
+    path = tmp_path / "f.tnn.json"
+    network.save(net, path)
+    text = path.read_text()
+    assert '"format": "tnn/2"' in text
+    assert "[7, -8],\n" in text  # one integer row per line
+    assert network.load(path) == net
+    # a tnn/1 network keeps saving as tnn/1
+    assert json.loads(network.dumps(network.from_dict(copy.deepcopy(MLP))))["format"] == "tnn/1"
+
+
+def test_int_weight_work_counts_digit_planes(monkeypatch, tmp_path):
+    """An intN weight's work is its ceil(N / 2) digit planes: with int8 instead of int4 weights
+    the second layer takes twice the work, and the limit counts it."""
+    net = network.from_dict(copy.deepcopy(FCN))
+    first = validate.layer_work(net.layers[0], (3, 3, 1), (2, 2, 2))[0]
+    second = validate.layer_work(net.layers[1], (2, 2, 2), (2, 2, 3))[0]
+    assert (first, second) == (4 * 4 * 2 * 1, 4 * 2 * 3 * 2)  # positions x fan-in x out x planes
+    doc = copy.deepcopy(FCN)
+    doc["layers"][1]["weight_type"] = "int8"
+    monkeypatch.setattr(validate, "MAX_WORK", first + 2 * second - 1)
+    expect(
+        doc,
+        "layers[1] (conv2d)",
+        f"the layers up to this one take {first + 2 * second} operations per inference, beyond "
+        f"the limit of {first + 2 * second - 1} (2**27)",
+        tmp_path,
+    )

@@ -1,5 +1,5 @@
-"""The network description, format ``tnn/1``: its objects, validation, files, arithmetic, golden
-model and range analysis.
+"""The network description, formats ``tnn/1`` and ``tnn/2``: its objects, validation, files,
+arithmetic, golden model and range analysis.
 
 The modules, in the data's direction: :mod:`~gen.network.description` (value types, layers,
 :class:`Network`), :mod:`~gen.network.validate` (a parsed document into a network, within the
@@ -11,6 +11,11 @@ text ``tnngen check`` prints). The names most callers need are importable from h
 
 from .description import (
     FORMAT,
+    FORMAT_2,
+    FORMATS,
+    INT_WEIGHT_TYPES,
+    OUTPUTS,
+    WEIGHT_TYPES,
     Activation,
     Conv2d,
     Dense,
@@ -36,6 +41,11 @@ from .validate import (
 
 __all__ = [
     "FORMAT",
+    "FORMAT_2",
+    "FORMATS",
+    "WEIGHT_TYPES",
+    "INT_WEIGHT_TYPES",
+    "OUTPUTS",
     "DescriptionError",
     "ValueType",
     "InputSpec",

@@ -1,4 +1,4 @@
-"""The integer arithmetic of ``tnn/1``, vectorized over a batch.
+"""The integer arithmetic of ``tnn/1`` and ``tnn/2``, vectorized over a batch.
 
 Small named steps shared by the golden model (on values) and by range analysis (on per-element
 lower and upper bounds): window extraction for conv2d, exact integer matrix products, threshold
@@ -148,7 +148,7 @@ def layer_forward(layer, x, bound):
     """
     if layer.type == "maxpool":
         return None, maxpool(x, layer.kernel, layer.stride)
-    limit = int(bound) * layer.fan_in
+    limit = int(bound) * layer.max_row_weight
     acc = _products(layer, [x], lambda cols: exact_matmul(cols, layer.weights, limit))
     return acc, activate(acc, layer.activation)
 

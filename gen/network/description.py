@@ -1,4 +1,9 @@
-"""The network description, format ``tnn/1``, as Python objects: value types, layers, networks.
+"""The network description, formats ``tnn/1`` and ``tnn/2``, as Python objects: value types,
+layers, networks.
+
+``tnn/2`` is a strict superset of ``tnn/1``: it adds ``intN`` weights (N = 2..8) and the
+per-position ``class_map`` output. A network that uses neither is a ``tnn/1`` network and is
+saved as one (:attr:`Network.format`).
 
 A :class:`Network` is what :func:`gen.network.load` returns once a document is valid
 (``gen.network.validate``); every problem in a document is a :class:`DescriptionError` naming
@@ -11,6 +16,12 @@ import numpy as np
 
 __all__ = [
     "FORMAT",
+    "FORMAT_2",
+    "FORMATS",
+    "WEIGHT_TYPES",
+    "INT_WEIGHT_TYPES",
+    "OUTPUTS",
+    "int_weight_bits",
     "DescriptionError",
     "ValueType",
     "InputSpec",
@@ -24,6 +35,20 @@ __all__ = [
 ]
 
 FORMAT = "tnn/1"
+FORMAT_2 = "tnn/2"
+#: The formats this tool reads; it writes the first that can hold a network.
+FORMATS = (FORMAT, FORMAT_2)
+
+#: ``intN`` weights: N-bit two's complement integers (TTQ's {-n, 0, +p}, QNN/DoReFa weights).
+INT_WEIGHT_TYPES = tuple(f"int{n}" for n in range(2, 9))
+WEIGHT_TYPES = ("ternary", "binary") + INT_WEIGHT_TYPES
+#: ``class_map``: per position of an ``[h, w, c]`` output, the index of its largest channel.
+OUTPUTS = ("argmax", "values", "class_map")
+
+
+def int_weight_bits(weight_type):
+    """N of an ``intN`` weight type, else None."""
+    return int(weight_type[3:]) if weight_type in INT_WEIGHT_TYPES else None
 
 
 def shown(value, limit=60):
@@ -166,7 +191,7 @@ class Activation:
 @dataclass(frozen=True, eq=False)
 class WeightedLayer:
     out: int
-    weights: np.ndarray  # (out, fan_in), int8 in {-1, 0, 1}
+    weights: np.ndarray  # (out, fan_in), int8: {-1, 0, 1}, or the integers of intN
     activation: Activation | None
     weight_type: str
 
@@ -184,6 +209,12 @@ class WeightedLayer:
     @property
     def fan_in(self):
         return self.weights.shape[1]
+
+    @property
+    def max_row_weight(self):
+        """The largest ``sum_i |W[j][i]|`` of a row: the accumulator's gain over its input's
+        magnitude (the fan-in for ternary and binary rows without zeros)."""
+        return int(np.abs(self.weights.astype(np.int64)).sum(axis=1).max(initial=0))
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,7 +240,7 @@ class MaxPool:
 
 @dataclass(frozen=True)
 class Network:
-    """A validated ``tnn/1`` description.
+    """A validated ``tnn/1`` or ``tnn/2`` description.
 
     ``shapes[l]`` is the shape of the tensor entering layer ``l`` (``shapes[0]`` the input,
     ``shapes[-1]`` the final layer's output); ``types[l]`` likewise its value type.
@@ -230,3 +261,10 @@ class Network:
     @property
     def output_shape(self):
         return self.shapes[-1]
+
+    @property
+    def format(self):
+        """``tnn/2`` when the network uses ``intN`` weights or the ``class_map`` output, else
+        ``tnn/1``: the format it is saved in."""
+        wide = any(getattr(layer, "weight_type", "") in INT_WEIGHT_TYPES for layer in self.layers)
+        return FORMAT_2 if wide or self.output == "class_map" else FORMAT

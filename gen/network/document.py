@@ -1,4 +1,5 @@
-"""Reading and writing description files: JSON text in, a validated :class:`Network` out, and back.
+"""Reading and writing description files (``tnn/1``, ``tnn/2``): JSON text in, a validated
+:class:`Network` out, and back.
 
 :func:`load` parses and validates a file (``gen.network.validate``); :func:`save` writes the
 canonical form, one weight row per line, so that ``load(save(net)) == net`` and diffs are
@@ -16,7 +17,7 @@ import numpy as np
 from .. import jsontext
 from ..files import write_text_atomic
 from . import validate
-from .description import FORMAT, Conv2d, DescriptionError, MaxPool
+from .description import INT_WEIGHT_TYPES, Conv2d, DescriptionError, MaxPool
 from .validate import from_dict
 
 __all__ = ["load", "loads", "to_dict", "dumps", "save", "weight_rows", "description_sha256"]
@@ -74,7 +75,11 @@ def _compact(pair):
     return pair[0] if pair[0] == pair[1] else list(pair)
 
 
-def weight_rows(weights):
+def weight_rows(weights, weight_type="ternary"):
+    """The rows of a weight matrix as the description stores them: strings of ``+``, ``0``,
+    ``-`` for ternary and binary weights, lists of integers for ``intN``."""
+    if weight_type in INT_WEIGHT_TYPES:
+        return weights.astype(np.int64).tolist()
     lut = np.frombuffer(b"-0+", dtype=np.uint8)
     chars = lut[weights.astype(np.int64) + 1]
     return [row.tobytes().decode("ascii") for row in chars]
@@ -99,7 +104,7 @@ def to_dict(net):
                 doc["pad"] = layer.pad
         if layer.weight_type != "ternary":
             doc["weight_type"] = layer.weight_type
-        doc["weights"] = weight_rows(layer.weights)
+        doc["weights"] = weight_rows(layer.weights, layer.weight_type)
         if layer.activation is None:
             doc["activation"] = None
         else:
@@ -109,7 +114,7 @@ def to_dict(net):
             }
         layers.append(doc)
     return {
-        "format": FORMAT,
+        "format": net.format,
         "name": net.name,
         "input": {"shape": list(net.input.shape), "type": net.input.type.name},
         "layers": layers,

@@ -1,4 +1,5 @@
-"""The NumPy golden model of a ``tnn/1`` network: exact integer outputs of a batch of inputs.
+"""The NumPy golden model of a ``tnn/1`` or ``tnn/2`` network: exact integer outputs of a batch
+of inputs.
 
 :func:`run` evaluates a description on a batch of inputs with exact integer arithmetic
 (vectorized over the batch and over neurons, :mod:`gen.network.arith`); the range analysis of
@@ -91,7 +92,8 @@ def random_inputs(net, count, seed=0):
 def run(net, inputs, *, trace=False, check=True):
     """Evaluate ``net`` on a batch ``inputs`` of shape ``(N, *input.shape)``.
 
-    Returns the outputs: ``(N,)`` class indices for ``argmax`` (ties to the lowest index), else
+    Returns the outputs: ``(N,)`` class indices for ``argmax`` (ties to the lowest index),
+    ``(N, h, w)`` class indices for ``class_map`` (per position, ties to the lowest channel), else
     ``(N, *output shape)`` values; with ``trace=True`` also a list of :class:`LayerTrace`, one
     per layer.
     """
@@ -131,6 +133,8 @@ def _run(net, x, *, trace=False):
     if net.output == "argmax":
         flat = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
         result = np.argmax(flat, axis=1).astype(np.int64)
+    elif net.output == "class_map":
+        result = np.argmax(x, axis=-1).astype(np.int64)  # (N, h, w), ties to the lowest channel
     else:
         result = x
     return (result, traces) if trace else result

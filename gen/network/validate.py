@@ -1,4 +1,5 @@
-"""Validation of a parsed ``tnn/1`` document into a :class:`Network`, within documented limits.
+"""Validation of a parsed ``tnn/1`` or ``tnn/2`` document into a :class:`Network`, within
+documented limits.
 
 Limits
 ------
@@ -8,14 +9,15 @@ So that a hostile file cannot exhaust memory or time, a description is refused w
 - ``MAX_LAYERS`` (256) layers;
 - ``MAX_DIM`` (65,536) for any one size (an input extent, ``out``, a kernel extent);
 - ``MAX_TENSOR`` (2**22 values) for any one feature map or vector;
-- ``MAX_WEIGHTS`` (2**27 characters) of weights in all;
+- ``MAX_WEIGHTS`` (2**27) weights in all;
 - ``MAX_LEVELS`` (256) levels per activation;
 - ``MAX_ABS_VALUE`` (2**40) for the magnitude of any level, threshold or pad value;
 - ``MAX_ACCUMULATOR`` (2**62) for the magnitude any accumulator could reach;
 - ``MAX_WORK`` (2**27) operations per inference, summed over the layers: a dense or conv2d
-  layer's multiply-accumulates (positions x fan-in x outputs), a max pool's compares (its input
-  values x about ``log2`` of its window per axis); range analysis, the golden model and
-  compilation all grow with it;
+  layer's multiply-accumulates (positions x fan-in x outputs; an ``intN`` weight counts as its
+  ``ceil(N / 2)`` signed-digit planes, the terms the hardware and the compiler's estimates
+  handle), a max pool's compares (its input values x about ``log2`` of its window per axis);
+  range analysis, the golden model and compilation all grow with it;
 - ``MAX_WINDOW_VALUES`` (2**24) for the windows a conv2d layer's evaluation makes per input
   (positions x fan-in).
 
@@ -27,6 +29,11 @@ import numpy as np
 
 from .description import (
     FORMAT,
+    FORMAT_2,
+    FORMATS,
+    INT_WEIGHT_TYPES,
+    OUTPUTS,
+    WEIGHT_TYPES,
     Activation,
     Conv2d,
     Dense,
@@ -35,6 +42,7 @@ from .description import (
     MaxPool,
     Network,
     ValueType,
+    int_weight_bits,
     shown,
 )
 from .ranges import propagate
@@ -134,6 +142,8 @@ def _check_tensor(shape, where):
 
 
 def _parse_weights(rows, out, fan_in, weight_type, where, budget):
+    if weight_type in INT_WEIGHT_TYPES:
+        return _parse_int_weights(rows, out, fan_in, weight_type, where, budget)
     if not isinstance(rows, list):
         raise DescriptionError(
             f"must be a list of {out} weight strings, not {type(rows).__name__}", where=where
@@ -179,6 +189,43 @@ def _parse_weights(rows, out, fan_in, weight_type, where, budget):
                 where=at,
             )
         matrix[j] = codes
+    return matrix
+
+
+def _parse_int_weights(rows, out, fan_in, weight_type, where, budget):
+    """``intN`` weights: a list of ``out`` rows, each a list of ``fan_in`` integers in range."""
+    bits = int_weight_bits(weight_type)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if not isinstance(rows, list):
+        raise DescriptionError(
+            f"must be a list of {out} lists of integers, not {type(rows).__name__}", where=where
+        )
+    if len(rows) != out:
+        raise DescriptionError(f"has {len(rows)} rows, expected {out} (out)", where=where)
+    if out * fan_in > budget:
+        raise DescriptionError(
+            f"{out} x {fan_in} weights exceed the limit of {MAX_WEIGHTS} weights in a description",
+            where=where,
+        )
+    matrix = np.empty((out, fan_in), dtype=np.int8)
+    for j, row in enumerate(rows):
+        at = f"{where}[{j}]"
+        if not isinstance(row, list):
+            raise DescriptionError(
+                f"must be a list of integers ({weight_type} weights), not {shown(row)}", where=at
+            )
+        if len(row) != fan_in:
+            raise DescriptionError(
+                f"has length {len(row)}, expected {fan_in} (the layer's fan-in)", where=at
+            )
+        for k, value in enumerate(row):
+            if not _is_int(value) or not lo <= value <= hi:
+                raise DescriptionError(
+                    f"{shown(value)} at position {k} is not an {weight_type} weight "
+                    f"(an integer from {lo} to {hi})",
+                    where=at,
+                )
+        matrix[j] = row
     return matrix
 
 
@@ -268,9 +315,10 @@ def _parse_layer(doc, index, shape, value_type, budget):
 
     common = ("type", "out", "weights", "activation")
     weight_type = doc.get("weight_type", "ternary")
-    if weight_type not in ("ternary", "binary"):
+    if not isinstance(weight_type, str) or weight_type not in WEIGHT_TYPES:
         raise DescriptionError(
-            f"must be 'ternary' or 'binary', not {shown(weight_type)}", where=f"{where}.weight_type"
+            f"must be 'ternary', 'binary' or 'int2' to 'int8', not {shown(weight_type)}",
+            where=f"{where}.weight_type",
         )
     if kind == "dense":
         _object(doc, where, common, ("weight_type",))
@@ -346,9 +394,10 @@ def from_dict(doc):
     if not isinstance(doc, dict):
         raise DescriptionError(f"the document must be a JSON object, not {type(doc).__name__}")
     fmt = doc.get("format")
-    if fmt != FORMAT:
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise DescriptionError(
-            f"unknown format {shown(fmt)}; this tool reads {FORMAT!r}", where="format"
+            f"unknown format {shown(fmt)}; this tool reads {' and '.join(map(repr, FORMATS))}",
+            where="format",
         )
     _object(doc, "", ("format", "name", "input", "layers", "output"))
     name = doc["name"]
@@ -371,8 +420,10 @@ def from_dict(doc):
             f"has {len(layers_doc)} layers, beyond the limit of {MAX_LAYERS}", where="layers"
         )
     output = doc["output"]
-    if output not in ("argmax", "values"):
-        raise DescriptionError(f"must be 'argmax' or 'values', not {shown(output)}", where="output")
+    if not isinstance(output, str) or output not in OUTPUTS:
+        raise DescriptionError(
+            f"must be 'argmax', 'values' or 'class_map', not {shown(output)}", where="output"
+        )
     shapes, types, layers, ranges = [spec.shape], [spec.type], [], []
     budget = MAX_WEIGHTS
     work = 0
@@ -397,9 +448,28 @@ def from_dict(doc):
         shapes.append(shape)
         types.append(value_type)
         ranges.append(layer_range)
-    return Network(
+    if output == "class_map" and len(shapes[-1]) != 3:
+        raise DescriptionError(
+            "'class_map' needs a final [h, w, c] tensor (a fully convolutional network), but the "
+            f"last layer's output has shape {list(shapes[-1])}",
+            where="output",
+        )
+    net = Network(
         name, spec, tuple(layers), output, tuple(shapes), tuple(types), ranges=tuple(ranges)
     )
+    if fmt == FORMAT and net.format != FORMAT:
+        raise DescriptionError(
+            _format_2_feature(net) + f" needs format {FORMAT_2!r}", where="format"
+        )
+    return net
+
+
+def _format_2_feature(net):
+    """What in ``net`` is ``tnn/2`` only, for the error of a ``tnn/1`` document that uses it."""
+    for index, layer in enumerate(net.layers):
+        if getattr(layer, "weight_type", "") in INT_WEIGHT_TYPES:
+            return f"layers[{index}] ({layer.type}) has weight_type {layer.weight_type!r}, which"
+    return "output 'class_map'"
 
 
 def layer_work(layer, in_shape, out_shape):
@@ -411,7 +481,9 @@ def layer_work(layer, in_shape, out_shape):
         passes = sum(max(1, int(k).bit_length()) for k in layer.kernel)
         return int(np.prod(in_shape, dtype=np.int64)) * passes, int(np.prod(in_shape))
     fan_in = layer.weights.shape[1]
-    return positions * fan_in * layer.out, positions * fan_in
+    bits = int_weight_bits(layer.weight_type)
+    planes = 1 if bits is None else (bits + 1) // 2
+    return positions * fan_in * layer.out * planes, positions * fan_in
 
 
 def _check_work(layer, in_shape, out_shape, work, where):
@@ -434,7 +506,7 @@ def _check_work(layer, in_shape, out_shape, work, where):
 
 def _check_accumulator_bound(layer, lo, hi, where):
     magnitude = int(max(np.abs(lo).max(), np.abs(hi).max()))
-    row_weight = int(np.abs(layer.weights.astype(np.int64)).sum(axis=1).max())
+    row_weight = layer.max_row_weight
     if magnitude * row_weight >= MAX_ACCUMULATOR:
         raise DescriptionError(
             f"accumulators could reach {magnitude * row_weight}, beyond the limit of "
