@@ -194,6 +194,104 @@ def test_random_mlp_every_input_type(in_type):
     check_against_golden(net, "0:7,5;1:1,7", inputs)
 
 
+def int_mlp(sizes, bits, in_type, seed=0):
+    """A tnn/2 MLP of intN weights with each layer's extremes: an all-zero row, a row of the
+    most negative weight, a row of the largest, and random rows."""
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    layers = []
+    for k, (fan_in, out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        w = rng.integers(lo, hi + 1, size=(out, fan_in))
+        w[0], w[1 % out], w[2 % out] = 0, lo, hi
+        act = None
+        if k < len(sizes) - 2:
+            t = rng.integers(-3 * hi, 3 * hi + 1, size=(out, 2))
+            act = {"levels": [-1, 0, 1], "thresholds": np.sort(t, axis=1).tolist()}
+        layers.append(
+            {
+                "type": "dense",
+                "out": out,
+                "weight_type": f"int{bits}",
+                "weights": w.tolist(),
+                "activation": act,
+            }
+        )
+    return network.from_dict(
+        {
+            "format": "tnn/2",
+            "name": "int-mlp",
+            "input": {"shape": [sizes[0]], "type": in_type},
+            "layers": layers,
+            "output": "argmax",
+        }
+    )
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("in_type", ["ternary", "binary", "uint3", "int4"])
+def test_int_weight_mlp_every_input_type(in_type, bits):
+    """intN layers unrolled (signed-digit planes) and folded (N-bit ROM words)."""
+    net = int_mlp([10, 7, 5], bits, in_type, seed=bits)
+    inputs = np.concatenate([folder.corner_inputs(net), golden.random_inputs(net, 30, 5)])
+    check_against_golden(net, "unrolled", inputs)
+    check_against_golden(net, "0:7,5;1:1,7", inputs)
+
+
+def test_ttq_row_scales():
+    """TTQ's {-n, 0, +p} with p != n, unrolled and folded: the row is p * sum(x where w > 0)
+    - n * sum(x where w < 0)."""
+    rng = np.random.default_rng(11)
+    w = rng.choice([-3, 0, 5], size=(6, 12))
+    w[0] = 0
+    doc = {
+        "format": "tnn/2",
+        "name": "ttq",
+        "input": {"shape": [12], "type": "ternary"},
+        "layers": [
+            {"type": "dense", "out": 6, "weight_type": "int4", "weights": w.tolist(),
+             "activation": None},
+        ],
+        "output": "values",
+    }  # fmt: skip
+    net = network.from_dict(doc)
+    inputs = np.concatenate([folder.corner_inputs(net), golden.random_inputs(net, 30, 2)])
+    x = inputs.astype(np.int64)
+    expected = 5 * (x @ (w == 5).T) - 3 * (x @ (w == -3).T)
+    assert np.array_equal(golden.run(net, inputs), expected)
+    for fold in ("unrolled", "2,4", "6,1"):
+        check_against_golden(net, fold, inputs)
+
+
+def test_class_map_is_refused_by_the_compiler_for_now():
+    doc = {
+        "format": "tnn/2",
+        "name": "fcn",
+        "input": {"shape": [2, 2, 1], "type": "ternary"},
+        "layers": [
+            {"type": "conv2d", "out": 2, "kernel": 1, "weights": ["+", "-"], "activation": None}
+        ],
+        "output": "class_map",
+    }
+    with pytest.raises(CompileError, match="output 'class_map': the compiler builds"):
+        compiler.compile_network(network.from_dict(doc), "unrolled")
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.data())
+def test_random_int_weight_descriptions(data):
+    """Random tnn/2 networks with intN weights, dense and spatial, unrolled and folded."""
+    output = data.draw(st.sampled_from(["argmax", "values"]))
+    doc = data.draw(networks(max_layers=3, wide=True, output=output))
+    net = network.from_dict(doc)
+    inputs = np.concatenate([folder.corner_inputs(net), data.draw(inputs_for(doc, 6))])
+    fold = data.draw(st.sampled_from(["unrolled", "1,1"]))
+    check_against_golden(net, fold, inputs)
+
+
 @settings(
     max_examples=10,
     deadline=None,

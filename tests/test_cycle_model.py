@@ -203,7 +203,15 @@ def conv_stacks(draw):
 
 
 def check_random(data):
-    doc = data.draw(st.one_of(networks(max_layers=4, spatial=True), conv_stacks()))
+    # tnn/2's intN weights too (their engines time the same; the compiler builds argmax and
+    # values outputs)
+    wide = networks(
+        max_layers=4,
+        spatial=True,
+        wide=True,
+        output=data.draw(st.sampled_from(["argmax", "values"])),
+    )
+    doc = data.draw(st.one_of(networks(max_layers=4, spatial=True), wide, conv_stacks()))
     net = network.from_dict(doc)
     fold = data.draw(foldings(net))
     check_timing(net, fold)

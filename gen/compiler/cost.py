@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from hw.dotproduct import prefer_graph
+from hw.folded import weight_bits as rom_bits_per_weight
 
 __all__ = [
     "Resources",
@@ -110,14 +111,19 @@ def threshold(rows, acc_bits, n_thresholds, out_bits):
     return _r(compares * (acc_bits / 2 + 1), compares * acc_bits / 2, rows * out_bits + 1)
 
 
-def _simd_product(in_bits, weight_bits):
+def _simd_product(in_bits, weight_type):
     """LUT4s of one folded-engine product and the bits it adds to its PE's heap.
 
     Follows :func:`hw.folded.product_bits`: a binary input gives an XNOR (binary weights) or
     a (nonzero, negative) pair; a ternary input one or two LUTs and two bits; an ``n``-bit
     input one LUT per bit plane and the weight's sign bits. ``uint2``/``int2`` inputs are
-    counted as ternary (they cost about the same).
+    counted as ternary (they cost about the same). An ``intN`` weight makes an AND array: one
+    LUT and one heap bit per input bit and weight bit, and for a binary input (whose constant
+    term is a weight bit) N more bits.
     """
+    weight_bits = rom_bits_per_weight(weight_type)
+    if weight_type not in ("ternary", "binary"):
+        return in_bits * weight_bits, in_bits * weight_bits + (weight_bits if in_bits == 1 else 0)
     if in_bits == 1:
         return 1, 1 if weight_bits == 1 else 2
     if in_bits == 2:
@@ -125,9 +131,11 @@ def _simd_product(in_bits, weight_bits):
     return in_bits, in_bits + 1.5
 
 
-def folded(rows, cols, pe, simd, in_bits, acc_bits, n_thresholds, weight_bits, *, stages):
+def folded(rows, cols, pe, simd, in_bits, acc_bits, n_thresholds, weight_type, *, stages):
     """A folded matrix-vector engine: SIMD sums, accumulators, comparators, buffers, ROMs.
 
+    ``weight_type`` (``ternary``, ``binary``, ``intN``) sets the ROM's bits per weight and the
+    products (:func:`_simd_product`).
     The SIMD sums are compressor trees as in :func:`unrolled_dot`, with the same coefficients
     per heap bit, behind the products' LUTs. ``stages`` is the SIMD sums' pipeline depth (the
     plan's, from :func:`hw.folded.default_stages`). Measured (Yosys 0.23 ``synth_ice40``,
@@ -136,11 +144,14 @@ def folded(rows, cols, pe, simd, in_bits, acc_bits, n_thresholds, weight_bits, *
     ``bit_adders="carry"``), which this model predicts as 1,202, 330 and 2,290.
     """
     row_folds, col_folds = rows // pe, cols // simd
-    product_luts, product_bits = _simd_product(in_bits, weight_bits)
+    weight_bits = rom_bits_per_weight(weight_type)
+    product_luts, product_bits = _simd_product(in_bits, weight_type)
     bits = pe * simd * product_bits
     sum_luts = pe * simd * product_luts + LUT_PER_HEAP_BIT * bits
     sum_carry = CARRY_PER_HEAP_BIT * bits
     largest = 1 if in_bits <= 2 else (1 << in_bits) - 1  # of one product's magnitude
+    if weight_type not in ("ternary", "binary"):
+        largest <<= weight_bits - 1
     sum_bits = (simd * largest).bit_length() + 1
     acc_luts = pe * acc_bits
     compare = pe * n_thresholds * (acc_bits + 1)

@@ -13,6 +13,7 @@ import numpy as np
 
 from hw.argmax import default_stages as argmax_stages
 from hw.dotproduct import default_stages as dot_stages
+from hw.dotproduct import digit_matrix
 from hw.folded import default_stages as folded_stages
 
 from ..network import Conv2d, MaxPool
@@ -91,10 +92,11 @@ def _layer_estimate(net, index, engine, pe, simd, stages, ranges):
     rows, cols = layer.weights.shape
     n_thr = 0 if layer.activation is None else len(layer.activation.levels) - 1
     out_bits = value_bits(out_type)
-    weight_bits = 2 if layer.weight_type == "ternary" else 1
     if engine == "unrolled":
+        # integer weights are summed as their signed-digit planes, a ternary matrix over shifted
+        # copies of the inputs (hw.dotproduct.digit_matrix); a ternary matrix is its own
         est = cost.unrolled_dot(
-            layer.weights,
+            digit_matrix(layer.weights)[0],
             in_bits,
             acc_bits,
             stages,
@@ -104,7 +106,7 @@ def _layer_estimate(net, index, engine, pe, simd, stages, ranges):
             est = est + cost.threshold(rows, acc_bits, n_thr, out_bits)
     else:
         est = cost.folded(
-            rows, cols, pe, simd, in_bits, acc_bits, n_thr, weight_bits, stages=stages
+            rows, cols, pe, simd, in_bits, acc_bits, n_thr, layer.weight_type, stages=stages
         )
     if isinstance(layer, Conv2d):
         est = est + cost.window(
@@ -149,7 +151,7 @@ def _layer_plan(net, index, fold, ranges):
     if fold == "unrolled":
         pe, simd, engine = rows, cols, "unrolled"
         per_position = 1
-        stages = dot_stages(layer.weights)
+        stages = dot_stages(digit_matrix(layer.weights)[0])
     else:
         pe, simd = fold
         engine = "folded"
@@ -191,6 +193,10 @@ def plan(net, fold="unrolled", *, target_ii=None, max_luts=None, rom="auto"):
     ``auto`` means unrolled. Either of them with no ``auto`` layer is an error (it would have
     nothing to choose).
     """
+    if net.output not in ("argmax", "values"):
+        raise CompileError(
+            f"output {net.output!r}: the compiler builds 'argmax' and 'values' outputs only"
+        )
     folds = parse_fold(fold, net)
     ranges = analyze_ranges(net)
     fixed = {k: _layer_plan(net, k, f, ranges) for k, f in folds.items() if f != "auto"}
