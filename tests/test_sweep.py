@@ -86,6 +86,17 @@ def test_plot(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["front.png"]  # no temporary left behind
 
 
+def test_plot_labels_join_coincident_points_and_failures_are_named(tmp_path):
+    points = _summary(tmp_path)["points"]
+    twin = dict(points[1], fold="0:8,4")  # the same size and throughput as 0:4,8
+    labels = sweep.plot_labels(points + [twin])
+    assert sorted(text for _, _, text in labels) == ["0:1,1", "0:4,8, 0:8,4", "unrolled"]
+    assert sweep.failed_note(points) == "failed, not drawn: 0:3,3 (fold: PE 3 must divide 4)"
+    assert sweep.failed_note(points[:3]) is None
+    many = [dict(points[3], fold=f"f{k}") for k in range(6)]
+    assert sweep.failed_note(many).endswith("f3 (fold: PE 3 must divide 4) and 2 more")
+
+
 def test_plot_without_matplotlib(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert sweep.plot(_summary(tmp_path), str(tmp_path / "x.png")) is None

@@ -147,6 +147,26 @@ def format_markdown(summary):
     return "\n".join(lines) + "\n"
 
 
+def plot_labels(points):
+    """One label per place on the plot: ``[(throughput, size, text)]``, the foldings that land
+    on the same point joined in one label (so that coincident labels do not overprint)."""
+    places = {}
+    for p in points:
+        if not p.get("error"):
+            places.setdefault((p["throughput"], p["size"]), []).append(p["fold"])
+    return [(x, y, ", ".join(folds)) for (x, y), folds in places.items()]
+
+
+def failed_note(points, limit=4):
+    """The line under the plot naming the points that failed (None when none did)."""
+    failed = [p for p in points if p.get("error")]
+    if not failed:
+        return None
+    shown = [f"{p['fold']} ({p['error'].splitlines()[0][:40]})" for p in failed[:limit]]
+    more = f" and {len(failed) - limit} more" if len(failed) > limit else ""
+    return f"failed, not drawn: {'; '.join(shown)}{more}"
+
+
 def plot(summary, path):
     """Draw size against throughput, front as a line, into ``path`` (PNG).
 
@@ -177,14 +197,8 @@ def plot(summary, path):
             zorder=3,
             label="Pareto front",
         )
-    for p in points:
-        axes.annotate(
-            p["fold"],
-            (p["throughput"], p["size"]),
-            fontsize=7,
-            xytext=(4, 4),
-            textcoords="offset points",
-        )
+    for x, y, text in plot_labels(points):
+        axes.annotate(text, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
     if xs and max(xs) > 10 * min(xs):
         axes.set_xscale("log")
     if ys and min(ys) > 0 and max(ys) > 10 * min(ys):
@@ -194,7 +208,10 @@ def plot(summary, path):
     axes.set_title(f"{summary['model']} on {summary['target']}")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
-    figure.tight_layout()
+    note = failed_note(summary["points"])
+    figure.tight_layout(rect=(0, 0.06, 1, 1) if note else None)
+    if note:
+        figure.text(0.01, 0.01, note, fontsize=7, color="tab:red")
     try:
         with atomic_path(path, suffix=".png") as tmp:
             figure.savefig(tmp, format="png")
