@@ -79,13 +79,19 @@ class Builder:
         """A weight tensor whose quantizer gives ``ints`` (in {-1, 0, 1}) times ``scale``.
 
         ``kind``: ``ternary`` (2-bit signed narrow Quant), ``binary`` (BipolarQuant), ``quant1``
-        (1-bit signed Quant) or ``plain`` (the initializer ``ints * scale``, FINN's dialect).
+        (1-bit signed Quant), ``plain`` (the initializer ``ints * scale``, FINN's dialect), or a
+        name of :data:`INT_WEIGHTS` (an N-bit Quant; ``ints`` then in its range).
         """
         shape = [1] * ints.ndim
         shape[out_axis] = -1
         s = np.broadcast_to(np.asarray(scale, dtype=np.float32).reshape(shape), ints.shape)
         if kind == "plain":
             return self.const(ints * s)
+        if kind in INT_WEIGHTS:
+            bits, signed, narrow = INT_WEIGHTS[kind][:3]
+            raw = s * (ints + rng.uniform(-0.45, 0.45, size=ints.shape))
+            q_scale = np.asarray(scale, dtype=np.float32).reshape(shape)
+            return self.quant(self.const(raw), q_scale, bits=bits, signed=signed, narrow=narrow)
         if kind == "ternary":
             raw = s * (ints + rng.uniform(-0.45, 0.45, size=ints.shape))
         else:
@@ -145,6 +151,33 @@ class Builder:
             helper.make_opsetid(d, 1) for d in sorted(domains)
         ]
         return helper.make_model(graph, opset_imports=opsets, producer_name="tnngen-tests")
+
+
+#: N-bit weight quantizers: (bits, signed, narrow, the description's weight type).
+INT_WEIGHTS = {
+    "int2w": (2, True, False, "int2"),
+    "int3w": (3, True, False, "int3"),
+    "int4": (4, True, True, "int4"),
+    "int4w": (4, True, False, "int4"),
+    "int8w": (8, True, False, "int8"),
+    "uint3": (3, False, False, "int4"),
+}
+
+
+def int_range(kind):
+    """The integer levels ``(lo, hi)`` of an N-bit weight quantizer of :data:`INT_WEIGHTS`."""
+    bits, signed, narrow = INT_WEIGHTS[kind][:3]
+    if not signed:
+        return 0, (1 << bits) - 1
+    return -(1 << (bits - 1)) + int(narrow), (1 << (bits - 1)) - 1
+
+
+def random_int_weights(rng, shape, kind):
+    """Integer weights of an N-bit quantizer, both ends of its range included in every row."""
+    lo, hi = int_range(kind)
+    ints = rng.integers(lo, hi + 1, size=shape)
+    ints[:, 0], ints[:, -1] = lo, hi
+    return ints
 
 
 def random_ternary(rng, shape, zero=0.3):
@@ -386,11 +419,12 @@ def mlp(
     boundaries = []
     for i, (fan_in, out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         last = i == len(sizes) - 2
-        t = (
-            random_binary(rng, (out, fan_in))
-            if weights in ("binary", "quant1", "plain-binary")
-            else random_ternary(rng, (out, fan_in))
-        )
+        if weights in INT_WEIGHTS:
+            t = random_int_weights(rng, (out, fan_in), weights)
+        elif weights in ("binary", "quant1", "plain-binary"):
+            t = random_binary(rng, (out, fan_in))
+        else:
+            t = random_ternary(rng, (out, fan_in))
         if weight_scale is not None:
             s = np.full(out, weight_scale, dtype=np.float32)
         else:

@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 import pytest
 
-from gen.learn.qonnx import import_model
+from gen.learn.qonnx import UnsupportedGraph, import_model
 
 # The tests need the optional extra "import" (onnx, qonnx, onnxruntime).
 graphs = pytest.importorskip("qonnx_graphs")
@@ -72,6 +72,33 @@ def test_weights_and_exporter_shapes(shape, weights, per_channel):
     expected = "binary" if weights != "ternary" else "ternary"
     assert [layer.weight_type for layer in net.layers] == [expected] * 3
     assert net.output == "argmax" and result.exact
+
+
+@pytest.mark.parametrize("weights", sorted(graphs.INT_WEIGHTS))
+def test_n_bit_weights_become_int_layers(weights):
+    """2- to 8-bit weight quantizers, narrow or not, signed or not: tnn/2 intN layers, exact."""
+    rng = np.random.default_rng(seed("int", weights))
+    sizes = [32, 16, 12, 10]
+    model, _ = graphs.mlp(rng, sizes, batch=BATCH, weights=weights, per_channel=True)
+    if weights == "int8w":
+        # its batch norms have negative scales: a negated row holding -128 would need +128
+        with pytest.raises(UnsupportedGraph, match=r"holding -128 is negated .* \+128 needs 9"):
+            import_model(model)
+        return
+    result, _, trace = graphs.check_import(model, random_floats(rng, BATCH, sizes[0]))
+    net = result.network
+    # the hidden quantizers' inputs land exactly on rounding boundaries for some inputs
+    assert min(graphs.boundary_hits(net, trace)) > 0
+    bits = int(graphs.INT_WEIGHTS[weights][3][3:])
+    for layer in net.layers:
+        # a row negated (a negative scale folded into thresholds) that held -2**(N-1) needs
+        # one more bit
+        wider = int(layer.weights.max()) == 1 << (bits - 1)
+        assert layer.weight_type == f"int{bits + 1 if wider else bits}"
+    assert net.format == "tnn/2" and result.exact
+    lo, hi = graphs.int_range(weights)
+    first = np.abs(net.layers[0].weights)
+    assert first.max() == max(-lo, hi)  # the quantizer's extremes reached the description
 
 
 CHAINS = ["bn", "mul-add", "div-sub", "unsqueeze-bn", "reshape-bn-squeeze", "mul-add-clip"]

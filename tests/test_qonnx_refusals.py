@@ -47,9 +47,9 @@ def test_weight_zero_point():
 @pytest.mark.parametrize(
     "bits, signed, narrow, pattern",
     [
-        (3, True, True, r"\(Quant\): weights of 3 bits are not supported \(at most 2: ternary\)"),
-        (2, True, False, r"\(Quant\): 2-bit weights must be signed and narrow .* include -2"),
-        (2, False, False, r"\(Quant\): 2-bit weights must be signed and narrow .* unsigned"),
+        (9, True, True, r"\(Quant\): signed weights of 9 bits are not supported \(tnn/2 weights"),
+        (8, False, False, r"\(Quant\): unsigned weights of 8 bits are not supported .* at most 7"),
+        (2.5, True, False, r"\(Quant\): signed weights of 2.5 bits are not supported"),
     ],
 )
 def test_weight_widths(bits, signed, narrow, pattern):

@@ -92,11 +92,6 @@ def _input_type(levels, node):
     raise UnsupportedGraph.at(node, f"its levels {lo}..{hi} need more than 16 bits")
 
 
-def _rows(weights):
-    chars = np.frombuffer(b"-0+", dtype=np.uint8)[weights.astype(np.int64) + 1]
-    return [row.tobytes().decode("ascii") for row in chars]
-
-
 def import_model(source, *, input_type=None, output=None, name=None, strict=False):
     """Import the QONNX model ``source`` (a path, bytes, ``ModelProto`` or ``ModelWrapper``).
 
@@ -161,9 +156,10 @@ class Folder:
         return [layer for layer in self.plan.layers if isinstance(layer, Linear)][-1]
 
     def doc(self, name):
-        """The ``tnn/1`` document of the layers added so far."""
+        """The ``tnn/1`` document of the layers added so far (``tnn/2`` with ``intN`` weights)."""
+        wide = any(d.get("weight_type", "").startswith("int") for d in self.docs)
         return {
-            "format": network.FORMAT,
+            "format": network.FORMAT_2 if wide else network.FORMAT,
             "name": name or _name(self.graph),
             "input": {"shape": list(self.plan.input_shape), "type": self.in_type},
             "layers": list(self.docs),
@@ -200,7 +196,7 @@ class Folder:
         text += f"; folded scale {unit.min():.6g}..{unit.max():.6g}"
         if layer.quantizer is not None:
             fold = fold_layer(layer, evaluator, acc_lo, acc_hi, certify=self.certify)
-            weights = (layer.weights * fold.sign[:, None]).astype(np.int8)
+            weights = (layer.weights * fold.sign[:, None]).astype(np.int16)
             levels = list(layer.out_levels.levels)
             activation = {"levels": levels, "thresholds": fold.thresholds.tolist()}
             text += (
@@ -232,12 +228,30 @@ class Folder:
         try:
             result.network = network.from_dict(doc)
         except network.DescriptionError as exc:
-            raise UnsupportedGraph(f"the imported description is not valid tnn/1: {exc}") from None
+            raise UnsupportedGraph(f"the imported description is not valid: {exc}") from None
         result.input_spec = input_spec(plan, self.graph, self.in_type, self.quantizer_spec)
         result.report.extend(f"note: {n}" for n in plan.notes)
         tail = "" if plan.tail is None else f" ({plan.tail.op_type})"
         result.report.append(f"output  {doc['output']}{tail}")
         return result
+
+
+def _type_holding(layer, weights):
+    """The layer's weight type, one bit wider for ``intN`` rows that were negated (a row of a
+    negative scale folded into the thresholds) and hold -2**(N-1), whose negation needs it."""
+    weight_type = layer.weight_type
+    if not weight_type.startswith("int"):
+        return weight_type
+    bits = int(weight_type[3:])
+    if int(weights.max(initial=0)) < (1 << (bits - 1)):
+        return weight_type
+    if bits == 8:
+        raise UnsupportedGraph.at(
+            layer.node,
+            "a row of int8 weights holding -128 is negated (its scale is negative), and +128 "
+            "needs 9 bits; tnn/2 weights have at most 8",
+        )
+    return f"int{bits + 1}"
 
 
 def layer_doc(layer, weights, activation):
@@ -246,9 +260,10 @@ def layer_doc(layer, weights, activation):
     if layer.kind == "conv2d":
         doc.update(kernel=list(layer.kernel), stride=list(layer.stride))
         doc["padding"] = list(layer.padding)
-    if layer.weight_type == "binary":
-        doc["weight_type"] = "binary"
-    doc["weights"] = _rows(weights)
+    weight_type = _type_holding(layer, weights)
+    if weight_type != "ternary":
+        doc["weight_type"] = weight_type
+    doc["weights"] = network.weight_rows(weights, weight_type)
     doc["activation"] = activation
     return doc
 
@@ -289,7 +304,7 @@ def _final(layer, evaluator, acc_lo, acc_hi, plan, output, result, certify=True)
             "accumulators; use --output values",
         )
     if info.direction < 0:
-        weights = (-weights).astype(np.int8)
+        weights = (-weights).astype(np.int16)
         result.final_sign = -1
         result.report.append("note: the final affine falls: its rows are negated for argmax")
     if certify and np.any(error_bounds(layer) > 0):

@@ -259,7 +259,8 @@ def activation_quantizer(step):
 
 @dataclass(frozen=True, eq=False)
 class Weights:
-    """Integer weights (the tensor's own shape), one float32 scale per output channel."""
+    """Integer weights (the tensor's own shape, int16: negating an int8 -128 must not wrap), one
+    float32 scale per output channel."""
 
     ints: np.ndarray
     scale: np.ndarray
@@ -296,27 +297,23 @@ def weights_of(static, node, out_axis):
 
     sources = static.sources
     if producer.op_type == "BipolarQuant":
-        bits, signed, kind = 1, True, "BipolarQuant"
+        bits, signed, narrow, kind = 1, True, False, "BipolarQuant"
     else:
         op = getCustomOp(producer)
         zero_point = np.asarray(sources[2].value)
         if np.any(zero_point != 0):
             raise UnsupportedGraph.at(
                 producer,
-                "weight zero points other than 0 are not supported (tnn/1 weights are "
-                "symmetric: -1, 0, +1)",
+                "weight zero points other than 0 are not supported (a description's weights "
+                "are integers around 0)",
             )
         bits = float(np.asarray(sources[3].value).reshape(()))
         signed, narrow = bool(op.get_nodeattr("signed")), bool(op.get_nodeattr("narrow"))
-        if bits > 2 or bits != int(bits) or bits < 1:
-            raise UnsupportedGraph.at(
-                producer, f"weights of {bits:g} bits are not supported (at most 2: ternary)"
-            )
-        if bits == 2 and not (signed and narrow):
+        if bits != int(bits) or not 1 <= bits <= (8 if signed else 7):
             raise UnsupportedGraph.at(
                 producer,
-                "2-bit weights must be signed and narrow (-1, 0, +1); these "
-                + ("include -2" if signed else "are unsigned (0..3)"),
+                f"{'signed' if signed else 'unsigned'} weights of {bits:g} bits are not "
+                f"supported (tnn/2 weights have 1 to 8 bits, unsigned ones at most 7)",
             )
         kind = f"Quant {int(bits)}-bit {'signed' if signed else 'unsigned'}"
     scale = _per_channel(sources[1].value, value.shape, out_axis, producer, "scale")
@@ -326,14 +323,34 @@ def weights_of(static, node, out_axis):
     shape[out_axis] = -1
     s = scale.reshape(shape)
     ints = np.rint(value / s)
-    if not np.array_equal(np.float32(ints) * s, value) or np.any(np.abs(ints) > 1):
+    weight_type = _weight_type(int(bits), signed, narrow, producer.op_type == "BipolarQuant")
+    lo, hi = _int_range(weight_type)
+    if not np.array_equal(np.float32(ints) * s, value) or np.any((ints < lo) | (ints > hi)):
         name = display_name(producer)
         raise RuntimeError(f"the weights of {name!r} are not levels times the scale")
-    ternary = not (bits == 1 and signed)
     per = "per-tensor" if np.all(scale == scale[0]) else "per-channel"
-    return Weights(
-        ints.astype(np.int8), scale, "ternary" if ternary else "binary", f"{kind}, {per} scale"
-    )
+    return Weights(ints.astype(np.int16), scale, weight_type, f"{kind}, {per} scale")
+
+
+def _weight_type(bits, signed, narrow, bipolar):
+    """The description's weight type of a weight quantizer: ``binary`` (bipolar or 1-bit
+    signed, which qonnx executes as bipolar), ``ternary`` (2-bit signed narrow, or 1-bit
+    unsigned: 0, 1), else the ``intN`` that holds its levels (an unsigned N-bit quantizer's
+    0 .. 2**N - 1 need N + 1 bits)."""
+    if bipolar or (bits == 1 and signed):
+        return "binary"
+    if (bits == 2 and signed and narrow) or (bits == 1 and not signed):
+        return "ternary"
+    return f"int{bits if signed else bits + 1}"
+
+
+def _int_range(weight_type):
+    if weight_type == "binary":
+        return -1, 1
+    if weight_type == "ternary":
+        return -1, 1
+    bits = int(weight_type[3:])
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
 def _plain_weights(value, node, out_axis):
