@@ -126,6 +126,18 @@ def test_fold_negative_batch_norm_scale_negates_the_row():
     assert t.tolist() == [[0, 1]]
 
 
+def test_fold_negates_the_most_negative_int8_weight_without_wrapping():
+    bn = BatchNorm(np.array([-2.0]), np.array([0.0]), np.array([0.0]), np.array([1.0]), 0.0 + 1e-9)
+    folded, _ = fold.fold_layer(
+        np.array([[-128, 127, 0]]),
+        Affine(np.array([1.0]), 1.0, None, bn),
+        (-1, 0, 1),
+        [-0.5, 0.5],
+        (-1, 1),
+    )
+    assert folded.tolist() == [[128, -127, 0]]  # +128 is for the caller to fit into a type
+
+
 @pytest.mark.parametrize("beta, expected", [(0.9, 1), (0.0, 0), (-0.9, -1)])
 def test_fold_zero_scale_gives_a_constant_output(beta, expected):
     for alpha, gamma in ((0.0, 1.0), (1.0, 0.0)):

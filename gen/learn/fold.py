@@ -229,14 +229,15 @@ def fold_layer(weights, affine, levels, thresholds, input_range):
 
     Returns
     -------
-    weights : int8 array
-        ``weights`` with the rows negated where the pre-activation falls with the accumulator.
+    weights : int16 array
+        ``weights`` with the rows negated where the pre-activation falls with the accumulator
+        (int16: a negated int8 -128 is +128, which the caller must fit into a weight type).
     int_thresholds : int64 array of shape (out, len(levels) - 1)
         So that ``levels[#{k : acc >= int_thresholds[j, k]}]`` on the returned weights equals
         ``levels[#{k : preactivation(acc) >= thresholds[k]}]`` on the given ones, for every
         input.
     """
-    weights = np.asarray(weights, dtype=np.int8)
+    weights = np.asarray(weights, dtype=np.int16)
     theta = np.asarray(thresholds, dtype=np.float64)
     if theta.shape[-1] != len(levels) - 1:
         raise ValueError(
@@ -244,4 +245,4 @@ def fold_layer(weights, affine, levels, thresholds, input_range):
         )
     acc_lo, acc_hi = accumulator_range(weights, *input_range)
     sign, int_thresholds = fold_thresholds(affine, theta, acc_lo, acc_hi)
-    return (weights * sign[:, None]).astype(np.int8), int_thresholds
+    return (weights * sign[:, None]).astype(np.int16), int_thresholds
