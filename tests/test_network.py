@@ -624,3 +624,11 @@ def test_int_weight_work_counts_digit_planes(monkeypatch, tmp_path):
         f"the limit of {first + 2 * second - 1} (2**27)",
         tmp_path,
     )
+
+
+def test_check_summary_names_int_weight_types():
+    from gen.network.summary import summarize
+
+    text = summarize(network.from_dict(copy.deepcopy(FCN)))
+    assert "conv2d 2x2/1 (int2)" in text and "conv2d 1x1/1 (int4)" in text
+    assert "output  class_map of" in text

@@ -75,6 +75,8 @@ def summarize(net):
         )
         if layer.weight_type == "binary":
             kind += " (bin)"
+        elif layer.weight_type != "ternary":
+            kind += f" ({layer.weight_type})"
         zero = 1 - nonzero / weights
         acc = f"[{r.acc_min}, {r.acc_max}] {'s' if r.acc_signed else 'u'}{r.acc_bits}"
         rows.append(
