@@ -1,12 +1,13 @@
 """Area of constant-weight ternary dot products: ours against plain baselines and alkaid.
 
 For random ternary rows (fan-in 64, 256, 1024; about a third of the weights zero) and whole
-dense layers (64 -> 16, 256 -> 64) with ternary inputs, every design is emitted as Verilog,
-checked bit-exactly against NumPy by simulating that Verilog on random vectors (Icarus, or
-Yosys ``eval`` for designs of over 1 MB of Verilog, which Icarus takes too long to compile),
-then synthesized with Yosys ``synth_ice40`` and ``synth_xilinx``. The table gives LUTs and
-carry cells, and LUTs per nonzero weight, and for iCE40 the logic cells of the netlist as
-nextpnr-ice40 packs it: the area a device really gives the design.
+dense layers (64 -> 16, 256 -> 64) with ternary inputs (with ``--weights int2|int4|int8``:
+weights uniform over that integer range, as tnn/2's intN layers and TTQ rows have), every
+design is emitted as Verilog, checked bit-exactly against NumPy by simulating that Verilog on
+random vectors (Icarus, or Yosys ``eval`` for designs of over 1 MB of Verilog, which Icarus
+takes too long to compile), then synthesized with Yosys ``synth_ice40`` and ``synth_xilinx``.
+The table gives LUTs and carry cells, and LUTs per nonzero weight, and for iCE40 the logic
+cells of the netlist as nextpnr-ice40 packs it: the area a device really gives the design.
 
 Designs:
 
@@ -51,6 +52,15 @@ def random_ternary(rows, fan_in, seed):
     return np.random.default_rng(seed).choice([-1, 0, 1], size=(rows, fan_in))
 
 
+def random_weights(kind, rows, fan_in, seed):
+    """``ternary`` weights, or ``intN`` ones uniform over -2**(N-1) .. 2**(N-1) - 1."""
+    if kind == "ternary":
+        return random_ternary(rows, fan_in, seed)
+    bits = int(kind[3:])
+    rng = np.random.default_rng(seed)
+    return rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), size=(rows, fan_in))
+
+
 # --- designs: (verilog text, top name, input port, output port, output widths) ----------------
 
 
@@ -89,7 +99,11 @@ def _baseline(weights, combine):
     outs = []
     for j in range(rows):
         terms = [
-            Mux(bool(weights[j, i] > 0), xs[i], -xs[i]) for i in range(fan_in) if weights[j, i] != 0
+            Mux(bool(weights[j, i] > 0), xs[i], -xs[i])
+            if abs(weights[j, i]) == 1
+            else xs[i] * int(weights[j, i])  # an integer weight: a constant multiply
+            for i in range(fan_in)
+            if weights[j, i] != 0
         ]
         acc = Signal(signed(width), name=f"acc{j}")
         m.d.comb += acc.eq(combine(terms) if terms else 0)
@@ -234,6 +248,12 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=2, help="designs synthesized in parallel")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--weights",
+        choices=["ternary", "int2", "int4", "int8"],
+        default="ternary",
+        help="the layers' weights: ternary (default) or intN integers (tnn/2)",
+    )
+    parser.add_argument(
         "--baseline-max-nz",
         type=int,
         default=2000,
@@ -262,7 +282,9 @@ def main(argv=None):
     else:
         print("alkaid is not installed (pip install alkaid): its rows are left out")
     targets = ["ice40", "xilinx"]
-    weights = {case: random_ternary(r, f, args.seed) for case, r, f in cases}
+    if args.weights != "ternary":
+        cases = [(f"{case} {args.weights}", r, f) for case, r, f in cases]
+    weights = {case: random_weights(args.weights, r, f, args.seed) for case, r, f in cases}
     nonzero = {case: int(np.count_nonzero(w)) for case, w in weights.items()}
     results = {}
     if args.results and os.path.exists(args.results):
