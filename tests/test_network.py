@@ -525,6 +525,11 @@ def test_file_size_limit(monkeypatch, tmp_path):
     path.write_text(json.dumps(MLP))
     with pytest.raises(DescriptionError, match=r"beyond the limit of 10$"):
         network.load(path)
+    with pytest.raises(DescriptionError, match=r"^t.json: the text has \d+ characters, beyond "):
+        network.loads(json.dumps(MLP), source="t.json")
+    text = json.dumps({"format": "tnn/1"})[:10]
+    with pytest.raises(DescriptionError, match="invalid JSON"):  # within the limit: parsed
+        network.loads(text)
 
 
 def test_missing_file(tmp_path):

@@ -27,8 +27,14 @@ def loads(text, *, source=None, sha256=None):
     """Parse and validate a description from JSON text.
 
     The network's ``source_sha256`` is ``sha256`` when given (the hash of the file's bytes, as
-    :func:`load` passes it), else that of the text encoded as UTF-8.
+    :func:`load` passes it), else that of the text encoded as UTF-8. A text longer than a file
+    may be (:data:`~gen.network.validate.MAX_FILE_BYTES`) is refused before it is parsed.
     """
+    if len(text) > validate.MAX_FILE_BYTES:  # a character takes at least a byte of a file
+        raise DescriptionError(
+            f"the text has {len(text)} characters, beyond the limit of {validate.MAX_FILE_BYTES}",
+            source=source,
+        )
     if sha256 is None:
         sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     try:

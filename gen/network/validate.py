@@ -283,7 +283,7 @@ def _output_size(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def _parse_layer(doc, index, shape, value_type, budget):
+def _parse_layer(doc, index, shape, budget):
     where = f"layers[{index}]"
     if not isinstance(doc, dict):
         raise DescriptionError(f"must be an object, not {type(doc).__name__}", where=where)
@@ -347,27 +347,9 @@ def _parse_layer(doc, index, shape, value_type, budget):
                     f"{shape[axis] + 2 * padding[axis]}",
                     where=f"{where}.kernel",
                 )
+        pad = 0
         if "pad" in doc:
             pad = _int(doc["pad"], f"{where}.pad", lo=-MAX_ABS_VALUE, hi=MAX_ABS_VALUE)
-            if not value_type.contains(pad):
-                raise DescriptionError(
-                    f"pad value {pad} is not a value of the layer's input type "
-                    f"({_type_text(value_type)})",
-                    where=f"{where}.pad",
-                )
-        elif value_type.name == "binary" and max(padding) > 0:
-            raise DescriptionError(
-                "a layer with binary input and padding must give 'pad' as -1 or +1",
-                where=f"{where}.pad",
-            )
-        else:
-            pad = 0
-            if max(padding) > 0 and not value_type.contains(0):
-                raise DescriptionError(
-                    f"the default pad value 0 is not a value of the layer's input type "
-                    f"({_type_text(value_type)}); give 'pad'",
-                    where=f"{where}.pad",
-                )
         fan_in = kernel[0] * kernel[1] * shape[2]
         weights = _parse_weights(
             doc["weights"], out, fan_in, weight_type, f"{where}.weights", budget
@@ -379,6 +361,30 @@ def _parse_layer(doc, index, shape, value_type, budget):
         ) + (out,)
     _check_tensor(out_shape, where)
     return layer, out_shape
+
+
+def _check_pad(layer, pad_given, value_type, where):
+    """A conv2d's pad value must be a value of its input type (known only after the range
+    analysis of the layers before it)."""
+    padding = max(layer.padding)
+    if pad_given:
+        if not value_type.contains(layer.pad):
+            raise DescriptionError(
+                f"pad value {layer.pad} is not a value of the layer's input type "
+                f"({_type_text(value_type)})",
+                where=f"{where}.pad",
+            )
+    elif value_type.name == "binary" and padding > 0:
+        raise DescriptionError(
+            "a layer with binary input and padding must give 'pad' as -1 or +1",
+            where=f"{where}.pad",
+        )
+    elif padding > 0 and not value_type.contains(0):
+        raise DescriptionError(
+            f"the default pad value 0 is not a value of the layer's input type "
+            f"({_type_text(value_type)}); give 'pad'",
+            where=f"{where}.pad",
+        )
 
 
 def _type_text(value_type):
@@ -424,28 +430,34 @@ def from_dict(doc):
         raise DescriptionError(
             f"must be 'argmax', 'values' or 'class_map', not {shown(output)}", where="output"
         )
-    shapes, types, layers, ranges = [spec.shape], [spec.type], [], []
+    # First every layer's fields, shapes and work, which bound what the range analysis costs;
+    # then the ranges, layer by layer (they give the value types that pads are checked against).
+    shapes, layers = [spec.shape], []
     budget = MAX_WEIGHTS
     work = 0
-    lo = np.full((1,) + spec.shape, spec.type.lo, dtype=np.int64)
-    hi = np.full((1,) + spec.shape, spec.type.hi, dtype=np.int64)
     for index, layer_doc in enumerate(layers_doc):
-        layer, shape = _parse_layer(layer_doc, index, shapes[-1], types[-1], budget)
-        where = f"layers[{index}] ({layer.type})"
-        work = _check_work(layer, shapes[-1], shape, work, where)
-        if isinstance(layer, MaxPool):
-            value_type = types[-1]
-        else:
-            budget -= layer.weights.size
-            _check_accumulator_bound(layer, lo, hi, where)
-        layer_range, lo, hi = propagate(layer, lo, hi)
+        layer, shape = _parse_layer(layer_doc, index, shapes[-1], budget)
+        work = _check_work(layer, shapes[-1], shape, work, f"layers[{index}] ({layer.type})")
         if not isinstance(layer, MaxPool):
-            if layer.activation is not None:
-                value_type = layer.activation.value_type
-            else:
-                value_type = ValueType.of_range(layer_range.acc_min, layer_range.acc_max)
+            budget -= layer.weights.size
         layers.append(layer)
         shapes.append(shape)
+    types, ranges = [spec.type], []
+    lo = np.full((1,) + spec.shape, spec.type.lo, dtype=np.int64)
+    hi = np.full((1,) + spec.shape, spec.type.hi, dtype=np.int64)
+    for index, (layer, layer_doc) in enumerate(zip(layers, layers_doc, strict=True)):
+        where = f"layers[{index}] ({layer.type})"
+        if isinstance(layer, Conv2d):
+            _check_pad(layer, "pad" in layer_doc, types[-1], where)
+        if not isinstance(layer, MaxPool):
+            _check_accumulator_bound(layer, lo, hi, where)
+        layer_range, lo, hi = propagate(layer, lo, hi)
+        if isinstance(layer, MaxPool):
+            value_type = types[-1]
+        elif layer.activation is not None:
+            value_type = layer.activation.value_type
+        else:
+            value_type = ValueType.of_range(layer_range.acc_min, layer_range.acc_max)
         types.append(value_type)
         ranges.append(layer_range)
     if output == "class_map" and len(shapes[-1]) != 3:
