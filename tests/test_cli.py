@@ -182,3 +182,38 @@ def test_target_ii_alone_implies_auto(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "applies to 'auto' layers" in err and "Traceback" not in err
     assert not (tmp_path / "b").exists()
+
+
+def digits_fcn():
+    """A class_map network on digits-shaped input (8x8x1 uint4), 3 classes per pixel."""
+    return {
+            "format": "tnn/2",
+            "name": "digits-fcn",
+            "input": {"shape": [8, 8, 1], "type": "uint4"},
+            "layers": [
+                {"type": "conv2d", "out": 3, "kernel": 3, "padding": 1,
+                 "weights": ["+0-+0-+0-", "0+0+-+0+0", "---------"], "activation": None},
+            ],
+            "output": "class_map",
+    }  # fmt: skip
+
+
+def test_class_map_on_a_data_set_reports_shapes_not_accuracy(capsys):
+    cli.golden_step(network.from_dict(digits_fcn()), data="digits", vectors=0, seed=0)
+    out = capsys.readouterr().out
+    assert "digits test split: 360 inputs; class_map results of shape (8, 8)" in out
+    assert "accuracy " not in out.replace("no accuracy:", "")
+
+
+def test_predict_writes_class_maps(tmp_path, capsys):
+    doc = digits_fcn()
+    with open(tmp_path / "fcn.tnn.json", "w") as f:
+        json.dump(doc, f)
+    x = np.random.default_rng(1).integers(0, 16, size=(5, 8, 8, 1))
+    np.save(tmp_path / "x.npy", x)
+    args = ["predict", tmp_path / "fcn.tnn.json", "--inputs", tmp_path / "x.npy"]
+    assert cli.main([*map(str, args), "--output", str(tmp_path / "y.npy")]) == 0
+    got = np.load(tmp_path / "y.npy")
+    assert got.shape == (5, 8, 8)
+    assert np.array_equal(got, evaluate(doc, x))
+    assert "(shape (5, 8, 8), class_map)" in capsys.readouterr().out

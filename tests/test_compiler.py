@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 from accel_sim import simulate
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from lint import lint
 from netgen import inputs_for, networks
@@ -262,18 +262,132 @@ def test_ttq_row_scales():
         check_against_golden(net, fold, inputs)
 
 
-def test_class_map_is_refused_by_the_compiler_for_now():
-    doc = {
-        "format": "tnn/2",
-        "name": "fcn",
-        "input": {"shape": [2, 2, 1], "type": "ternary"},
-        "layers": [
-            {"type": "conv2d", "out": 2, "kernel": 1, "weights": ["+", "-"], "activation": None}
-        ],
-        "output": "class_map",
-    }
-    with pytest.raises(CompileError, match="output 'class_map': the compiler builds"):
-        compiler.compile_network(network.from_dict(doc), "unrolled")
+def fcn(layers, shape=(4, 3, 2), in_type="ternary"):
+    return network.from_dict(
+        {
+            "format": "tnn/2",
+            "name": "fcn",
+            "input": {"shape": list(shape), "type": in_type},
+            "layers": layers,
+            "output": "class_map",
+        }
+    )
+
+
+THREE = {"levels": [-1, 0, 1], "thresholds": [[-1, 1]] * 3}
+
+
+@pytest.mark.parametrize(
+    "name, net, folds",
+    [
+        (
+            "two convs, ties and an all-zero channel",
+            fcn(
+                [
+                    {
+                        "type": "conv2d",
+                        "out": 3,
+                        "kernel": 3,
+                        "padding": 1,
+                        "activation": THREE,
+                        "weights": [
+                            "+-0+-0+-0+-0+-0+-0",
+                            "0+-++-0+-++-0+-0+-",
+                            "--++00--++00--++00",
+                        ],
+                    },
+                    {
+                        "type": "conv2d",
+                        "out": 4,
+                        "kernel": 1,
+                        "activation": None,
+                        "weights": ["+-0", "-+0", "00+", "000"],
+                    },
+                ]
+            ),
+            ["unrolled", "1,1", "0:3,6;1:2,3"],
+        ),
+        (
+            "one position (a 1x1 map)",
+            fcn(
+                [
+                    {
+                        "type": "conv2d",
+                        "out": 5,
+                        "kernel": 2,
+                        "activation": None,
+                        "weight_type": "int4",
+                        "weights": [
+                            [7, -8, 0, 1, 3, -3, 0, 0],
+                            [0] * 8,
+                            [-8] * 8,
+                            [7] * 8,
+                            [1] * 8,
+                        ],
+                    }
+                ],
+                shape=(2, 2, 2),
+                in_type="uint3",
+            ),
+            ["unrolled", "1,1", "5,8"],
+        ),
+        (
+            "one class (every index 0)",
+            fcn([{"type": "conv2d", "out": 1, "kernel": 1, "activation": None, "weights": ["+-"]}]),
+            ["unrolled", "1,2"],
+        ),
+        (
+            "a max pool last",
+            fcn(
+                [
+                    {
+                        "type": "conv2d",
+                        "out": 3,
+                        "kernel": 1,
+                        "activation": THREE,
+                        "weights": ["+-", "-+", "++"],
+                    },
+                    {"type": "maxpool", "kernel": 2},
+                ],
+                shape=(4, 4, 2),
+            ),
+            ["unrolled", "3,1"],
+        ),
+    ],
+    ids=lambda x: x if isinstance(x, str) else "",
+)
+def test_class_map_output(name, net, folds):
+    """The per-position argmax on the last layer's pixel stream, one map per output transfer,
+    unrolled and folded."""
+    inputs = np.concatenate([folder.corner_inputs(net), golden.random_inputs(net, 20, 3)])
+    for fold in folds:
+        compiled = check_against_golden(net, fold, inputs)
+        h, w, c = net.output_shape
+        assert compiled.metadata["output"] == {
+            "kind": "class_map",
+            "shape": [h, w],
+            "count": h * w,
+            "encoding": "uint",
+            "element_width": max(1, (c - 1).bit_length()),
+        }
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.data())
+def test_random_class_map_descriptions(data):
+    """Random fully convolutional tnn/2 networks with a class_map output."""
+    doc = data.draw(networks(max_layers=3, spatial=True, wide=True, output="class_map"))
+    try:
+        net = network.from_dict(doc)
+    except network.DescriptionError:
+        assume(False)  # it ends in a dense layer: no [h, w, c] tensor to map
+    inputs = np.concatenate([folder.corner_inputs(net), data.draw(inputs_for(doc, 6))])
+    fold = data.draw(st.sampled_from(["unrolled", "1,1"]))
+    check_against_golden(net, fold, inputs)
 
 
 @settings(

@@ -309,3 +309,28 @@ test_random_descriptions_verilator = pytest.mark.slow(
         random_description_test("verilator", 6, [False, True])
     )
 )
+
+
+#: A small fully convolutional network with a class_map output: ties, an all-zero channel, intN
+#: weights at their extremes in the second layer.
+FCN = {
+    "format": "tnn/2",
+    "name": "fcn",
+    "input": {"shape": [4, 3, 2], "type": "ternary"},
+    "layers": [
+        {"type": "conv2d", "out": 3, "kernel": 3, "padding": 1,
+         "weights": ["+-0+-0+-0+-0+-0+-0", "0+-++-0+-++-0+-0+-", "--++00--++00--++00"],
+         "activation": {"levels": [-1, 0, 1], "thresholds": [[-1, 1]] * 3}},
+        {"type": "conv2d", "out": 4, "kernel": 1, "weight_type": "int4",
+         "weights": [[7, -8, 0], [-8, 7, 0], [1, 1, 1], [0, 0, 0]], "activation": None},
+    ],
+    "output": "class_map",
+}  # fmt: skip
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("fold", ["unrolled", "0:3,6;1:2,3"])
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_class_map_network(sim, fold, tmp_path):
+    """A class_map output (h*w indices in one transfer) in cocotb, unrolled and folded."""
+    check_random_description(FCN, fold, sim, str(tmp_path / "accelerator"))

@@ -9,7 +9,8 @@ Layers become engines, one builder per layer type (:data:`LAYER_BUILDERS`):
 - ``conv2d`` and ``maxpool`` work on a pixel stream: a sliding window feeds one window per
   transfer to the same dot-product engines; serializers convert between whole vectors and
   pixel streams where needed;
-- ``argmax`` output: :class:`hw.argmax.Argmax`.
+- ``argmax`` output: :class:`hw.argmax.Argmax`; ``class_map`` output: :class:`hw.classmap.ClassMap`
+  on the last layer's pixel stream (an argmax per position, gathered into one map).
 
 Every block is built with the pipeline depth the plan chose for it.
 """
@@ -23,6 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.argmax import Argmax
 from hw.cast import Cast
+from hw.classmap import ClassMap
 from hw.dotproduct import DotProduct
 from hw.encoding import ValueEncoding
 from hw.folded import FoldedMatrixVector
@@ -112,8 +114,9 @@ class Accelerator(wiring.Component):
 
 @dataclass
 class OutputInfo:
-    """What one result on ``o`` is: ``kind`` (``argmax`` or ``values``), shape, element count
-    and element encoding."""
+    """What one result on ``o`` is: ``kind`` (``argmax``, ``values`` or ``class_map``), shape,
+    element count and element encoding (``class_map``: shape ``[h, w]``, ``h*w`` class
+    indices)."""
 
     kind: str
     shape: list
@@ -272,8 +275,19 @@ def build(the_plan):
         new = pipe.register_slice(lp.index, f"l{lp.index}_slice")
         new += LAYER_BUILDERS[layer.type](pipe, lp, layer, net.shapes[lp.index])
         pipe.link(new)
-    pipe.link(pipe.to_vector(len(net.layers) - 1, net.output_shape))
+    last = len(net.layers) - 1
     count = int(np.prod(net.output_shape))
+    if net.output == "class_map":
+        h, w, c = net.output_shape
+        pipe.link(pipe.to_pixels(last, net.output_shape))
+        unit = ClassMap(
+            encoding=pipe.encoding, channels=c, positions=h * w, stages=the_plan.argmax_stages
+        )
+        pipe.link([*pipe.register_slice(None, "class_map_slice"), _stage("class_map", unit, None)])
+        out_shape = payload_shape(unit.o)
+        info = OutputInfo("class_map", [h, w], h * w, ValueEncoding.uint(unit.index_shape.width))
+        return _top(pipe, net, in_encoding, out_shape), info
+    pipe.link(pipe.to_vector(last, net.output_shape))
     if net.output == "argmax":
         unit = Argmax(encoding=pipe.encoding, count=count, stages=the_plan.argmax_stages)
         pipe.link(
@@ -287,9 +301,12 @@ def build(the_plan):
     else:
         info = OutputInfo("values", list(net.output_shape), count, pipe.encoding)
         out_shape = pipe.encoding.layout(count)
-    top = Accelerator(
+    return _top(pipe, net, in_encoding, out_shape), info
+
+
+def _top(pipe, net, in_encoding, out_shape):
+    return Accelerator(
         pipe.stages,
         input_shape=in_encoding.layout(int(np.prod(net.input.shape))),
         output_shape=out_shape,
     )
-    return top, info

@@ -13,6 +13,7 @@ import numpy as np
 
 from hw.argmax import Argmax
 from hw.cast import Cast
+from hw.classmap import ClassMap
 from hw.dotproduct import DotProduct
 from hw.folded import FoldedMatrixVector
 from hw.pool import MaxPool as MaxPoolUnit
@@ -416,6 +417,13 @@ def _time_pipeline(block, stage, net):
 def _time_folded(block, stage, net):
     ii = block.initiation_interval
     return [_Folded(ii, block.latency - ii)]
+
+
+@timing_model(ClassMap)
+def _time_class_map(block, stage, net):
+    # the per-pixel argmax (a pipeline, or nothing when combinational), then the deserializer
+    argmax = [_Pipeline(block.argmax_latency)] if block.argmax_latency else []
+    return argmax + [_Deserializer(block.positions, 1)]
 
 
 @timing_model(SkidBuffer)

@@ -52,7 +52,8 @@ class LayerPlan:
 class Plan:
     """Every layer's :class:`LayerPlan`, in order, and the options that chose them.
 
-    ``argmax_stages`` is the pipeline depth of the final argmax (None for ``values`` output).
+    ``argmax_stages`` is the pipeline depth of the final argmax, or of the per-position one of
+    a ``class_map`` output (None for ``values`` output).
     """
 
     net: object
@@ -193,10 +194,6 @@ def plan(net, fold="unrolled", *, target_ii=None, max_luts=None, rom="auto"):
     ``auto`` means unrolled. Either of them with no ``auto`` layer is an error (it would have
     nothing to choose).
     """
-    if net.output not in ("argmax", "values"):
-        raise CompileError(
-            f"output {net.output!r}: the compiler builds 'argmax' and 'values' outputs only"
-        )
     folds = parse_fold(fold, net)
     ranges = analyze_ranges(net)
     fixed = {k: _layer_plan(net, k, f, ranges) for k, f in folds.items() if f != "auto"}
@@ -272,9 +269,11 @@ def plan(net, fold="unrolled", *, target_ii=None, max_luts=None, rom="auto"):
 
 
 def _argmax_stages(net):
-    if net.output != "argmax":
-        return None
-    return argmax_stages(int(np.prod(net.output_shape)))
+    if net.output == "argmax":
+        return argmax_stages(int(np.prod(net.output_shape)))
+    if net.output == "class_map":  # an argmax over each position's channels
+        return argmax_stages(net.output_shape[-1])
+    return None
 
 
 def _ordered(plans):

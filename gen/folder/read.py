@@ -13,6 +13,7 @@ from ..payload import Encoding
 __all__ = [
     "FORMAT",
     "VECTORS",
+    "OUTPUT_KINDS",
     "FolderError",
     "Vectors",
     "AcceleratorFolder",
@@ -24,6 +25,8 @@ __all__ = [
 FORMAT = "tnngen-accelerator/1"
 #: The test vectors' file name.
 VECTORS = "vectors.npz"
+#: What one result on the output stream is (docs/accelerator.md).
+OUTPUT_KINDS = ("argmax", "values", "class_map")
 
 
 class FolderError(ValueError):
@@ -85,9 +88,10 @@ class AcceleratorFolder:
     input, output : Encoding
         Payload encodings of the ``i`` and ``o`` streams.
     input_shape, output_shape : tuple of int
-        Shapes of one input vector and one result (``()`` for ``argmax``).
+        Shapes of one input vector and one result (``()`` for ``argmax``, ``(h, w)`` for
+        ``class_map``).
     output_kind : str
-        ``"argmax"`` or ``"values"``.
+        ``"argmax"``, ``"values"`` or ``"class_map"``.
     latency, initiation_interval : int
         The predicted figures, in cycles.
     """
@@ -332,15 +336,19 @@ def load(path):
     if int(np.prod(input_shape)) != input_encoding.count:
         fields.fail("input.count", f"{input_encoding.count} for input.shape {list(input_shape)}")
     output_kind = fields.get("output.kind", str)
-    if output_kind not in ("argmax", "values"):
-        fields.fail("output.kind", f"must be 'argmax' or 'values', not {output_kind!r}")
-    output_shape = tuple(fields.get("output.shape", list)) if output_kind == "values" else ()
+    if output_kind not in OUTPUT_KINDS:
+        fields.fail(
+            "output.kind", f"must be 'argmax', 'values' or 'class_map', not {output_kind!r}"
+        )
+    output_shape = tuple(fields.get("output.shape", list)) if output_kind != "argmax" else ()
     if output_kind == "argmax":
         if doc["output"].get("shape", []) != []:
             fields.fail("output.shape", "must be [] for an argmax output")
         if output_encoding.count != 1 or output_encoding.kind != "uint":
             fields.fail("output", "an argmax output is one uint element, the class index")
-    elif int(np.prod(output_shape)) != output_encoding.count:
+    elif output_kind == "class_map" and (len(output_shape) != 2 or output_encoding.kind != "uint"):
+        fields.fail("output", "a class_map output is [h, w] uint elements, the class indices")
+    if output_kind != "argmax" and int(np.prod(output_shape)) != output_encoding.count:
         fields.fail("output.count", f"{output_encoding.count} for output.shape {output_shape}")
     latency = fields.get("latency", int)
     if latency < 0:
