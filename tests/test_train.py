@@ -72,7 +72,25 @@ def _config(base, **changes):
         ({"learning_rate": "fast"}, "cfg.json: learning_rate: must be a number, not 'fast'"),
         ({"input": "uint17"}, "cfg.json: input: 'uint17': the width of uintN must be 1 to 16"),
         ({"data": "cifar"}, "cfg.json: data: must be 'digits', 'mnist5k' or 'idx:DIR'"),
-        ({"weights": "int2"}, "cfg.json: weights: must be 'ternary' or 'binary', not 'int2'"),
+        (
+            {"weights": "int9"},
+            "cfg.json: weights: must be 'ternary', 'binary', 'ttq' or 'intN' (N = 2..8), not "
+            "'int9'",
+        ),
+        ({"weights": "int1"}, "cfg.json: weights: must be 'ternary', 'binary', 'ttq' or 'intN'"),
+        ({"weights": "ttq", "ttq_bits": 9}, "cfg.json: ttq_bits: must be 2 to 8, not 9"),
+        ({"weights": "ttq", "ttq_bits": 3.0}, "cfg.json: ttq_bits: must be an integer, not 3.0"),
+        ({"weights": "ttq", "ttq_threshold": 0}, "cfg.json: ttq_threshold: must be positive"),
+        ({"ttq_bits": 3}, "cfg.json: ttq_bits: is for weights 'ttq', not 'ternary'"),
+        ({"weights": "int4", "ttq_threshold": 0.3}, "cfg.json: ttq_threshold: is for weights"),
+        (
+            {"layers": [{"type": "dense", "out": 10, "ttq_threshold": 0.3}]},
+            "cfg.json: layers[0].ttq_threshold: is for weights 'ttq', not 'ternary'",
+        ),
+        (
+            {"weights": "ttq", "layers": [{"type": "dense", "out": 10, "ttq_threshold": "x"}]},
+            "cfg.json: layers[0].ttq_threshold: must be a number, not 'x'",
+        ),
         ({"activations": "uint9"}, "cfg.json: activations: must be 'ternary', 'binary' or"),
         ({"float_activation": "tanh"}, "cfg.json: float_activation: must be 'relu' or"),
         ({"optimizer": "sgd"}, "cfg.json: unknown field 'optimizer'"),
@@ -188,6 +206,135 @@ def test_backward_matches_finite_differences(activation):
                 assert grad[where] == pytest.approx((up - down) / 2e-6, rel=1e-3, abs=1e-7)
                 checked += 1
     assert checked > 20
+
+
+def _effective_weight_gradient(model, x, labels, n, rows_cols):
+    """Central differences of the training loss in entries of block ``n``'s effective weights
+    (the real weights its forward pass multiplies by), which are held fixed while they move."""
+    block = model.blocks[n]
+    wm, alpha = block.weight_matrix()
+    effective = wm * alpha[:, None]
+    original = block.weight_matrix
+    block.weight_matrix = lambda: (effective, np.ones(block.out))
+
+    def loss():
+        logits, _ = model.forward(x, training=True)
+        return train._softmax_cross_entropy(logits, labels)[0]
+
+    out = []
+    try:
+        for where in rows_cols:
+            keep = effective[where]
+            effective[where] = keep + 1e-6
+            up = loss()
+            effective[where] = keep - 1e-6
+            down = loss()
+            effective[where] = keep
+            out.append((up - down) / 2e-6)
+    finally:
+        block.weight_matrix = original
+    return np.array(out), wm, alpha
+
+
+def _gradient_setup(weights, **changes):
+    config = _config(
+        MLP, weights=weights, layers=[{"type": "dense", "out": 6}, {"type": "dense", "out": 10}]
+    ).with_changes(**changes)
+    spec = network.InputSpec((64,), network.ValueType.parse("uint4"))
+    model = build_model(config, spec, seed=3)
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 16, (8, 64)).astype(np.float64)
+    labels = rng.integers(0, 10, 8)
+    return model, x, labels, rng
+
+
+def _model_gradients(model, x, labels):
+    logits, caches = model.forward(x, training=True)
+    return model.backward(train._softmax_cross_entropy(logits, labels)[1], caches)
+
+
+def _plain_gradients(model, x, labels):
+    """The model's gradients of the effective weights themselves, with no quantizer factor."""
+    for block in model.blocks:
+        block._latent_gradients = lambda g: {"w": g}
+    try:
+        return _model_gradients(model, x, labels)
+    finally:
+        for block in model.blocks:
+            del block._latent_gradients
+
+
+@pytest.mark.parametrize("bits", [4, 3, 8])
+def test_ttq_scale_gradients_are_the_sums_over_their_bands(bits):
+    """dL/dWp is the loss's derivative in ``a`` and dL/dWn in ``b`` of the weights
+    ``a * [w > delta] - b * [w < -delta]`` at the forward pass's own ``a = p*s``, ``b = n*s``:
+    by finite differences in the last layer (the loss is smooth in its weights; the quantized
+    activations make it piecewise constant in a hidden layer's), and as the band sums of the
+    gradient of the effective weights in the hidden layer."""
+    model, x, labels, _ = _gradient_setup("ttq", ttq_bits=bits, ttq_threshold=0.3)
+    for block, (wp, wn) in zip(model.blocks, [(0.6, 0.25), (0.4, 1.3)], strict=True):
+        block.params["wp"][:], block.params["wn"][:] = wp, wn
+    grads = _model_gradients(model, x, labels)
+    plain = _plain_gradients(model, x, labels)
+    for n, block in enumerate(model.blocks):
+        w = block.params["w"]
+        delta = 0.3 * np.abs(w).max()
+        pos, neg = w > delta, w < -delta
+        assert 0 < pos.sum() < w.size and 0 < neg.sum() < w.size
+        g = plain[n]["w"]
+        assert grads[n]["wp"][0] == pytest.approx(g[pos].sum(), rel=1e-12, abs=1e-15)
+        assert grads[n]["wn"][0] == pytest.approx(-g[neg].sum(), rel=1e-12, abs=1e-15)
+        if not block.last:
+            continue
+        wm, alpha = block.weight_matrix()
+        a, b = wm[pos][0] * alpha[0], -wm[neg][0] * alpha[0]
+        assert np.allclose(wm * alpha[:, None], a * pos - b * neg)
+        original = block.weight_matrix
+
+        def loss(a, b, block=block, original=original, pos=pos, neg=neg):
+            block.weight_matrix = lambda: (a * pos - b * neg, np.ones(block.out))
+            try:
+                logits, _ = model.forward(x, training=True)
+            finally:
+                block.weight_matrix = original
+            return train._softmax_cross_entropy(logits, labels)[0]
+
+        h = 1e-6
+        d_a = (loss(a + h, b) - loss(a - h, b)) / (2 * h)
+        d_b = (loss(a, b + h) - loss(a, b - h)) / (2 * h)
+        assert grads[n]["wp"][0] == pytest.approx(d_a, rel=1e-5)
+        assert grads[n]["wn"][0] == pytest.approx(d_b, rel=1e-5)
+
+
+@pytest.mark.parametrize("weights", ["ttq", "int4", "int2", "ternary"])
+def test_latent_weight_gradients_scale_the_effective_weights_gradient(weights):
+    """TTQ: Wp, Wn or 1 times dL/dW in the positive, negative and zero bands; DoReFa: times
+    the slope of tanh(w) / max|tanh(w)|; TWN: dL/dW itself. dL/dW by finite differences in
+    the last layer, from the backward pass without the factor in the hidden one."""
+    changes = {"ttq_threshold": 0.3} if weights == "ttq" else {}
+    model, x, labels, rng = _gradient_setup(weights, **changes)
+    if weights == "ttq":
+        for block in model.blocks:
+            block.params["wp"][:], block.params["wn"][:] = 0.7, 1.6
+    grads = _model_gradients(model, x, labels)
+    plain = _plain_gradients(model, x, labels)
+    for n, block in enumerate(model.blocks):
+        w = block.params["w"]
+        if weights == "ttq":
+            delta = 0.3 * np.abs(w).max()
+            factor = np.where(w > delta, 0.7, np.where(w < -delta, 1.6, 1.0))
+        elif weights.startswith("int"):
+            t = np.tanh(w)
+            peak = np.abs(t).max(axis=None if block.last else 1, keepdims=not block.last)
+            factor = (1 - t * t) / peak
+        else:
+            factor = np.ones_like(w)
+        assert grads[n]["w"] == pytest.approx(factor * plain[n]["w"], rel=1e-12, abs=1e-15)
+        if block.last:
+            chosen = [np.unravel_index(i, w.shape) for i in rng.choice(w.size, 6, replace=False)]
+            numeric, _, _ = _effective_weight_gradient(model, x, labels, n, chosen)
+            for where, d in zip(chosen, numeric, strict=True):
+                assert plain[n]["w"][where] == pytest.approx(d, rel=1e-5, abs=1e-10)
 
 
 # --- export --------------------------------------------------------------------------------------
