@@ -231,6 +231,10 @@ def _compare_layer_by_layer(result, x):
         (CNN, {}),
         (CNN, {"activations": "binary"}),
         (CNN, {"input": "ternary", "activations": "uint3", "weights": "binary"}),
+        (MLP, {"weights": "ttq", "ttq_threshold": 0.3}),
+        (MLP, {"weights": "int4", "activations": "uint2"}),
+        (CNN, {"weights": "ttq", "ttq_bits": 3}),
+        (CNN, {"weights": "int3", "activations": "binary"}),
     ],
 )
 def test_export_is_exact_on_every_test_image(digits_data, base, changes):
@@ -253,12 +257,11 @@ def test_export_is_exact_on_every_test_image(digits_data, base, changes):
     assert kinds == [layer["type"] for layer in config.layers]
     if changes.get("activations") == "binary":
         assert result.network.layers[2].pad == -1  # binary inputs have no 0 to pad with
-    if changes.get("weights") == "binary":
-        assert all(
-            layer.weight_type == "binary"
-            for layer in result.network.layers
-            if not isinstance(layer, network.MaxPool)
-        )
+    weighted = [layer for layer in result.network.layers if not isinstance(layer, network.MaxPool)]
+    kind = changes.get("weights", "ternary")
+    expected = {"ttq": f"int{changes.get('ttq_bits', 4)}"}.get(kind, kind)
+    assert all(layer.weight_type == expected for layer in weighted)
+    assert result.network.format == ("tnn/2" if expected.startswith("int") else "tnn/1")
 
 
 def test_negative_batch_norm_scale_is_exported_by_negating_the_row(digits_data):
