@@ -17,6 +17,10 @@ MODELS = os.path.join(os.path.dirname(__file__), os.pardir, "models")
 CASES = [
     ("digits-mlp", "unrolled"),
     ("digits-mlp", "0:4,16;1:2,4"),
+    ("digits-mlp-ttq", "unrolled"),
+    ("digits-mlp-ttq", "0:4,16;1:2,4"),
+    ("digits-mlp-w4", "unrolled"),
+    ("digits-mlp-w4", "0:4,16;1:2,4"),
     ("digits-cnn", "unrolled"),
     ("digits-cnn", "0:2,3;2:4,8;3:2,8"),
     ("mnist-mlp", "0:8,49;1:4,32;2:1,8"),

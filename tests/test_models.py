@@ -15,10 +15,14 @@ from gen.network import golden
 
 MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 TRAINED = ["digits-mlp", "mnist-mlp", "digits-cnn"]
+#: Few-bit integer weights (tnn/2 intN): TTQ and DoReFa/QNN, digits-mlp's shape.
+INT_WEIGHTS = ["digits-mlp-ttq", "digits-mlp-w4"]
 #: Binarized (w1a1) networks of FINN's benchmark shapes: no bound against the float baseline.
 BINARIZED = ["tfc-w1a1", "sfc-w1a1"]
 DATA = {
     "digits-mlp": "digits",
+    "digits-mlp-ttq": "digits",
+    "digits-mlp-w4": "digits",
     "mnist-mlp": "mnist5k",
     "digits-cnn": "digits",
     "tfc-w1a1": "mnist5k",
@@ -33,7 +37,7 @@ def _readme_rows():
     rows = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 6 and cells[0].strip("`") in TRAINED + BINARIZED:
+        if len(cells) >= 6 and cells[0].strip("`") in TRAINED + INT_WEIGHTS + BINARIZED:
             rows.setdefault(cells[0].strip("`"), cells)  # later tables: hardware figures
     return rows
 
@@ -53,7 +57,7 @@ def _nonzero(net):
     return sum(int(np.count_nonzero(layer.weights)) for layer in weighted)
 
 
-@pytest.mark.parametrize("name", TRAINED + BINARIZED)
+@pytest.mark.parametrize("name", TRAINED + INT_WEIGHTS + BINARIZED)
 def test_readme_figures_are_what_eval_measures(name, capsys):
     net = _load(name)
     data = _test_split(DATA[name])
@@ -65,7 +69,7 @@ def test_readme_figures_are_what_eval_measures(name, capsys):
     assert row[4] == figure
     assert row[3].startswith(f"{_nonzero(net)} of ")
     float_accuracy = float(re.match(r"([\d.]+)%", row[5]).group(1))
-    if name in TRAINED:
+    if name in TRAINED + INT_WEIGHTS:
         assert 100 * correct / len(data.labels) >= float_accuracy - 2
     assert cli.main(["eval", os.path.join(MODELS, f"{name}.tnn.json"), "--data", DATA[name]]) == 0
     assert f"accuracy {figure}" in capsys.readouterr().out
@@ -87,7 +91,30 @@ def test_models_meet_their_hardware_limits():
         assert weighted[-1].activation is None and net.output == "argmax"
 
 
-@pytest.mark.parametrize("name", ["digits-mlp", "tfc-w1a1"])
+def _accuracy(name):
+    net = _load(name)
+    data = _test_split(DATA[name])
+    return np.mean(golden.run(net, datasets.to_inputs(data, net.input)) == data.labels)
+
+
+def test_integer_weight_models_are_digits_mlp_with_their_weight_types():
+    reference = _load("digits-mlp")
+    for name, weight_type in (("digits-mlp-ttq", "int3"), ("digits-mlp-w4", "int4")):
+        net = _load(name)
+        assert net.format == "tnn/2" and net.input == reference.input
+        assert [layer.out for layer in net.layers] == [layer.out for layer in reference.layers]
+        assert all(layer.weight_type == weight_type for layer in net.layers)
+        assert net.layers[0].activation.levels == (-1, 0, 1)
+        assert net.layers[-1].activation is None and net.output == "argmax"
+    # TTQ: one positive and one negative value per layer (a row negated by folding swaps them)
+    for layer in _load("digits-mlp-ttq").layers:
+        magnitudes = {abs(v) for v in np.unique(layer.weights).tolist()} - {0}
+        assert 1 <= len(magnitudes) <= 2
+    # issue 17: TTQ at least as accurate as the ternary (TWN) model of the same shape
+    assert _accuracy("digits-mlp-ttq") >= _accuracy("digits-mlp")
+
+
+@pytest.mark.parametrize("name", ["digits-mlp", "tfc-w1a1", "digits-mlp-ttq", "digits-mlp-w4"])
 def test_retraining_small_models_gives_the_shipped_description(name, tmp_path):
     config = os.path.join(MODELS, f"{name}.json")
     output = tmp_path / f"{name}.tnn.json"

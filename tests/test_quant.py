@@ -50,10 +50,80 @@ def test_xnor_sign_with_mean_magnitude():
 
 def test_weight_quantizer_names():
     assert quant.quantize_weights(np.ones((1, 2)), "binary")[0].tolist() == [[1, 1]]
-    with pytest.raises(ValueError, match="must be 'ternary' or 'binary', not 'int4'"):
-        quant.quantize_weights(np.ones((1, 2)), "int4")
+    assert quant.quantize_weights(np.ones((1, 2)), "int4")[0].tolist() == [[7, 7]]
+    for kind in ("int9", "int1", "int04", "ttq"):  # TTQ needs its scales: ttq_quantize
+        with pytest.raises(
+            ValueError, match=f"must be 'ternary', 'binary' or 'intN' \\(N = 2..8\\), not '{kind}'"
+        ):
+            quant.quantize_weights(np.ones((1, 2)), kind)
     with pytest.raises(ValueError, match=r"2-D array \(out, fan_in\)"):
         quant.twn_ternarize(np.ones(3))
+
+
+def test_ttq_ratio_by_hand():
+    # p, n <= 7: 0.37 lies between 1/3 and 2/5; |log(0.4 / 0.37)| = 0.078 < |log(0.37 * 3)| = 0.104
+    assert quant.ttq_ratio(0.37, 1.0, 7) == (2, 5)
+    assert quant.ttq_ratio(1.0, 1.0, 7) == (1, 1)  # not (7, 7): reduced fractions only
+    assert quant.ttq_ratio(1.2, 0.6, 7) == (2, 1)
+    assert quant.ttq_ratio(4.5, 1.0, 7) == (5, 1)  # log 5/4.5 = 0.105 < log 4.5/4 = 0.118
+    assert quant.ttq_ratio(100.0, 1.0, 7) == (7, 1)
+    assert quant.ttq_ratio(1.0, 100.0, 3) == (1, 3)
+    assert quant.ttq_ratio(1.1, 1.0, 3) == (1, 1)  # 3/2 is further: log 1.5/1.1 = 0.31
+    assert quant.ttq_ratio(5.0, 0.1, 1) == (1, 1)
+    with pytest.raises(ValueError, match="finite and positive"):
+        quant.ttq_ratio(0.0, 1.0, 7)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1e-3, 1e3), st.floats(1e-3, 1e3), st.integers(2, 8))
+def test_ttq_ratio_is_the_nearest_of_all_pairs(wp, wn, bits):
+    top = quant.int_weight_top(bits)
+    p, n = quant.ttq_ratio(wp, wn, top)
+    assert 1 <= p <= top and 1 <= n <= top and math.gcd(p, n) == 1
+    error = abs(math.log(p / n) - math.log(wp / wn))
+    for a in range(1, top + 1):
+        for b in range(1, top + 1):
+            assert error <= abs(math.log(a / b) - math.log(wp / wn)) + 1e-12
+
+
+def test_ttq_quantize_by_hand():
+    w = np.array([[0.5, -0.02, -0.9], [0.1, 0.045, -0.3]])
+    # delta = 0.05 * 0.9 = 0.045 for the whole layer: 0.045 itself is not above it
+    ints, alpha = quant.ttq_quantize(w, 0.6, 0.3, threshold=0.05, bits=4)
+    assert ints.tolist() == [[2, 0, -1], [2, 0, -1]]
+    assert alpha == pytest.approx([0.3, 0.3])  # sqrt(0.6 * 0.3 / 2): 2 * 0.3 = Wp, 1 * 0.3 = Wn
+    ints, alpha = quant.ttq_quantize(w, 0.6, 0.3, threshold=0.5, bits=2)
+    assert ints.tolist() == [[1, 0, -1], [0, 0, 0]]  # delta 0.45; int2 has p = n = 1 only
+    assert alpha == pytest.approx([math.sqrt(0.18)] * 2)
+    pos, neg = quant.ttq_bands(w, 0.5)
+    assert pos.tolist() == [[True, False, False], [False] * 3]
+    assert neg.tolist() == [[False, False, True], [False] * 3]
+
+
+def test_dorefa_weights_by_hand():
+    w = np.array([[0.0, 0.5, -1.0, 0.2], [0.1, -0.1, 0.05, 0.0]])
+    ints, alpha = quant.dorefa_quantize(w, 3)
+    # row 0: tanh / tanh(1) = 0, 0.607, -1, 0.259; times 3, rounded: 0, 2, -3, 1
+    # row 1: its own maximum tanh(0.1): 3, -3, 1.504 -> 2, 0
+    assert ints.tolist() == [[0, 2, -3, 1], [3, -3, 2, 0]]
+    assert alpha == pytest.approx([1 / 3, 1 / 3])
+    shared, _ = quant.dorefa_quantize(w, 3, per_row=False)
+    assert shared.tolist() == [[0, 2, -3, 1], [0, 0, 0, 0]]  # 3 * 0.0997 / 0.762 = 0.39
+    ints8, alpha8 = quant.dorefa_quantize(w, 8)
+    assert ints8[0].tolist() == [0, 77, -127, 33] and alpha8[0] == 1 / 127
+    assert quant.dorefa_quantize(np.zeros((1, 2)), 4)[0].tolist() == [[0, 0]]
+    with pytest.raises(ValueError, match="2 to 8 bits, not 9"):
+        quant.dorefa_quantize(w, 9)
+
+
+def test_dorefa_gradient_is_the_slope_of_the_normalized_tanh():
+    rng = np.random.default_rng(5)
+    w = rng.uniform(-1, 1, (3, 5))
+    for per_row in (True, False):
+        peak = np.abs(np.tanh(w)).max(axis=1 if per_row else None, keepdims=per_row)
+        h = 1e-6
+        numeric = (np.tanh(w + h) - np.tanh(w - h)) / (2 * h) / peak
+        assert quant.dorefa_gradient(w, per_row=per_row) == pytest.approx(numeric, rel=1e-6)
 
 
 def test_ternary_activation_thresholds_are_inclusive():

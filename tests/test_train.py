@@ -72,7 +72,25 @@ def _config(base, **changes):
         ({"learning_rate": "fast"}, "cfg.json: learning_rate: must be a number, not 'fast'"),
         ({"input": "uint17"}, "cfg.json: input: 'uint17': the width of uintN must be 1 to 16"),
         ({"data": "cifar"}, "cfg.json: data: must be 'digits', 'mnist5k' or 'idx:DIR'"),
-        ({"weights": "int2"}, "cfg.json: weights: must be 'ternary' or 'binary', not 'int2'"),
+        (
+            {"weights": "int9"},
+            "cfg.json: weights: must be 'ternary', 'binary', 'ttq' or 'intN' (N = 2..8), not "
+            "'int9'",
+        ),
+        ({"weights": "int1"}, "cfg.json: weights: must be 'ternary', 'binary', 'ttq' or 'intN'"),
+        ({"weights": "ttq", "ttq_bits": 9}, "cfg.json: ttq_bits: must be 2 to 8, not 9"),
+        ({"weights": "ttq", "ttq_bits": 3.0}, "cfg.json: ttq_bits: must be an integer, not 3.0"),
+        ({"weights": "ttq", "ttq_threshold": 0}, "cfg.json: ttq_threshold: must be positive"),
+        ({"ttq_bits": 3}, "cfg.json: ttq_bits: is for weights 'ttq', not 'ternary'"),
+        ({"weights": "int4", "ttq_threshold": 0.3}, "cfg.json: ttq_threshold: is for weights"),
+        (
+            {"layers": [{"type": "dense", "out": 10, "ttq_threshold": 0.3}]},
+            "cfg.json: layers[0].ttq_threshold: is for weights 'ttq', not 'ternary'",
+        ),
+        (
+            {"weights": "ttq", "layers": [{"type": "dense", "out": 10, "ttq_threshold": "x"}]},
+            "cfg.json: layers[0].ttq_threshold: must be a number, not 'x'",
+        ),
         ({"activations": "uint9"}, "cfg.json: activations: must be 'ternary', 'binary' or"),
         ({"float_activation": "tanh"}, "cfg.json: float_activation: must be 'relu' or"),
         ({"optimizer": "sgd"}, "cfg.json: unknown field 'optimizer'"),
@@ -213,6 +231,10 @@ def _compare_layer_by_layer(result, x):
         (CNN, {}),
         (CNN, {"activations": "binary"}),
         (CNN, {"input": "ternary", "activations": "uint3", "weights": "binary"}),
+        (MLP, {"weights": "ttq", "ttq_threshold": 0.3}),
+        (MLP, {"weights": "int4", "activations": "uint2"}),
+        (CNN, {"weights": "ttq", "ttq_bits": 3}),
+        (CNN, {"weights": "int3", "activations": "binary"}),
     ],
 )
 def test_export_is_exact_on_every_test_image(digits_data, base, changes):
@@ -235,12 +257,11 @@ def test_export_is_exact_on_every_test_image(digits_data, base, changes):
     assert kinds == [layer["type"] for layer in config.layers]
     if changes.get("activations") == "binary":
         assert result.network.layers[2].pad == -1  # binary inputs have no 0 to pad with
-    if changes.get("weights") == "binary":
-        assert all(
-            layer.weight_type == "binary"
-            for layer in result.network.layers
-            if not isinstance(layer, network.MaxPool)
-        )
+    weighted = [layer for layer in result.network.layers if not isinstance(layer, network.MaxPool)]
+    kind = changes.get("weights", "ternary")
+    expected = {"ttq": f"int{changes.get('ttq_bits', 4)}"}.get(kind, kind)
+    assert all(layer.weight_type == expected for layer in weighted)
+    assert result.network.format == ("tnn/2" if expected.startswith("int") else "tnn/1")
 
 
 def test_negative_batch_norm_scale_is_exported_by_negating_the_row(digits_data):

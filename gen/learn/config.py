@@ -40,15 +40,24 @@ class Config:
         :func:`gen.datasets.to_inputs`.
     layers : tuple of dict
         ``{"type": "dense", "out": n}``, ``{"type": "conv2d", "out": c, "kernel": k, "stride":
-        s, "padding": p}`` (either with an optional ``twn_delta``) or ``{"type": "maxpool",
+        s, "padding": p}`` (either with an optional ``twn_delta`` or ``ttq_threshold``) or
+        ``{"type": "maxpool",
         "kernel": k}`` (after a ``conv2d``); the last is a ``dense`` or ``conv2d`` layer with one
         output per class.
     weights : str
-        ``ternary`` (TWN) or ``binary`` (XNOR-Net).
+        ``ternary`` (TWN), ``binary`` (XNOR-Net), ``ttq`` (Trained Ternary Quantization:
+        ``{-n, 0, +p}``, exported as ``int{ttq_bits}``) or ``intN`` (N = 2..8: DoReFa / QNN
+        weights on the grid ``-(2**(N-1) - 1) .. 2**(N-1) - 1``, exported as ``intN``).
     activations : str
         ``ternary``, ``binary`` or ``uintN`` (N = 1..8) for every hidden layer.
     twn_delta : float
         TWN's threshold factor (0.7); larger gives sparser weights. A layer may give its own.
+    ttq_threshold : float
+        TTQ's ``t``: weights beyond ``t * max|w|`` of their layer are nonzero (0.05, the
+        paper's). A layer may give its own.
+    ttq_bits : int
+        The ``intN`` type of TTQ layers, 2 to 8 (4): ``p, n <= 2**(N-1) - 1``, the precision
+        of the ratio ``p / n`` (:func:`gen.learn.quant.ttq_ratio`).
     activation_delta : float
         The ternary activation threshold on the batch-normalized pre-activation.
     float_activation : str
@@ -71,6 +80,8 @@ class Config:
     weights: str = "ternary"
     activations: str = "ternary"
     twn_delta: float = quant.TWN_DELTA
+    ttq_threshold: float = quant.TTQ_THRESHOLD
+    ttq_bits: int = quant.TTQ_BITS
     activation_delta: float = 0.5
     float_activation: str = "relu"
     epochs: int = 30
@@ -83,7 +94,13 @@ class Config:
 
     def with_changes(self, **changes):
         """A copy with some fields changed (checked again)."""
-        doc = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "source"}
+        fields = self.__dataclass_fields__
+        # Fields at their defaults are left out: a TTQ field may only be given for TTQ weights.
+        doc = {
+            k: getattr(self, k)
+            for k, f in fields.items()
+            if k != "source" and not (k.startswith("ttq_") and getattr(self, k) == f.default)
+        }
         doc["layers"] = [dict(layer) for layer in self.layers]
         doc.update(changes)
         return parse_config(doc, source=self.source)
@@ -94,6 +111,8 @@ _OPTIONAL = {
     "weights": str,
     "activations": str,
     "twn_delta": float,
+    "ttq_threshold": float,
+    "ttq_bits": int,
     "activation_delta": float,
     "float_activation": str,
     "epochs": int,
@@ -146,8 +165,8 @@ def _check_layers(layers, source):
             raise _error(source, where, f"must be an object, not {layer!r}")
         kind = layer.get("type")
         allowed = {
-            "dense": {"type", "out", "twn_delta"},
-            "conv2d": {"type", "out", "kernel", "stride", "padding", "twn_delta"},
+            "dense": {"type", "out", "twn_delta", "ttq_threshold"},
+            "conv2d": {"type", "out", "kernel", "stride", "padding", "twn_delta", "ttq_threshold"},
             "maxpool": {"type", "kernel"},
         }
         if kind not in allowed:
@@ -178,10 +197,9 @@ def _check_layers(layers, source):
         doc = {"type": kind, "out": _check_number(layer["out"], int, source, f"{where}.out")}
         if doc["out"] > network.MAX_DIM:
             raise _error(source, f"{where}.out", f"must be at most {network.MAX_DIM}")
-        if "twn_delta" in layer:
-            doc["twn_delta"] = _check_number(
-                layer["twn_delta"], float, source, f"{where}.twn_delta"
-            )
+        for key in ("twn_delta", "ttq_threshold"):
+            if key in layer:
+                doc[key] = _check_number(layer[key], float, source, f"{where}.{key}")
         if kind == "conv2d":
             if "kernel" not in layer:
                 raise _error(source, where, "missing field 'kernel'")
@@ -268,8 +286,26 @@ def parse_config(doc, *, source=""):
             if key in ("seed", "shift") and value < 0:
                 raise _error(source, key, f"must be at least 0, not {value!r}")
         values[key] = value
-    if values.get("weights", "ternary") not in ("ternary", "binary"):
-        raise _error(source, "weights", f"must be 'ternary' or 'binary', not {doc['weights']!r}")
+    weights = values.get("weights", "ternary")
+    if weights not in ("ternary", "binary", "ttq") and quant.int_weight_bits(weights) is None:
+        raise _error(
+            source,
+            "weights",
+            f"must be 'ternary', 'binary', 'ttq' or 'intN' (N = 2..8), not {weights!r}",
+        )
+    if "ttq_bits" in values and not 2 <= values["ttq_bits"] <= 8:
+        raise _error(source, "ttq_bits", f"must be 2 to 8, not {values['ttq_bits']!r}")
+    if weights != "ttq":
+        for key in ("ttq_bits", "ttq_threshold"):
+            if key in values:
+                raise _error(source, key, f"is for weights 'ttq', not {weights!r}")
+        for index, layer in enumerate(values["layers"]):
+            if "ttq_threshold" in layer:
+                raise _error(
+                    source,
+                    f"layers[{index}].ttq_threshold",
+                    f"is for weights 'ttq', not {weights!r}",
+                )
     activations = values.get("activations", "ternary")
     try:
         activation_spec(activations)

@@ -13,6 +13,9 @@ from .fold import Affine, BatchNorm, preactivation
 
 __all__ = ["TrainableLayer", "Model", "build_model"]
 
+#: The smallest value TTQ's learned scales may take (they must stay positive).
+MIN_TTQ_SCALE = 1e-3
+
 
 def _col2im(dcols, x_shape, kernel, stride, padding):
     """The adjoint of :func:`gen.arith.windows`: sums window gradients back into the input."""
@@ -48,6 +51,11 @@ class TrainableLayer:
         self.quantized = quantized
         self.weight_kind = config.weights
         self.twn_delta = spec.get("twn_delta", config.twn_delta)
+        self.ttq_threshold = spec.get("ttq_threshold", config.ttq_threshold)
+        if self.weight_kind == "ttq":
+            self.weight_bits = config.ttq_bits
+        else:
+            self.weight_bits = quant.int_weight_bits(self.weight_kind)
         self.in_shape = in_shape
         self.pool = None
         if self.kind == "dense":
@@ -66,6 +74,11 @@ class TrainableLayer:
             self.pad = 0 if in_has_zero else -1
         limit = math.sqrt(6.0 / (self.fan_in + self.out))
         self.params = {"w": rng.uniform(-limit, limit, (self.out, self.fan_in))}
+        if quantized and self.weight_kind == "ttq":
+            # TTQ's learned scales of the layer. Only their ratio matters to a hidden layer (its
+            # batch norm takes out the rest) and the last layer has its gain: they start equal.
+            self.params["wp"] = np.ones(1)
+            self.params["wn"] = np.ones(1)
         if last:
             self.params["log_gain"] = np.zeros(1)
         else:
@@ -98,14 +111,62 @@ class TrainableLayer:
             return x.reshape(x.shape[0], -1)
         return arith.windows(x, self.kernel, self.stride, self.padding, self.pad)
 
+    @property
+    def weight_type(self):
+        """The description's ``weight_type``: ``ternary``, ``binary`` or ``intN`` (TTQ, DoReFa)."""
+        if self.weight_bits is None:
+            return self.weight_kind
+        return f"int{self.weight_bits}"
+
     def weight_matrix(self):
         """``(W, alpha)``: the weights the forward pass uses and their per-row scale."""
         w = self.params["w"]
         if not self.quantized:
             return w, np.ones(self.out)
+        if self.weight_kind == "ttq":
+            wp, wn = self.params["wp"][0], self.params["wn"][0]
+            return quant.ttq_quantize(
+                w, wp, wn, threshold=self.ttq_threshold, bits=self.weight_bits
+            )
         return quant.quantize_weights(
             w, self.weight_kind, delta_factor=self.twn_delta, per_row=not self.last
         )
+
+    def _latent_gradients(self, g):
+        """From ``g``, the gradient of the real weights the forward pass used (``alpha * W``),
+        the gradients of the latent weights and of the quantizer's own parameters.
+
+        - TWN, XNOR-Net: ``g`` itself (straight through).
+        - TTQ (Zhu et al., eq. 7 and 8): ``dL/dWp`` is the sum of ``g`` over the positive band,
+          ``dL/dWn`` minus the sum over the negative band (the weights there are ``-Wn``: the
+          paper's sum, with the sign of ``dw/dWn = -1``, so that ``Wn`` stays a magnitude); the
+          latent weights get ``Wp * g``, ``Wn * g`` and ``g`` in the positive, negative and
+          zero bands. The rounding of ``Wp / Wn`` to ``p / n`` is passed straight through.
+        - DoReFa: ``g`` times the slope of ``tanh(w) / max|tanh(w)|`` (rounding passed through,
+          the maximum held constant).
+        """
+        if not self.quantized:
+            return {"w": g}
+        w = self.params["w"]
+        if self.weight_kind == "ttq":
+            pos, neg = quant.ttq_bands(w, self.ttq_threshold)
+            wp, wn = self.params["wp"], self.params["wn"]
+            factor = np.where(pos, wp[0], np.where(neg, wn[0], 1.0))
+            return {
+                "w": g * factor,
+                "wp": np.array([np.sum(g[pos])]),
+                "wn": np.array([-np.sum(g[neg])]),
+            }
+        if self.weight_bits is not None:
+            return {"w": g * quant.dorefa_gradient(w, per_row=not self.last)}
+        return {"w": g}
+
+    def constrain(self):
+        """After an update: latent weights clipped to [-1, 1] (BNN), TTQ scales kept positive."""
+        np.clip(self.params["w"], -1, 1, out=self.params["w"])
+        for key in ("wp", "wn"):
+            if key in self.params:
+                np.maximum(self.params[key], MIN_TTQ_SCALE, out=self.params[key])
 
     def affine(self, input_scale):
         """The inference-time :class:`gen.quant.Affine` of a hidden layer."""
@@ -191,9 +252,11 @@ class TrainableLayer:
             ) / cache["std"]
         cols = cache["cols"]
         flat_du = du.reshape(-1, self.out)
-        # TWN and BNN: the gradient of the latent weights is that of the scaled quantized weights
-        # (straight through); clipping to [-1, 1] after each step stands for BNN's 1{|w| <= 1}.
-        grads["w"] = (flat_du * cache["input_scale"]).T @ cols.reshape(-1, self.fan_in)
+        # The gradient of the real weights the forward pass used, then of the latent weights
+        # (straight through for TWN and BNN, whose clipping to [-1, 1] after each step stands for
+        # BNN's 1{|w| <= 1}; scaled for TTQ and DoReFa).
+        g = (flat_du * cache["input_scale"]).T @ cols.reshape(-1, self.fan_in)
+        grads.update(self._latent_gradients(g))
         if not need_dx:
             return grads, None
         dcols = (du * cache["k"]) @ cache["wm"]

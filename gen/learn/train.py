@@ -214,7 +214,7 @@ def train(config, *, quantized=True, data=None, progress=_stderr_progress):
                     for key, grad in block_grads.items():
                         optimizer.update((n, key), block.params[key], grad, lr)
                     if quantized:
-                        np.clip(block.params["w"], -1, 1, out=block.params["w"])
+                        block.constrain()
                 for n, block in enumerate(model.blocks):
                     if not block.last:
                         cache = caches[n]
@@ -289,15 +289,16 @@ def export(model, name):
             )
             if block.pad:
                 doc["pad"] = block.pad
-        if block.weight_kind == "binary":
-            doc["weight_type"] = "binary"
-        doc["weights"] = network.weight_rows(np.asarray(weights))
+        if block.weight_type != "ternary":
+            doc["weight_type"] = block.weight_type
+        doc["weights"] = network.weight_rows(np.asarray(weights), block.weight_type)
         doc["activation"] = activation
         layers.append(doc)
         if block.pool:
             layers.append({"type": "maxpool", "kernel": list(block.pool)})
+    wide = any(layer.get("weight_type", "").startswith("int") for layer in layers)
     doc = {
-        "format": network.FORMAT,
+        "format": network.FORMAT_2 if wide else network.FORMAT,
         "name": name,
         "input": {"shape": list(spec.shape), "type": spec.type.name},
         "layers": layers,
