@@ -204,9 +204,12 @@ class PoolEngine:
         if why:
             self.description += f" ({why})"
         self._running = 0
+        self._pool = self._new_pool()
+
+    def _new_pool(self):
         # Spawned workers: no fork of a process that may hold threads or open tool pipes.
         context = multiprocessing.get_context("spawn")
-        self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        return concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
 
     def run(self, tasks, on_result):
         """Run ``tasks`` (in the order given, as workers free up); call ``on_result(k,
@@ -224,20 +227,30 @@ class PoolEngine:
             done, _ = concurrent.futures.wait(
                 pending, return_when=concurrent.futures.FIRST_COMPLETED
             )
+            broken = False
             for future in done:
                 k = pending.pop(future)
-                self._running = len(pending)
                 try:
                     outcome = future.result()
-                except concurrent.futures.process.BrokenProcessPool as exc:
-                    raise PointFailed(f"the process pool broke: {exc}") from None
                 except Exception as exc:  # the point's failure, retried while tries remain
+                    # A worker that died breaks the pool, and every point it was running.
+                    broken |= isinstance(exc, concurrent.futures.process.BrokenProcessPool)
                     if tries[k] <= self.retries:
                         queue.insert(0, k)
                         continue
                     outcome = _failure(exc)
                     outcome["tries"] = tries[k]
+                self._running = len(pending)
                 on_result(k, outcome)
+            if broken:  # the points still pending on the broken pool go back in the queue
+                for k in pending.values():
+                    if tries[k] <= self.retries:
+                        queue.insert(0, k)
+                    else:
+                        on_result(k, dict(_failure(PointFailed("its worker died")), tries=tries[k]))
+                pending.clear()
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._new_pool()
         self._running = 0
 
     def running(self):
@@ -268,16 +281,12 @@ class DaskEngine:
         self.retries = retries
         self.task = task
         self._cluster = None
+        self._scheduler = scheduler
         if scheduler is not None:
             try:
                 self.client = Client(scheduler, timeout="10s", set_as_default=False)
             except (OSError, TimeoutError, ValueError) as exc:
                 raise EngineError(f"--scheduler {scheduler}: cannot connect: {exc}") from None
-            self.workers = sum(self.client.nthreads().values())
-            self.description = (
-                f"Dask scheduler at {scheduler} ({self.workers} worker thread"
-                f"{'s' if self.workers != 1 else ''})"
-            )
         else:
             with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
                 self._cluster = LocalCluster(
@@ -288,10 +297,21 @@ class DaskEngine:
                     silence_logs=logging.ERROR,
                 )
             self.client = Client(self._cluster, set_as_default=False)
-            self.workers = workers
-            self.description = (
-                f"local Dask cluster of {workers} worker process{'es' if workers != 1 else ''}"
-            )
+            self._workers = workers
+
+    @property
+    def workers(self):
+        """Points that run at once: the local workers, or the cluster's worker threads now."""
+        if self._cluster is not None:
+            return self._workers
+        return sum(self.client.nthreads().values())
+
+    @property
+    def description(self):
+        n = self.workers
+        if self._cluster is not None:
+            return f"local Dask cluster of {n} worker process{'es' if n != 1 else ''}"
+        return f"Dask scheduler at {self._scheduler} ({n} worker thread{'s' if n != 1 else ''})"
 
     def run(self, tasks, on_result):
         """As :meth:`PoolEngine.run`; the first task has the highest priority."""

@@ -183,24 +183,29 @@ class _Display:
     def __init__(self, total, engine):
         self.total, self.engine = total, engine
         self.done = self.failed = 0
-        self.found = []  # (size, throughput, fold)
+        self.found = {}  # fold: (size, throughput) of its fastest seed so far
 
     def update(self, fold, outcome):
         self.done += 1
         if "report" in outcome:
             report = outcome["report"]
-            self.found.append((_size(report)[0], _throughput(report)[0], fold))
+            size, speed = _size(report)[0], _throughput(report)[0]
+            best = self.found.get(fold)
+            if best is None or speed > best[1]:  # a folding's fastest seed
+                self.found[fold] = (size, speed)
         else:
             self.failed += 1
         if progress.level() == "quiet":
             return
-        points = [(s, t) for s, t, _ in self.found if s is not None]
-        front = (
-            [self.found[k] for k in pareto_front(points)] if len(points) == len(self.found) else []
-        )
-        shown = ", ".join(f"{f} ({s:,.0f}, {t:.3g}/s)" for s, t, f in front[:3])
+        folds = list(self.found)
+        places = [self.found[f] for f in folds]
+        front = []
+        if all(size is not None for size, _ in places):
+            front = [(folds[k], *places[k]) for k in pareto_front(places)]
+        shown = ", ".join(f"{f} ({s:,.0f}, {t:.3g}/s)" for f, s, t in front[:3])
         more = f" and {len(front) - 3} more" if len(front) > 3 else ""
-        running = min(self.engine.running(), self.total - self.done)
+        # Dask counts tasks queued on a worker as processing: at most one runs per worker.
+        running = min(self.engine.running(), self.engine.workers, self.total - self.done)
         print(
             f"[sweep] {self.done}/{self.total} done, {running} running, {self.failed} failed"
             + (f"; front: {shown}{more}" if shown else ""),
