@@ -377,23 +377,28 @@ def test_second_run_comes_from_the_cache(tmp_path, counted_yosys, kind):
 
 
 @pytest.mark.tools
-def test_cli_explore_on_dask_then_cache(tmp_path, capsys, monkeypatch, counted_yosys):
+def test_cli_explore_on_dask_then_cache(tmp_path, capsys, monkeypatch, counted_yosys, run_slow):
     if not engine.dask_available():
         pytest.skip("needs the 'cluster' extra")
-    args = ["sweep", DIGITS, "--target", "asic", "--explore", "--jobs", "2"]
-    args += ["--cache", str(tmp_path / "cache"), "-o", str(tmp_path / "o")]
-    # The digits model's three fastest candidates (by --explore's own order) keep this short.
+    # By default the tiny model (one candidate); with --run-slow the digits model's three
+    # fastest candidates, in --explore's own order.
+    model = DIGITS if run_slow else TINY
     monkeypatch.setattr(sweep, "explore_folds", lambda net, max_luts: explore(net)[:3])
+    count = len(explore(network.load(model))[:3])
+    args = ["sweep", model, "--target", "asic", "--explore", "--jobs", "2"]
+    args += ["--cache", str(tmp_path / "cache"), "-o", str(tmp_path / "o")]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == "engine: local Dask cluster of 2 worker processes"
-    assert "cache " + str(tmp_path / "cache") + ": 0 of 3 runs reused" in out
-    assert _synth_runs(counted_yosys) == 3
+    # No more workers than points.
+    workers = "2 worker processes" if count > 1 else "1 worker process"
+    assert out.splitlines()[0] == f"engine: local Dask cluster of {workers}"
+    assert f"cache {tmp_path / 'cache'}: 0 of {count} runs reused" in out
+    assert _synth_runs(counted_yosys) == count
     assert cli.main(args) == 0
-    assert ": 3 of 3 runs reused" in capsys.readouterr().out
-    assert _synth_runs(counted_yosys) == 3
+    assert f": {count} of {count} runs reused" in capsys.readouterr().out
+    assert _synth_runs(counted_yosys) == count
     assert cli.main(["sweep", "--cache-info", "--cache", str(tmp_path / "cache")]) == 0
-    assert ": 3 entries, " in capsys.readouterr().out
+    assert f": {count} entries, " in capsys.readouterr().out
 
 
 def _start(args, env):

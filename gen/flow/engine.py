@@ -293,7 +293,8 @@ class DaskEngine:
                     n_workers=workers,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    # Any free port for the scheduler's HTTP server: several sweeps may run.
+                    dashboard_address=":0",
                     silence_logs=logging.ERROR,
                 )
             self.client = Client(self._cluster, set_as_default=False)
