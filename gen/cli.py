@@ -346,20 +346,34 @@ def cmd_synth(args):
 
 
 def cmd_sweep(args):
-    from .flow import sweep
+    from .flow import cache, engine, sweep
 
+    if args.cache_info:
+        info = cache.Cache(args.cache or cache.default_directory()).info()
+        print(f"cache {info['directory']}: {info['entries']} entries, {info['bytes']:,} bytes")
+        return EXIT_OK
+    if args.model is None or args.target is None:
+        raise UsageError("give MODEL and --target (or --cache-info)")
     net = network.load(args.model)
     output = args.output or os.path.join("out", f"{net.name}-sweep")
     try:
+        results = None if args.no_cache else cache.Cache(args.cache or cache.default_directory())
         summary = sweep.sweep(
             args.model,
             args.target,
             args.folds,
             output=output,
+            explore=args.explore,
+            seeds=args.seeds,
             jobs=args.jobs,
+            cache=results,
+            engine_kind=args.engine,
+            scheduler=args.scheduler,
+            retries=args.retries,
+            say=lambda line: print(line, flush=True),
             **_synth_options(args),
         )
-    except (sweep.SweepError, SynthInputError) as exc:
+    except (sweep.SweepError, SynthInputError, engine.EngineError, cache.CacheError) as exc:
         raise UsageError(str(exc)) from None
     print(sweep.format_markdown(summary))
     if summary.get("plot_message"):
@@ -367,6 +381,13 @@ def cmd_sweep(args):
     failed = [p for p in summary["points"] if p.get("error")]
     for point in failed:
         print(f"tnngen sweep: fold {point['fold']!r} failed: {point['error']}", file=sys.stderr)
+    for point in summary["points"]:
+        for seed in point.get("failed_seeds", []):
+            print(
+                f"tnngen sweep: fold {point['fold']!r}, seed {seed['seed']} failed: "
+                f"{seed['error']}",
+                file=sys.stderr,
+            )
     print(f"wrote {os.path.join(output, f'sweep-{args.target}.json')} and .md")
     return EXIT_FAILURE if failed else EXIT_OK
 

@@ -123,10 +123,10 @@ def _add_simulator(p):
     )
 
 
-def _add_synth_options(p):
+def _add_synth_options(p, *, required=True):
     p.add_argument(
         "--target",
-        required=True,
+        required=required,
         choices=list(TARGETS),
         help="ice40-up5k, ice40-hx8k (nextpnr-ice40), ecp5-25k, ecp5-85k (nextpnr-ecp5), "
         "xilinx7 (synthesis only), asic (gates, or --liberty cells)",
@@ -415,25 +415,72 @@ def build_parser(handlers):
     p = sub.add_parser(
         "sweep",
         parents=[common],
-        help="synthesize several foldings and plot the Pareto front",
-        description="Compile MODEL once per folding, synthesize each for the target in "
-        "parallel (up to the core count), and print and plot (PNG, with matplotlib) the "
-        "accelerator's LUTs against inferences per second, marking the Pareto front.",
+        help="synthesize many foldings on a Dask cluster and plot the Pareto front",
+        description="Compile MODEL once per folding (given, or enumerated with --explore), "
+        "synthesize each for the target as one task on a local Dask cluster (default), an "
+        "existing Dask scheduler (--scheduler) or a local process pool, and print and plot "
+        "(PNG, with matplotlib) the accelerator's LUTs against inferences per second, marking "
+        "the Pareto front. Results are cached (--cache): a re-run synthesizes only new points. "
+        "See docs/sweep.md.",
     )
-    _add_model(p)
+    p.add_argument("model", nargs="?", metavar="MODEL", help="network description (*.tnn.json)")
     p.add_argument(
         "--folds",
         nargs="+",
-        required=True,
         metavar="SPEC",
         help="foldings as 'tnngen verilog --fold' takes them, e.g. unrolled '0:4,16' auto",
     )
-    _add_synth_options(p)
+    p.add_argument(
+        "--explore",
+        action="store_true",
+        help="enumerate the foldings: the cheapest per initiation interval on a powers-of-two "
+        "grid, fastest first, those predicted beyond the part left out",
+    )
+    p.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="nextpnr seeds per folding, for the Fmax spread (default: 1)",
+    )
+    _add_synth_options(p, required=False)
+    p.add_argument(
+        "--engine",
+        choices=("auto", "dask", "pool"),
+        default="auto",
+        help="where points run: auto (the default) takes Dask where the 'cluster' extra is "
+        "installed, else a local process pool",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="an existing Dask scheduler, tcp://HOST:PORT (default: DASK_SCHEDULER_ADDRESS, "
+        "else a local cluster)",
+    )
     p.add_argument(
         "--jobs",
         type=positive_int,
         metavar="N",
-        help="foldings run at once (default: the core count)",
+        help="local worker processes (default: the core count)",
+    )
+    p.add_argument(
+        "--retries",
+        type=natural,
+        default=2,
+        metavar="N",
+        help="further tries of a point whose tool crashed, timed out or whose worker died "
+        "(default: 2)",
+    )
+    p.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="result cache folder (default: $XDG_CACHE_HOME/tnngen, else ~/.cache/tnngen)",
+    )
+    p.add_argument("--no-cache", action="store_true", help="run every point, and store nothing")
+    p.add_argument(
+        "--cache-info",
+        action="store_true",
+        help="print the cache's folder, entries and size, and exit",
     )
     p.add_argument(
         "-o", "--output", metavar="OUT", help="output folder (default: out/<name>-sweep)"

