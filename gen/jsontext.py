@@ -6,11 +6,17 @@ a :class:`JSONError` saying what and, where the parser knows it, the line and co
 """
 
 import json
+import re
 
 __all__ = ["JSONError", "loads", "MAX_INT_DIGITS"]
 
 #: Digits an integer literal may have: more than any limit of a description needs (2**62 has 19).
 MAX_INT_DIGITS = 30
+
+
+#: A run of digits longer than an integer may be; only a text holding one (in a number or in a
+#: string) is parsed with the slower check of every integer literal.
+_LONG_DIGITS = re.compile(f"[0-9]{{{MAX_INT_DIGITS + 1}}}")
 
 
 class JSONError(ValueError):
@@ -47,8 +53,11 @@ def loads(text):
         For malformed JSON (with line and column), a duplicate key, an integer literal of more
         than :data:`MAX_INT_DIGITS` digits, ``NaN`` or ``Infinity``, or nesting too deep.
     """
+    parse_int = _int if _LONG_DIGITS.search(text) else None
     try:
-        return json.loads(text, parse_int=_int, parse_constant=_constant, object_pairs_hook=_object)
+        return json.loads(
+            text, parse_int=parse_int, parse_constant=_constant, object_pairs_hook=_object
+        )
     except json.JSONDecodeError as exc:
         raise JSONError(f"{exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     except RecursionError:
