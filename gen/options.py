@@ -50,6 +50,14 @@ def positive_float(text):
     return _number(float, text, low=0.0, inclusive=False, what="a positive number")
 
 
+def fraction(text):
+    """argparse type: a number above 0 and at most 1."""
+    value = _number(float, text, low=0.0, inclusive=False, what="a number above 0, at most 1")
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, at most 1, not {text[:40]!r}")
+    return value
+
+
 def probability(text):
     """argparse type: a number from 0 to 1."""
     value = _number(float, text, low=0.0, inclusive=True, what="a number from 0 to 1")
@@ -97,6 +105,22 @@ def _add_compile_options(p):
         type=positive_int,
         metavar="N",
         help="auto layers: the fastest folding with predicted LUTs <= N",
+    )
+    parts = [name for name, t in TARGETS.items() if t.capacity]
+    p.add_argument(
+        "--part",
+        choices=parts,
+        metavar="PART",
+        help="auto layers: the fastest folding whose LUTs, flip-flops and block RAMs, "
+        "predicted in the part's units, fit within --utilization of it; one of "
+        f"{', '.join(parts)}",
+    )
+    p.add_argument(
+        "--utilization",
+        type=fraction,
+        default=None,
+        metavar="F",
+        help="with --part: the fraction of the part's resources to fill at most (default: 0.8)",
     )
     p.add_argument(
         "--rom",

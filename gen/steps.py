@@ -100,10 +100,13 @@ def _fold_spec(text):
 
 
 def _resolve_fold(args):
-    """``--fold`` unless given: ``auto`` when ``--target-ii`` or ``--max-luts`` asks for a
-    choice (they apply to auto layers only), else ``unrolled``."""
+    """``--fold`` unless given: ``auto`` when ``--target-ii``, ``--max-luts`` or ``--part`` asks
+    for a choice (they apply to auto layers only), else ``unrolled``."""
+    if getattr(args, "utilization", None) is not None and not getattr(args, "part", None):
+        raise UsageError("--utilization applies to --part: give the part to fill")
     if args.fold is None:
-        args.fold = "auto" if args.target_ii or args.max_luts else "unrolled"
+        chooses = args.target_ii or args.max_luts or getattr(args, "part", None)
+        args.fold = "auto" if chooses else "unrolled"
     return args.fold
 
 
@@ -148,7 +151,20 @@ def golden_step(net, *, data, vectors, seed, inputs_of=None):
         print(f"{vectors} random inputs (seed {seed}); first results: {shown}")
 
 
-def verilog_step(net, output, *, fold, target_ii, max_luts, vectors, seed, data, rom="auto"):
+def verilog_step(
+    net,
+    output,
+    *,
+    fold,
+    target_ii,
+    max_luts,
+    vectors,
+    seed,
+    data,
+    rom="auto",
+    part=None,
+    utilization=None,
+):
     """Compile ``net`` into the accelerator folder ``output``, printing the plan and progress."""
     log = progress.StepLog()
 
@@ -176,6 +192,8 @@ def verilog_step(net, output, *, fold, target_ii, max_luts, vectors, seed, data,
             target_ii=target_ii,
             max_luts=max_luts,
             rom=rom,
+            part=part,
+            utilization=utilization,
             vectors=vectors,
             seed=seed,
             data=data,

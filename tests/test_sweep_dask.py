@@ -14,14 +14,17 @@ import pytest
 import sweep_tasks
 
 from gen import cli, network
+from gen.compiler import fit
 from gen.compiler.explore import explore, ii_grid
 from gen.compiler.folds import CompileError, parse_fold
 from gen.compiler.plan import plan
 from gen.flow import cache, engine, sweep
+from gen.flow.targets import TARGETS
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 TINY = os.path.join(ROOT, "models", "tiny-mlp.tnn.json")
-DIGITS = os.path.join(ROOT, "models", "digits-mlp.tnn.json")
+MODELS = os.path.join(ROOT, "models")
+DIGITS = os.path.join(MODELS, "digits-mlp.tnn.json")
 DIGITS_CNN = os.path.join(ROOT, "models", "digits-cnn.tnn.json")
 # Two foldings of the tiny model that synthesize in a few seconds each.
 FOLDS = ["unrolled", "0:1,3;1:1,2"]
@@ -95,8 +98,30 @@ def test_explore_prunes_beyond_the_part():
     limit = everything[2].predicted_luts
     kept = explore(net, max_luts=limit)
     assert [c.fold for c in kept] == [c.fold for c in everything[2:]]
-    with pytest.raises(CompileError, match="no folding fits: the cheapest is predicted at 429"):
+    with pytest.raises(
+        CompileError, match="no folding fits 100 LUTs: the cheapest is predicted at 429 LUTs"
+    ):
         explore(net, max_luts=100)
+
+
+def test_explore_prunes_by_the_parts_family_figures():
+    # A model too large for an UP5K unrolled: --explore keeps exactly the candidates whose
+    # prediction in iCE40 units fits the whole part, in every figure.
+    net = network.load(os.path.join(MODELS, "digits-twn-mlp.tnn.json"))
+    everything = explore(net)
+    capacity = TARGETS["ice40-up5k"].capacity
+    expected = []
+    for c in everything:
+        p = fit.predict(plan(net, c.fold), "ice40")
+        if p.luts <= capacity["luts"] and p.ffs <= capacity["ffs"] and p.bram <= capacity["bram"]:
+            expected.append(c.fold)
+    kept = [c.fold for c in explore(net, part="ice40-up5k")]
+    assert kept == expected
+    assert 0 < len(kept) < len(everything)
+    with pytest.raises(CompileError, match="no folding fits ice40-up5k: the cheapest is"):
+        explore(network.load(os.path.join(MODELS, "mnist-mlp.tnn.json")), part="ice40-up5k")
+    with pytest.raises(CompileError, match="--part takes a part with known resources"):
+        explore(net, part="asic")
 
 
 # --- the cache -----------------------------------------------------------------------------------
@@ -383,7 +408,7 @@ def test_cli_explore_on_dask_then_cache(tmp_path, capsys, monkeypatch, counted_y
     # By default the tiny model (one candidate); with --run-slow the digits model's three
     # fastest candidates, in --explore's own order.
     model = DIGITS if run_slow else TINY
-    monkeypatch.setattr(sweep, "explore_folds", lambda net, max_luts: explore(net)[:3])
+    monkeypatch.setattr(sweep, "explore_folds", lambda net, **kw: explore(net)[:3])
     count = len(explore(network.load(model))[:3])
     args = ["sweep", model, "--target", "asic", "--explore", "--jobs", "2"]
     args += ["--cache", str(tmp_path / "cache"), "-o", str(tmp_path / "o")]

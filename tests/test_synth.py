@@ -616,6 +616,7 @@ def test_yowasp_run(tmp_path):
 def test_compiled_model(tmp_path):
     """A real compiled model: its layers are found through the metadata's blocks."""
     from gen import compiler, network
+    from gen.compiler import fit
 
     with open(os.path.join(os.path.dirname(__file__), "..", "models", "tiny-mlp.tnn.json")) as f:
         doc = json.load(f)
@@ -631,9 +632,14 @@ def test_compiled_model(tmp_path):
     assert by_index[0]["predicted"] == compiled.metadata["layers"][0]["predicted"]
     assert sum(layer["luts"] for layer in res["layers"]) == res["accelerator"]["luts"]
     comparison = {c["figure"]: c for c in report["comparison"]}
-    assert comparison["luts"]["predicted"] == compiled.metadata["predicted"]["luts"]
+    # LUTs, flip-flops and block RAMs compare in the family's units, carry cells in iCE40's
+    in_units = compiled.metadata["predicted_by_family"]["ice40"]
+    assert in_units == fit.predict(compiled.plan, "ice40").asdict()
+    for key in ("luts", "ffs", "bram"):
+        assert comparison[key]["predicted"] == in_units[key]
+    assert comparison["carry"]["predicted"] == compiled.metadata["predicted"]["carry"]
     assert comparison["luts"]["ratio"] == pytest.approx(
-        res["accelerator"]["luts"] / compiled.metadata["predicted"]["luts"]
+        res["accelerator"]["luts"] / in_units["luts"]
     )
     assert report["performance"]["initiation_interval"] == compiled.metadata["initiation_interval"]
 

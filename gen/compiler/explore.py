@@ -5,11 +5,13 @@ the model allows (every layer unrolled) to the slowest useful one (every layer a
 1``, beyond which no folding is cheaper), asks the planner (:func:`gen.compiler.plan.plan`, the
 one behind ``--target-ii``) for the cheapest balanced folding at each, and keeps the distinct
 ones. Each candidate is a folding spec that :func:`gen.compiler.folds.parse_fold` reads back
-into the same plan.
+into the same plan. Given a part, candidates whose prediction in the part's family's units
+(:func:`gen.compiler.fit.predict`: LUTs, flip-flops and block RAMs) exceeds the part are dropped.
 """
 
 from dataclasses import dataclass
 
+from . import fit
 from .folds import CompileError
 from .plan import plan
 
@@ -58,14 +60,17 @@ def fold_spec(the_plan):
     return ";".join(parts)
 
 
-def explore(net, *, max_luts=None):
+def explore(net, *, max_luts=None, part=None):
     """The distinct cheapest foldings of ``net`` over the interval grid, fastest first.
 
     Parameters
     ----------
     net : gen.network.Network
     max_luts : int, optional
-        Drop candidates predicted above this many LUTs (the part's size).
+        Drop candidates predicted above this many LUTs (iCE40 units).
+    part : str, optional
+        Drop candidates that do not fit this synthesis target's LUTs, flip-flops and block
+        RAMs (all of the part: :func:`gen.compiler.fit.budget` at utilization 1).
 
     Returns
     -------
@@ -76,7 +81,7 @@ def explore(net, *, max_luts=None):
     Raises
     ------
     CompileError
-        If the network cannot be compiled, or no candidate fits ``max_luts``.
+        If the network cannot be compiled, or no candidate fits ``max_luts`` or ``part``.
     """
     fastest = plan(net, "unrolled").initiation_interval
     slowest = max(fastest, plan(net, "1,1").initiation_interval)
@@ -93,12 +98,27 @@ def explore(net, *, max_luts=None):
             continue
         found.append(candidate)
     if max_luts is not None:
-        fitting = [c for c in found if c.predicted_luts <= max_luts]
-        if not fitting:
-            cheapest = min(c.predicted_luts for c in found)
-            raise CompileError(
-                f"no folding fits: the cheapest is predicted at {cheapest:,} LUTs, beyond "
-                f"{max_luts:,}"
-            )
-        found = fitting
+        found = _keep(found, lambda c: c.predicted_luts <= max_luts, f"{max_luts:,} LUTs")
+    if part is not None:
+        family, limit = fit.part_family(part), fit.budget(part, 1.0)
+        predicted = {c.fold: fit.predict(plan(net, c.fold), family) for c in found}
+        found = _keep(found, lambda c: fit.fits(predicted[c.fold], limit), part, predicted)
     return found
+
+
+def _keep(found, fitting, where, predicted=None):
+    """The candidates for which ``fitting`` holds; CompileError naming the cheapest if none."""
+    kept = [c for c in found if fitting(c)]
+    if not kept:
+        cheapest = min(found, key=lambda c: c.predicted_luts)
+        shown = (
+            f"{cheapest.predicted_luts:,} LUTs"
+            if predicted is None
+            else _shown(predicted[cheapest.fold])
+        )
+        raise CompileError(f"no folding fits {where}: the cheapest is predicted at {shown}")
+    return kept
+
+
+def _shown(resources):
+    return f"{resources.luts:,} LUTs, {resources.ffs:,} flip-flops, {resources.bram} block RAMs"

@@ -18,7 +18,7 @@ from hw.folded import default_stages as folded_stages
 
 from ..network import Conv2d, MaxPool
 from ..network.ranges import analyze_ranges
-from . import cost
+from . import cost, fit
 from .build import encoding_of
 from .folds import CompileError, divisors, parse_fold
 
@@ -185,15 +185,30 @@ def _candidates(net, index, ranges):
     return plans
 
 
-def plan(net, fold="unrolled", *, target_ii=None, max_luts=None, rom="auto"):
+def plan(
+    net,
+    fold="unrolled",
+    *,
+    target_ii=None,
+    max_luts=None,
+    rom="auto",
+    part=None,
+    utilization=fit.DEFAULT_UTILIZATION,
+):
     """Choose every layer's engine: returns a :class:`Plan`.
 
     Layers given as ``auto`` (see :func:`parse_fold`) get the cheapest folding (fewest
     predicted LUTs) whose initiation interval is at most ``target_ii``; with ``max_luts``
-    instead, the smallest initiation interval whose total predicted LUTs fit. With neither,
-    ``auto`` means unrolled. Either of them with no ``auto`` layer is an error (it would have
-    nothing to choose).
+    instead, the smallest initiation interval whose total predicted LUTs fit; with ``part`` (a
+    synthesis target with known resources), the smallest initiation interval whose LUTs,
+    flip-flops and block RAMs, predicted in the part's family's units with ``rom``'s placement
+    (:mod:`gen.compiler.fit`), fit within ``utilization`` of the part. ``part`` with
+    ``target_ii`` checks that the folding for that interval fits. With none of them, ``auto``
+    means unrolled; any of them with no ``auto`` layer is an error (it would have nothing to
+    choose).
     """
+    if part is not None and max_luts is not None:
+        raise CompileError("give a part or a LUT limit, not both")
     folds = parse_fold(fold, net)
     ranges = analyze_ranges(net)
     fixed = {k: _layer_plan(net, k, f, ranges) for k, f in folds.items() if f != "auto"}
@@ -209,27 +224,39 @@ def plan(net, fold="unrolled", *, target_ii=None, max_luts=None, rom="auto"):
         "max_luts": max_luts,
         "rom": rom,
     }
+    if part is not None:
+        options.update(part=part, utilization=utilization)
     argmax = _argmax_stages(net)
-    if not auto and (target_ii is not None or max_luts is not None):
-        given = "target II" if target_ii is not None else "LUT limit"
+    limited = target_ii is not None or max_luts is not None or part is not None
+    if not auto and limited:
+        given = (
+            "target II" if target_ii is not None else "LUT limit" if max_luts else "part to fill"
+        )
         raise CompileError(
             f"a {given} applies to 'auto' layers, and the folding {options['fold']!r} fixes "
             "every layer: give --fold auto, or leave the layers to choose out of the spec"
         )
-    if not auto or (target_ii is None and max_luts is None):
+    if not auto or not limited:
         chosen = {k: _layer_plan(net, k, "unrolled", ranges) for k in auto}
         return Plan(net, _ordered({**fixed, **pools, **chosen}), options, argmax)
     candidates = {k: _candidates(net, k, ranges) for k in auto}
     floor = max([p.initiation_interval for p in (*fixed.values(), *pools.values())] + [1])
+    measure, limit = _resource_measure(net, ranges, part, utilization, max_luts, rom)
 
-    def cheapest(limit):
+    def cheapest(ii):
         chosen = {}
         for k, plans in candidates.items():
-            fitting = [p for p in plans if p.initiation_interval <= limit]
+            fitting = [p for p in plans if p.initiation_interval <= ii]
             if not fitting:
                 return None
-            chosen[k] = min(fitting, key=lambda p: (p.predicted.luts, p.initiation_interval))
+            chosen[k] = min(
+                fitting, key=lambda p: (_share(measure(p), limit), p.initiation_interval)
+            )
         return chosen
+
+    def total(attempt):
+        parts = [measure(p) for p in (*fixed.values(), *pools.values(), *attempt.values())]
+        return sum(parts, fit.PartResources())
 
     if target_ii is not None:
         chosen = cheapest(max(target_ii, floor))
@@ -243,8 +270,14 @@ def plan(net, fold="unrolled", *, target_ii=None, max_luts=None, rom="auto"):
             raise CompileError(
                 f"target II {target_ii} cycles is out of reach: fixed layers need {floor}"
             )
+        if part is not None and not fit.fits(total(chosen), limit):
+            raise CompileError(
+                f"the folding for target II {target_ii} is predicted at "
+                f"{_describe(total(chosen))}, over {utilization:.0%} of {part} "
+                f"({_describe(limit)}): give a larger --target-ii, or leave it out to take the "
+                "fastest folding that fits"
+            )
     else:
-        fixed_luts = sum(p.predicted.luts for p in (*fixed.values(), *pools.values()))
         chosen = None
         iis = sorted(
             {
@@ -255,17 +288,47 @@ def plan(net, fold="unrolled", *, target_ii=None, max_luts=None, rom="auto"):
             }
             | {floor}
         )
-        for limit in iis:
-            attempt = cheapest(limit)
-            if (
-                attempt is not None
-                and fixed_luts + sum(p.predicted.luts for p in attempt.values()) <= max_luts
-            ):
+        for ii in iis:
+            attempt = cheapest(ii)
+            if attempt is not None and fit.fits(total(attempt), limit):
                 chosen = attempt
                 break
-        if chosen is None:
+        if chosen is None and part is None:
             raise CompileError(f"no folding fits in {max_luts} predicted LUTs")
+        if chosen is None:
+            smallest = total(cheapest(iis[-1]))
+            raise CompileError(
+                f"no folding fits {utilization:.0%} of {part} ({_describe(limit)}): the "
+                f"smallest folding is predicted at {_describe(smallest)}; choose a larger part "
+                "or a higher --utilization"
+            )
     return Plan(net, _ordered({**fixed, **pools, **chosen}), options, argmax)
+
+
+_UNLIMITED = 1 << 62
+
+
+def _resource_measure(net, ranges, part, utilization, max_luts, rom):
+    """``(measure, limit)``: a layer plan's resources as the limit counts them, and the limit
+    (a part's budget in its family's units, or ``max_luts`` iCE40 LUTs, or none)."""
+    if part is None:
+        limit = fit.PartResources(max_luts or _UNLIMITED, _UNLIMITED, _UNLIMITED)
+        return (lambda p: fit.PartResources(p.predicted.luts, 0, 0)), limit
+    family = fit.part_family(part)
+    limit = fit.budget(part, utilization)
+    return (lambda p: fit.predict_layer(net, p, ranges, family, rom)), limit
+
+
+def _share(resources, limit):
+    """A layer's resources as a sum of fractions of the limit: what the cheapest folding
+    minimizes (LUTs alone when only LUTs are limited)."""
+    return sum(
+        getattr(resources, key) / max(getattr(limit, key), 1) for key in ("luts", "ffs", "bram")
+    )
+
+
+def _describe(resources):
+    return f"{resources.luts:,} LUTs, {resources.ffs:,} flip-flops, {resources.bram} block RAMs"
 
 
 def _argmax_stages(net):

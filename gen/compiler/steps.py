@@ -13,6 +13,7 @@ from amaranth.back import verilog
 
 from .build import ROM_CHOICES, Accelerator, OutputInfo, build
 from .cycles import cycle_model
+from .fit import DEFAULT_UTILIZATION
 from .folds import CompileError
 from .plan import Plan, plan
 
@@ -44,6 +45,8 @@ class CompileOptions:
     target_ii: int | None = None
     max_luts: int | None = None
     rom: str = "auto"
+    part: str | None = None
+    utilization: float = DEFAULT_UTILIZATION
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,16 @@ def step_plan(c):
     """Choose every layer's engine and folding (:func:`gen.compiler.plan.plan`)."""
     o = c.options
     return dataclasses.replace(
-        c, plan=plan(c.net, o.fold, target_ii=o.target_ii, max_luts=o.max_luts, rom=o.rom)
+        c,
+        plan=plan(
+            c.net,
+            o.fold,
+            target_ii=o.target_ii,
+            max_luts=o.max_luts,
+            rom=o.rom,
+            part=o.part,
+            utilization=o.utilization,
+        ),
     )
 
 
@@ -112,15 +124,25 @@ STEPS = (("plan", step_plan), ("build", step_build), ("time", step_time), ("emit
 
 
 def compile_network(
-    net, fold="unrolled", *, target_ii=None, max_luts=None, rom="auto", until=None, on_step=None
+    net,
+    fold="unrolled",
+    *,
+    target_ii=None,
+    max_luts=None,
+    rom="auto",
+    part=None,
+    utilization=DEFAULT_UTILIZATION,
+    until=None,
+    on_step=None,
 ):
     """Run :data:`STEPS` on ``net``; returns the final :class:`Compilation`.
 
     Parameters
     ----------
     net : gen.network.Network
-    fold, target_ii, max_luts, rom
-        The :class:`CompileOptions` (``rom``: :data:`gen.compiler.build.ROM_CHOICES`).
+    fold, target_ii, max_luts, rom, part, utilization
+        The :class:`CompileOptions` (``rom``: :data:`gen.compiler.build.ROM_CHOICES`; ``part``
+        and ``utilization``: :func:`gen.compiler.plan.plan`).
     until : str, optional
         Stop after the step of this name.
     on_step : callable, optional
@@ -136,7 +158,8 @@ def compile_network(
         raise ValueError(f"Step must be one of {', '.join(names)}, not {until!r}")
     if rom not in ROM_CHOICES:
         raise CompileError(f"rom: expected one of {', '.join(ROM_CHOICES)}, not {rom!r}")
-    state = Compilation(net, CompileOptions(fold, target_ii, max_luts, rom))
+    options = CompileOptions(fold, target_ii, max_luts, rom, part, utilization)
+    state = Compilation(net, options)
     for name, step in STEPS:
         state = step(state)
         if on_step is not None:

@@ -236,9 +236,13 @@ def build_report(
         }
 
     predicted = meta.get("predicted")
+    in_units = (meta.get("predicted_by_family") or {}).get(family)
+    if predicted and in_units:
+        # LUTs, flip-flops and block RAMs in this family's units; carry cells in iCE40's
+        predicted = {**predicted, **in_units, "units": family}
     comparison = []
     if predicted and resources.get("accelerator"):
-        for key in ("luts", "carry", "ffs"):
+        for key in ("luts", "carry", "ffs", "bram"):
             measured = resources["accelerator"].get(key)
             if key in predicted and measured is not None:
                 pred = predicted[key]
@@ -330,7 +334,7 @@ _ROWS = {
     "asic": [("gates", "gates"), ("ffs", "flip-flops"), ("nand2", "NAND2 equivalents")],
 }
 
-_PREDICTED = {"luts": "luts", "carry": "carry", "ffs": "ffs"}
+_PREDICTED = {"luts": "luts", "carry": "carry", "ffs": "ffs", "bram": "bram"}
 
 
 def _num(value, digits=0):
@@ -376,7 +380,7 @@ def _row_for(key, label, report):
         measured = res["accelerator"].get(key)
         row.append(_num(measured, digits))
         pkey = _PREDICTED.get(key)
-        if key == "bram" and predicted.get("rom_bits") is not None:
+        if key == "bram" and "bram" not in predicted and predicted.get("rom_bits") is not None:
             row += [f"{_num(predicted['rom_bits'])} ROM bits", "—"]
         else:
             pred = predicted.get(pkey) if pkey else None
@@ -473,6 +477,11 @@ def format_markdown(report):
     if has_acc and report.get("predicted"):
         if family == "asic":
             lines.append("- predictions are iCE40 figures: only flip-flops compare here")
+        elif report["predicted"].get("units") == family:
+            lines.append(
+                f"- LUT, flip-flop and block RAM predictions in {family} units "
+                "(gen.compiler.fit, calibrated by bench/cost_fit.py); carry cells in iCE40's"
+            )
         elif family != "ice40":
             lines.append("- predictions are iCE40 LUT4s: LUT ratios on this fabric are indicative")
 

@@ -236,9 +236,9 @@ def _check(folds, explore, jobs, seeds, retries, routed):
 def _candidates(net, folds, explore, target, force):
     """The foldings with their predicted initiation intervals, in the summary's order."""
     if explore:
-        capacity = None if force else target.capacity.get("luts")
+        part = None if force or not target.capacity else target.name
         try:
-            return [(c.fold, c.initiation_interval) for c in explore_folds(net, max_luts=capacity)]
+            return [(c.fold, c.initiation_interval) for c in explore_folds(net, part=part)]
         except CompileError as exc:
             raise SweepError(f"--explore: {exc}") from None
     found = []

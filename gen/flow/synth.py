@@ -109,6 +109,9 @@ def check_fit(metadata, target):
     target = get_target(target)
     capacity = target.capacity.get("luts")
     predicted = (metadata.get("predicted") or {}).get("luts")
+    in_units = (metadata.get("predicted_by_family") or {}).get(target.family) or {}
+    if isinstance(in_units.get("luts"), int):
+        predicted = in_units["luts"]
     if not capacity or not isinstance(predicted, int) or predicted <= capacity:
         return
     raise SynthInputError(

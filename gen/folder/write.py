@@ -9,6 +9,7 @@ import tempfile
 import numpy as np
 
 from .. import version
+from ..compiler import fit
 from ..compiler.build import encoding_of
 from ..compiler.steps import top_name
 from ..files import umask_mode
@@ -97,6 +98,9 @@ def metadata(compilation):
         "timing_model": timing[2],
         "layers": layers,
         "predicted": the_plan.predicted.asdict(),
+        "predicted_by_family": {
+            family: fit.predict(the_plan, family).asdict() for family in fit.FAMILY_SCALE
+        },
     }
 
 
@@ -249,6 +253,8 @@ def compile_to_folder(
     target_ii=None,
     max_luts=None,
     rom="auto",
+    part=None,
+    utilization=None,
     vectors=256,
     seed=0,
     data=None,
@@ -261,8 +267,9 @@ def compile_to_folder(
     net : gen.network.Network
     out_dir : str
         The folder (created if missing).
-    fold, target_ii, max_luts
-        As :func:`gen.compiler.compile_network` takes them.
+    fold, target_ii, max_luts, rom, part, utilization
+        As :func:`gen.compiler.compile_network` takes them (``utilization``: its default
+        unless given).
     vectors, seed, data
         As :func:`make_vectors` takes them.
     on_step : callable, optional
@@ -278,8 +285,16 @@ def compile_to_folder(
     from ..compiler import compile_network
 
     _entries_to_keep(os.path.abspath(out_dir), None)  # a bad destination fails before compiling
+    limits = {} if utilization is None else {"utilization": utilization}
     compiled = compile_network(
-        net, fold, target_ii=target_ii, max_luts=max_luts, rom=rom, on_step=on_step
+        net,
+        fold,
+        target_ii=target_ii,
+        max_luts=max_luts,
+        rom=rom,
+        part=part,
+        on_step=on_step,
+        **limits,
     )
     made = make_vectors(net, vectors, seed=seed, data=data)
     if on_step is not None:

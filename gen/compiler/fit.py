@@ -1,0 +1,236 @@
+"""Fitting a part: the resource model in each target family's units, and the part's budget.
+
+:mod:`gen.compiler.cost` predicts iCE40 LUT4s, carry cells and flip-flops and leaves the folded
+engines' ROMs as bits. Here a plan's prediction becomes a target family's figures:
+
+- **ROMs placed** as ``--rom`` asks (:func:`rom_placement`): ``block`` puts every ROM in block
+  RAM (iCE40 EBR, ECP5 DP16KD, Xilinx RAMB36), counted from the ROM's depth and width and the
+  primitive's aspect ratios (:func:`block_count`); ``logic`` makes it LUTs (a LUT per output bit
+  per 16 words, or 64 on Xilinx's LUT6, and a multiplexer tree above); ``lut`` is Xilinx
+  distributed RAM, logic elsewhere; ``auto`` is what Yosys 0.23 does with no attribute: small
+  and shallow ROMs in logic, the others in block RAM (:func:`rom_placement`).
+- **Family scale**: LUTs and flip-flops times :data:`FAMILY_SCALE`, the geometric mean of
+  measured / predicted over the designs of ``bench/cost_fit.py`` (Yosys 0.23, synthesis only).
+
+:func:`budget` is a part's capacity times a utilization bound, and :func:`fits` compares a
+prediction with it: what ``--part`` folds a network to fill.
+"""
+
+import math
+from dataclasses import dataclass
+
+from hw.folded import weight_bits
+
+from ..flow.targets import TARGETS, get_target
+from .folds import CompileError
+
+__all__ = [
+    "FAMILY_SCALE",
+    "AUTO_BLOCK_DEPTH",
+    "DEFAULT_UTILIZATION",
+    "PartResources",
+    "roms",
+    "block_count",
+    "rom_luts",
+    "rom_placement",
+    "predict",
+    "layer_terms",
+    "scale_terms",
+    "plan_terms",
+    "predict_layer",
+    "budget",
+    "fits",
+    "part_family",
+]
+
+#: Measured / predicted (iCE40 units) per family, after the ROMs are placed: bench/cost_fit.py.
+FAMILY_SCALE = {
+    "ice40": {"luts": 1.0, "carry": 0.0, "ffs": 1.0},
+    "ecp5": {"luts": 1.0, "carry": 0.0, "ffs": 1.0},
+    "xilinx": {"luts": 1.0, "carry": 0.0, "ffs": 1.0},
+}
+#: Without a ``rom_style``, Yosys 0.23 puts a ROM in block RAM when it is deeper than this many
+#: words and holds at least AUTO_BLOCK_BITS bits, or (ECP5) holds more than AUTO_LARGE_BITS
+#: bits at any depth: the rule that reproduces every placement of bench/cost_fit.py's designs
+#: (a 64 x 784 ROM goes to DP16KDs on ECP5, to logic on iCE40 and Xilinx; a 160 x 4 one to
+#: logic; a 256 x 16 one to an EBR on iCE40 and ECP5, to logic on Xilinx; 256 x 196 to block
+#: RAM everywhere).
+AUTO_BLOCK_DEPTH = 64
+AUTO_BLOCK_BITS = {"ice40": 1024, "ecp5": 1024, "xilinx": 4097}
+AUTO_LARGE_BITS = {"ice40": None, "ecp5": 16384, "xilinx": None}
+#: Fraction of the part's LUTs, flip-flops and block RAMs that ``--part`` fills at most.
+DEFAULT_UTILIZATION = 0.8
+
+#: (depth, width) configurations of each family's block RAM primitive used as a ROM.
+BLOCK_SHAPES = {
+    "ice40": ((256, 16), (512, 8), (1024, 4), (2048, 2)),  # SB_RAM40_4K
+    "ecp5": ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)),  # DP16KD
+    # RAMB36E1, which Yosys prefers to RAMB18E1 for ROMs
+    "xilinx": ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2), (32768, 1)),
+}
+#: Words a LUT reads as one output bit: LUT4 (iCE40, ECP5) or LUT6 (Xilinx).
+LUT_WORDS = {"ice40": 16, "ecp5": 16, "xilinx": 64}
+#: Words one LUT of distributed RAM holds per bit (Xilinx RAM64X1S).
+LUTRAM_WORDS = {"xilinx": 64}
+
+
+@dataclass(frozen=True)
+class PartResources:
+    """A prediction in one family's units: LUTs (LUT4, or LUT6 on Xilinx), flip-flops, block
+    RAM primitives."""
+
+    luts: int = 0
+    ffs: int = 0
+    bram: int = 0
+
+    def __add__(self, other):
+        return PartResources(self.luts + other.luts, self.ffs + other.ffs, self.bram + other.bram)
+
+    def asdict(self):
+        return {"luts": self.luts, "ffs": self.ffs, "bram": self.bram}
+
+
+def roms(net, layer_plan, ranges):
+    """The ROMs of a folded engine as ``[(depth, width), ...]``: its weight tiles, and its
+    thresholds when it has more than one row fold (:class:`hw.folded.FoldedMatrixVector`)."""
+    if layer_plan.engine != "folded":
+        return []
+    layer = net.layers[layer_plan.index]
+    rows, cols = layer.weights.shape
+    pe, simd = layer_plan.pe, layer_plan.simd
+    row_folds, col_folds = rows // pe, cols // simd
+    found = [(row_folds * col_folds, pe * simd * weight_bits(layer.weight_type))]
+    if layer.activation is not None and row_folds > 1:
+        n_thr = len(layer.activation.levels) - 1
+        acc = ranges[layer_plan.index]
+        found.append((row_folds, pe * n_thr * (acc.acc_bits + (0 if acc.acc_signed else 1))))
+    return found
+
+
+def block_count(depth, width, family):
+    """Block RAM primitives of ``family`` that hold a ROM of ``depth`` words of ``width`` bits:
+    the best of the primitive's aspect ratios, as Yosys's memory mapping chooses."""
+    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BLOCK_SHAPES[family])
+
+
+def rom_luts(depth, width, family):
+    """LUTs of a ROM built as logic: per output bit, a LUT per :data:`LUT_WORDS` words and a
+    tree of 4:1 (LUT4) or 8:1 (LUT6, with its F7/F8 multiplexers) selects above them. A ROM of
+    one word is constants; one of two words, a wire or an inverter of the address bit."""
+    if depth <= 2:
+        return 0
+    leaves = math.ceil(depth / LUT_WORDS[family])
+    tree = 0
+    fan = 4 if LUT_WORDS[family] == 16 else 8
+    level = leaves
+    while level > 1:
+        level = math.ceil(level / fan)
+        tree += level * (2 if fan == 4 else 1)
+    return width * (leaves + tree)
+
+
+def rom_placement(depth, width, rom, family):
+    """Where a ROM of ``depth`` words of ``width`` bits goes for ``--rom`` ``rom``: ``block``,
+    ``lut`` or ``logic``."""
+    if rom == "auto":
+        bits = depth * width
+        deep = depth > AUTO_BLOCK_DEPTH
+        large = AUTO_LARGE_BITS[family] is not None and bits > AUTO_LARGE_BITS[family]
+        return "block" if (deep and bits >= AUTO_BLOCK_BITS[family]) or large else "logic"
+    if rom == "lut" and family not in LUTRAM_WORDS:
+        return "logic"
+    return rom
+
+
+def layer_terms(net, layer_plan, ranges, family, rom="auto"):
+    """One layer's unscaled figures for ``family``: the resource model's ``luts``, ``carry``
+    and ``ffs`` (iCE40 units), ``rom_luts`` (its ROMs built as logic or LUT RAM, in the
+    family's LUTs) and ``bram`` (block RAM primitives)."""
+    base = layer_plan.predicted
+    rom_l, bram = 0, 0
+    for depth, width in roms(net, layer_plan, ranges):
+        where = rom_placement(depth, width, rom, family)
+        if where == "block":
+            bram += block_count(depth, width, family)
+        elif where == "lut":
+            rom_l += width * math.ceil(depth / LUTRAM_WORDS[family])
+        else:
+            rom_l += rom_luts(depth, width, family)
+    return {
+        "luts": base.luts,
+        "carry": base.carry,
+        "ffs": base.ffs,
+        "rom_luts": rom_l,
+        "bram": bram,
+    }
+
+
+def scale_terms(terms, family, *, scaled=True):
+    """:func:`layer_terms` (or their sum) as a :class:`PartResources`: LUTs are
+    ``luts * LUT-scale + carry * carry-scale + rom_luts``, flip-flops ``ffs * FF-scale``
+    (:data:`FAMILY_SCALE`; unscaled: LUTs plus ROM LUTs, as iCE40 counts them)."""
+    k = FAMILY_SCALE[family] if scaled else {"luts": 1.0, "carry": 0.0, "ffs": 1.0}
+    luts = terms["luts"] * k["luts"] + terms["carry"] * k["carry"] + terms["rom_luts"]
+    return PartResources(round(luts), round(terms["ffs"] * k["ffs"]), terms["bram"])
+
+
+def predict_layer(net, layer_plan, ranges, family, rom="auto", *, scaled=True):
+    """One layer's :class:`PartResources` in ``family``'s units."""
+    return scale_terms(layer_terms(net, layer_plan, ranges, family, rom), family, scaled=scaled)
+
+
+def plan_terms(the_plan, family, *, rom=None):
+    """:func:`layer_terms` summed over a plan's layers (``rom``: the plan's own unless given)."""
+    from ..network.ranges import analyze_ranges
+
+    rom = rom or the_plan.options.get("rom", "auto")
+    ranges = analyze_ranges(the_plan.net)
+    total = dict.fromkeys(("luts", "carry", "ffs", "rom_luts", "bram"), 0)
+    for layer_plan in the_plan.layers:
+        for key, value in layer_terms(the_plan.net, layer_plan, ranges, family, rom).items():
+            total[key] += value
+    return total
+
+
+def predict(the_plan, family, *, scaled=True, rom=None):
+    """A whole :class:`gen.compiler.plan.Plan`'s :class:`PartResources` in ``family``'s units
+    (``rom``: the plan's own ``--rom`` unless given)."""
+    return scale_terms(plan_terms(the_plan, family, rom=rom), family, scaled=scaled)
+
+
+def part_family(part):
+    """The family of the synthesis target named ``part``; raises CompileError for a target
+    that is not a part (no capacity) or an unknown name."""
+    try:
+        target = get_target(part)
+    except Exception as exc:  # SynthInputError: its message names the choices
+        raise CompileError(str(exc)) from None
+    if not target.capacity or target.family not in FAMILY_SCALE:
+        parts = [name for name, t in TARGETS.items() if t.capacity]
+        raise CompileError(
+            f"--part takes a part with known resources ({', '.join(parts)}), not {part!r}"
+        )
+    return target.family
+
+
+def budget(part, utilization=DEFAULT_UTILIZATION):
+    """The part's LUTs, flip-flops and block RAMs times ``utilization``: a
+    :class:`PartResources` that a plan for ``part`` must fit."""
+    if not 0 < utilization <= 1:
+        raise CompileError(f"utilization must be above 0 and at most 1, not {utilization}")
+    part_family(part)
+    capacity = get_target(part).capacity
+    return PartResources(
+        int(capacity["luts"] * utilization),
+        int(capacity["ffs"] * utilization),
+        int(capacity.get("bram", 0) * utilization),
+    )
+
+
+def fits(prediction, limit):
+    """Whether a :class:`PartResources` ``prediction`` is within ``limit`` in every figure."""
+    return (
+        prediction.luts <= limit.luts
+        and prediction.ffs <= limit.ffs
+        and prediction.bram <= limit.bram
+    )

@@ -1,0 +1,181 @@
+"""Fitting a part: ROM placement and counts per family, budgets, and ``--part`` planning."""
+
+import importlib
+import itertools
+import json
+import os
+
+import pytest
+from test_compiler import mlp
+
+from gen import cli, compiler, network
+from gen.compiler import CompileError, fit
+from gen.network.ranges import analyze_ranges
+
+plan_module = importlib.import_module("gen.compiler.plan")
+MODELS = os.path.join(os.path.dirname(__file__), os.pardir, "models")
+
+
+# --- block RAM counts and ROMs in logic, worked by hand -------------------------------------------
+
+
+def test_block_count_takes_the_best_aspect_ratio():
+    # iCE40 EBR (4 Kbit): 64 x 784 in 256 x 16 -> 49 blocks (512 x 8 would take 98)
+    assert fit.block_count(64, 784, "ice40") == 49
+    # 2048 x 2 is one EBR; 2049 x 2 two
+    assert fit.block_count(2048, 2, "ice40") == 1
+    assert fit.block_count(2049, 2, "ice40") == 2
+    # ECP5 DP16KD: 64 x 784 in 512 x 36 -> 22; 1024 x 18 one block
+    assert fit.block_count(64, 784, "ecp5") == 22
+    assert fit.block_count(1024, 18, "ecp5") == 1
+    # Xilinx RAMB36: 64 x 784 in 512 x 72 -> 11
+    assert fit.block_count(64, 784, "xilinx") == 11
+
+
+def test_rom_luts_counts_leaves_and_select_trees():
+    assert fit.rom_luts(1, 100, "ice40") == 0  # constants
+    assert fit.rom_luts(2, 100, "ice40") == 0  # the address bit or its inverse
+    assert fit.rom_luts(16, 3, "ice40") == 3  # one LUT4 per bit
+    # 64 words: 4 LUT4 leaves and one 4:1 select of 2 LUT4s per bit
+    assert fit.rom_luts(64, 1, "ice40") == 6
+    # LUT6: 64 words in one LUT; 256 words in 4 and one 8:1 select (F7/F8 and a LUT)
+    assert fit.rom_luts(64, 5, "xilinx") == 5
+    assert fit.rom_luts(256, 1, "xilinx") == 5
+
+
+def test_rom_placement_follows_the_option_and_the_auto_rule():
+    for family in ("ice40", "ecp5", "xilinx"):
+        assert fit.rom_placement(8, 8, "block", family) == "block"
+        assert fit.rom_placement(4096, 64, "logic", family) == "logic"
+    assert fit.rom_placement(64, 64, "lut", "xilinx") == "lut"
+    assert fit.rom_placement(64, 64, "lut", "ice40") == "logic"  # no LUT RAM on iCE40
+    # auto, as Yosys 0.23 placed the ROMs of bench/cost_fit.py's designs
+    assert fit.rom_placement(64, 784, "auto", "ice40") == "logic"
+    assert fit.rom_placement(64, 784, "auto", "ecp5") == "block"
+    assert fit.rom_placement(64, 784, "auto", "xilinx") == "logic"
+    assert fit.rom_placement(160, 16, "auto", "ice40") == "block"
+    assert fit.rom_placement(160, 4, "auto", "ecp5") == "logic"
+    assert fit.rom_placement(256, 16, "auto", "xilinx") == "logic"
+    assert fit.rom_placement(256, 196, "auto", "xilinx") == "block"
+
+
+def test_roms_of_a_folded_layer():
+    net = mlp([16, 8, 4])
+    the_plan = compiler.plan(net, "0:2,4;1:2,4")
+    ranges = analyze_ranges(net)
+    first, second = (fit.roms(net, lp, ranges) for lp in the_plan.layers)
+    # layer 0: 4 row folds x 4 column folds of 2 x 4 ternary weights; thresholds of 4 row folds
+    acc = ranges[0].acc_bits + (0 if ranges[0].acc_signed else 1)
+    assert first == [(16, 16), (4, 2 * 2 * acc)]
+    # layer 1 has no activation: weights only
+    assert second == [(4, 16)]
+    assert fit.roms(net, compiler.plan(net, "unrolled").layers[0], ranges) == []
+
+
+def test_predictions_add_up_over_layers():
+    net = mlp([64, 32, 10], in_type="uint4")
+    the_plan = compiler.plan(net, "0:4,16;1:2,8", rom="block")
+    ranges = analyze_ranges(net)
+    for family in ("ice40", "ecp5", "xilinx"):
+        total = fit.predict(the_plan, family, scaled=False)
+        parts = [
+            fit.predict_layer(net, lp, ranges, family, "block", scaled=False)
+            for lp in the_plan.layers
+        ]
+        assert total.bram == sum(p.bram for p in parts) > 0
+        assert total.ffs == the_plan.predicted.ffs
+        # unscaled, ROMs in block RAM: the resource model's LUTs
+        assert total.luts == the_plan.predicted.luts
+
+
+# --- budgets and --part ---------------------------------------------------------------------
+
+
+def test_budget_is_the_capacity_times_the_utilization():
+    assert fit.budget("ice40-up5k", 0.5) == fit.PartResources(2640, 2640, 15)
+    assert fit.budget("ecp5-85k") == fit.PartResources(66912, 66912, 166)
+    with pytest.raises(CompileError, match="utilization must be above 0"):
+        fit.budget("ice40-up5k", 1.5)
+    with pytest.raises(CompileError, match="--part takes a part with known resources"):
+        fit.budget("xilinx7")
+    with pytest.raises(CompileError, match="unknown target 'bogus'"):
+        fit.budget("bogus")
+
+
+def _fastest_by_brute_force(net, part, utilization):
+    """The smallest initiation interval of every combination of every layer's foldings whose
+    prediction fits: an exhaustive search, independent of the planner's."""
+    ranges = analyze_ranges(net)
+    family = fit.part_family(part)
+    limit = fit.budget(part, utilization)
+    candidates = [plan_module._candidates(net, k, ranges) for k in range(len(net.layers))]
+    best = None
+    for combo in itertools.product(*candidates):
+        parts = [fit.predict_layer(net, p, ranges, family, "auto") for p in combo]
+        if fit.fits(sum(parts, fit.PartResources()), limit):
+            ii = max(p.initiation_interval for p in combo)
+            best = ii if best is None else min(best, ii)
+    return best
+
+
+@pytest.mark.parametrize("utilization", [0.05, 0.2, 0.3, 0.5, 1.0])
+def test_part_takes_the_fastest_folding_that_fits(utilization):
+    net = mlp([64, 32, 10], in_type="uint4")
+    best = _fastest_by_brute_force(net, "ice40-up5k", utilization)
+    if best is None:
+        with pytest.raises(CompileError, match="no folding fits 5% of ice40-up5k"):
+            compiler.plan(net, "auto", part="ice40-up5k", utilization=utilization)
+        return
+    the_plan = compiler.plan(net, "auto", part="ice40-up5k", utilization=utilization)
+    assert the_plan.initiation_interval == best
+    assert fit.fits(fit.predict(the_plan, "ice40"), fit.budget("ice40-up5k", utilization))
+    assert the_plan.options["part"] == "ice40-up5k"
+    assert the_plan.options["utilization"] == utilization
+
+
+def test_a_larger_part_is_never_slower():
+    net = network.load(os.path.join(MODELS, "tfc-w1a1.tnn.json"))
+    iis = [
+        compiler.plan(net, "auto", part=p).initiation_interval
+        for p in ("ice40-up5k", "ecp5-25k", "ecp5-85k")
+    ]
+    assert iis == sorted(iis, reverse=True)
+    assert iis[0] > iis[2]
+
+
+def test_part_with_target_ii_checks_the_fit():
+    net = mlp([64, 32, 10], in_type="uint4")
+    ok = compiler.plan(net, "auto", target_ii=64, part="ice40-up5k")
+    assert ok.initiation_interval <= 64
+    with pytest.raises(CompileError, match="target II 1 is predicted at .* over 1% of ice40-up5k"):
+        compiler.plan(net, "auto", target_ii=1, part="ice40-up5k", utilization=0.01)
+    with pytest.raises(CompileError, match="give a part or a LUT limit, not both"):
+        compiler.plan(net, "auto", max_luts=1000, part="ice40-up5k")
+    with pytest.raises(CompileError, match="part to fill applies to 'auto' layers"):
+        compiler.plan(net, "unrolled", part="ice40-up5k")
+
+
+def test_part_on_the_command_line(tmp_path, capsys):
+    model = os.path.join(MODELS, "tiny-mlp.tnn.json")
+    out = tmp_path / "acc"
+    assert (
+        cli.main(["verilog", model, "--part", "ice40-up5k", "--vectors", "4", "-o", str(out)]) == 0
+    )
+    with open(out / "tiny-mlp.json") as f:
+        options = json.load(f)["generator"]["options"]
+    assert options["part"] == "ice40-up5k" and options["fold"] == "auto"
+    capsys.readouterr()
+    bad = [
+        (["--utilization", "0.5"], "--utilization applies to --part"),
+        (["--part", "xilinx7"], "argument --part: invalid choice"),
+        (["--part", "ice40-up5k", "--utilization", "1.5"], "must be a number above 0, at most 1"),
+        (["--part", "ice40-up5k", "--max-luts", "100"], "give a part or a LUT limit, not both"),
+    ]
+    for extra, message in bad:
+        try:
+            code = cli.main(["verilog", model, "-o", str(tmp_path / "x"), *extra])
+        except SystemExit as exc:  # argparse's own errors
+            code = exc.code
+        assert code == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "x").exists()
