@@ -6,7 +6,9 @@ prints its report, then a summary against the acceptance figures of the synthesi
 - ``digits-mlp``, unrolled, on ``ice40-up5k``;
 - ``mnist-mlp``, folded (the compiler's cheapest folding with an initiation interval of at most
   256 cycles), on ``ecp5-85k``: at least 100,000 inferences per second (Fmax / II);
-- ``digits-cnn``, unrolled, on ``ecp5-25k``.
+- ``digits-cnn``, unrolled, on ``ecp5-25k``;
+- ``digits-bfcn`` (segmentation, ``class_map`` output), folded ``0:2,9;2:1,48`` (unrolled it
+  does not place: 5,761 logic cells of 5,280), on ``ice40-up5k``.
 
 and, for each model on ``ice40-up5k`` or ``ecp5-85k``, measured LUTs within 25% of the
 compiler's prediction. ECP5 place and route runs through YoWASP here and takes minutes.
@@ -35,6 +37,7 @@ RUNS = [
     ("digits-mlp", "ice40-up5k", "unrolled", None),
     ("mnist-mlp", "ecp5-85k", "auto", 256),
     ("digits-cnn", "ecp5-25k", "unrolled", None),
+    ("digits-bfcn", "ice40-up5k", "0:2,9;2:1,48", None),
 ]
 MIN_MNIST_RATE = 100_000
 # nextpnr's router2 for ECP5: router1 had not converged after 90 minutes on mnist-mlp (over a
