@@ -6,7 +6,9 @@ prints its report, then a summary against the acceptance figures of the synthesi
 - ``digits-mlp``, unrolled, on ``ice40-up5k``;
 - ``mnist-mlp``, folded (the compiler's cheapest folding with an initiation interval of at most
   256 cycles), on ``ecp5-85k``: at least 100,000 inferences per second (Fmax / II);
-- ``digits-cnn``, unrolled, on ``ecp5-25k``.
+- ``digits-cnn``, unrolled, on ``ecp5-25k``;
+- ``digits-bfcn`` (segmentation, ``class_map`` output), folded ``0:2,9;2:1,48`` (unrolled it
+  does not place: 5,761 logic cells of 5,280), on ``ice40-up5k``.
 
 and, for each model on ``ice40-up5k`` or ``ecp5-85k``, measured LUTs within 25% of the
 compiler's prediction. ECP5 place and route runs through YoWASP here and takes minutes.
@@ -41,6 +43,7 @@ RUNS = [
     ("digits-mlp", "ice40-up5k", "unrolled", None),
     ("mnist-mlp", "ecp5-85k", "auto", 256),
     ("digits-cnn", "ecp5-25k", "unrolled", None),
+    ("digits-bfcn", "ice40-up5k", "0:2,9;2:1,48", None),
 ]
 #: --part: (model, part) for every shipped trained model; the small ones on the UP5K.
 PART_RUNS = [
@@ -49,6 +52,7 @@ PART_RUNS = [
     ("digits-mlp-w4", "ice40-up5k"),
     ("digits-cnn", "ice40-up5k"),
     ("digits-twn-mlp", "ice40-up5k"),
+    ("digits-bfcn", "ice40-up5k"),
     ("tfc-w1a1", "ecp5-85k"),
     ("sfc-w1a1", "ecp5-85k"),
     ("mnist-mlp", "ecp5-85k"),

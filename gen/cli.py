@@ -21,7 +21,7 @@ from .flow.errors import SynthInputError
 from .flow.synth import check_fit
 from .flow.targets import get_target
 from .learn import datasets
-from .learn.evaluate import evaluate
+from .learn.evaluate import check_labels, score_network
 from .steps import (
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
@@ -59,14 +59,19 @@ def cmd_predict(args):
 
 def cmd_eval(args):
     net = network.load(args.model)
-    if net.output != "argmax":
+    if net.output not in ("argmax", "class_map"):
         raise UsageError(
-            f"{args.model}: eval needs a network with output 'argmax', not {net.output!r}"
+            f"{args.model}: eval needs a network with output 'argmax' or 'class_map', "
+            f"not {net.output!r}"
         )
     if args.data is not None:
         if args.inputs is not None or args.labels is not None:
             raise UsageError("give either --data or --inputs/--labels, not both")
         data = datasets.load(args.data, args.split)
+        try:
+            check_labels(net, data.labels, args.data)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         inputs, labels, source = _data_inputs(args, data, net), data.labels, args.data
     else:
         if args.inputs is None or args.labels is None:
@@ -74,20 +79,26 @@ def cmd_eval(args):
         inputs = _float_inputs(args, _load_npy(args.inputs, "--inputs"))
         labels = _load_npy(args.labels, "--labels")
         source = args.inputs
-        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-            raise UsageError(f"{args.labels}: labels must be a 1-D integer array")
+        wanted = 3 if net.output == "class_map" else 1
+        if labels.ndim != wanted or not np.issubdtype(labels.dtype, np.integer):
+            shape = "(N, H, W) pixel" if wanted == 3 else "1-D"
+            raise UsageError(f"{args.labels}: labels must be a {shape} integer array")
         if len(labels) != len(inputs):
             raise UsageError(
                 f"{args.labels}: {len(labels)} labels for {len(inputs)} inputs in {args.inputs}"
             )
     predicted = _run(net, inputs, source)
     try:
-        score = evaluate(predicted, labels, int(np.prod(net.output_shape)))
+        score = score_network(net, predicted, labels, source)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(f"model    {net.name}")
     print(f"data     {source} ({args.split if args.data else 'given'}), {score.count} inputs")
-    print(f"accuracy {score.accuracy_text()}")
+    if net.output == "class_map":
+        print(f"pixel accuracy {score.accuracy_text()}")
+        print(f"mean IoU       {score.iou_text()}")
+    else:
+        print(f"accuracy {score.accuracy_text()}")
     print()
     print(score.matrix_text())
     return EXIT_OK

@@ -317,7 +317,7 @@ def build_parser(handlers):
         "set: a named one (digits, mnist5k, idx:DIR with MNIST IDX files) or given arrays.",
     )
     _add_model(p)
-    p.add_argument("--data", metavar="NAME", help="digits, mnist5k or idx:DIR")
+    p.add_argument("--data", metavar="NAME", help="digits, mnist5k, digits-seg or idx:DIR")
     p.add_argument(
         "--split",
         choices=("test", "train"),

@@ -17,7 +17,7 @@ from .compiler import CompileError, describe_plan
 from .files import atomic_path
 from .flow.errors import SynthError, SynthInputError
 from .learn import datasets
-from .learn.evaluate import evaluate
+from .learn.evaluate import score_network
 from .network import golden
 from .network.summary import summarize
 
@@ -137,14 +137,26 @@ def golden_step(net, *, data, vectors, seed, inputs_of=None):
         dataset = datasets.load(data, "test")
         inputs = inputs_of(dataset) if inputs_of else datasets.to_inputs(dataset, net.input)
         predicted = _run(net, inputs, data)
-        if net.output != "argmax":  # the data sets label whole images, one class each
+        # No accuracy where the labels do not fit the output: values, or images for a class
+        # map (the flow still takes its test vectors from the data set's images).
+        if net.output == "values" or (net.output == "class_map") != dataset.segmentation:
             print(
                 f"{data} test split: {len(predicted)} inputs; {net.output} results of shape "
-                f"{tuple(predicted.shape[1:])} (no accuracy: {data} labels whole images)"
+                f"{tuple(predicted.shape[1:])} (no accuracy: {data} labels "
+                f"{'pixels' if dataset.segmentation else 'whole images'})"
             )
             return
-        score = evaluate(predicted, dataset.labels, int(np.prod(net.output_shape)))
-        print(f"{data} test split: {score.count} inputs, accuracy {score.accuracy_text()}")
+        try:
+            score = score_network(net, predicted, dataset.labels, data)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if net.output == "class_map":
+            print(
+                f"{data} test split: {score.count} inputs, pixel accuracy "
+                f"{score.accuracy_text()}, mean IoU {score.iou_text()}"
+            )
+        else:
+            print(f"{data} test split: {score.count} inputs, accuracy {score.accuracy_text()}")
     else:
         outputs = _run(net, golden.random_inputs(net, vectors, seed=seed), "random inputs")
         shown = outputs[:10].tolist() if net.output == "argmax" else outputs.shape

@@ -24,6 +24,8 @@ CASES = [
     ("digits-cnn", "unrolled"),
     ("digits-cnn", "0:2,3;2:4,8;3:2,8"),
     ("mnist-mlp", "0:8,49;1:4,32;2:1,8"),
+    ("digits-bfcn", "unrolled"),
+    ("digits-bfcn", "0:8,9;2:1,72"),
 ]
 
 

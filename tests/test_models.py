@@ -19,7 +19,10 @@ TRAINED = ["digits-mlp", "mnist-mlp", "digits-cnn"]
 INT_WEIGHTS = ["digits-mlp-ttq", "digits-mlp-w4"]
 #: Binarized (w1a1) networks of FINN's benchmark shapes: no bound against the float baseline.
 BINARIZED = ["tfc-w1a1", "sfc-w1a1"]
+#: Fully convolutional segmentation (tnn/2 class_map): pixel accuracy and mean IoU.
+SEGMENTATION = ["digits-bfcn"]
 DATA = {
+    "digits-bfcn": "digits-seg",
     "digits-mlp": "digits",
     "digits-mlp-ttq": "digits",
     "digits-mlp-w4": "digits",
@@ -37,7 +40,10 @@ def _readme_rows():
     rows = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 6 and cells[0].strip("`") in TRAINED + INT_WEIGHTS + BINARIZED:
+        if (
+            len(cells) >= 6
+            and cells[0].strip("`") in TRAINED + INT_WEIGHTS + BINARIZED + SEGMENTATION
+        ):
             rows.setdefault(cells[0].strip("`"), cells)  # later tables: hardware figures
     return rows
 
@@ -75,6 +81,44 @@ def test_readme_figures_are_what_eval_measures(name, capsys):
     assert f"accuracy {figure}" in capsys.readouterr().out
 
 
+def _map_scores(predicted, labels, classes):
+    """Pixel accuracy and mean IoU, counted here from their definitions (gen.learn.evaluate)."""
+    correct = int(np.sum(predicted == labels))
+    ious = []
+    for k in range(classes):
+        union = int(np.sum((predicted == k) | (labels == k)))
+        if union:
+            ious.append(int(np.sum((predicted == k) & (labels == k))) / union)
+    return correct, float(np.mean(ious)), len(ious)
+
+
+@pytest.mark.parametrize("name", SEGMENTATION)
+def test_readme_segmentation_figures_are_what_eval_measures(name, capsys):
+    net = _load(name)
+    assert net.output == "class_map" and net.format == "tnn/2"
+    data = _test_split(DATA[name])
+    predicted = golden.run(net, datasets.to_inputs(data, net.input))
+    h, w, classes = net.output_shape
+    # the documented rule: each block's most common label, ties to the lowest class
+    n, big_h, big_w = data.labels.shape
+    blocks = data.labels.reshape(n, h, big_h // h, w, big_w // w).transpose(0, 1, 3, 2, 4)
+    counts = np.stack([np.sum(blocks == k, axis=(-1, -2)) for k in range(classes)], axis=-1)
+    labels = np.argmax(counts, axis=-1)
+    correct, miou, present = _map_scores(predicted, labels, classes)
+    pixel = f"{100 * correct / labels.size:.2f}% ({correct}/{labels.size})"
+    row = _readme_rows()[name]
+    # columns: model, input, layers, nonzero weights, pixel accuracy, mean IoU, float, time
+    assert row[4] == pixel
+    assert row[5] == f"{100 * miou:.2f}%"
+    assert row[3].startswith(f"{_nonzero(net)} of ")
+    float_pixel = float(re.match(r"([\d.]+)%", row[6]).group(1))
+    assert 100 * correct / labels.size >= float_pixel - 15  # the stated gap (models/README.md)
+    assert cli.main(["eval", os.path.join(MODELS, f"{name}.tnn.json"), "--data", DATA[name]]) == 0
+    out = capsys.readouterr().out
+    assert f"pixel accuracy {pixel}" in out
+    assert f"mean IoU       {100 * miou:.2f}% ({present} classes)" in out
+
+
 def test_models_meet_their_hardware_limits():
     digits_mlp = _load("digits-mlp")
     assert digits_mlp.input.shape == (64,) and _nonzero(digits_mlp) <= 1000
@@ -89,6 +133,10 @@ def test_models_meet_their_hardware_limits():
         assert all(layer.weight_type == "ternary" for layer in weighted)
         assert all(layer.activation.levels == (-1, 0, 1) for layer in weighted[:-1])
         assert weighted[-1].activation is None and net.output == "argmax"
+    bfcn = _load("digits-bfcn")
+    assert all(isinstance(layer, (network.Conv2d, network.MaxPool)) for layer in bfcn.layers)
+    assert bfcn.input.shape == (8, 16, 1) and bfcn.output_shape[-1] == 11
+    assert all(layer.weight_type == "ternary" for layer in bfcn.layers if layer.type == "conv2d")
 
 
 def _accuracy(name):
@@ -128,7 +176,7 @@ def test_retraining_small_models_gives_the_shipped_description(name, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["mnist-mlp", "digits-cnn", "sfc-w1a1"])
+@pytest.mark.parametrize("name", ["mnist-mlp", "digits-cnn", "sfc-w1a1", "digits-bfcn"])
 def test_retraining_gives_the_shipped_description(name, tmp_path):
     output = tmp_path / f"{name}.tnn.json"
     config = os.path.join(MODELS, f"{name}.json")

@@ -71,7 +71,10 @@ def _config(base, **changes):
         ({"epochs": 2.5}, "cfg.json: epochs: must be an integer, not 2.5"),
         ({"learning_rate": "fast"}, "cfg.json: learning_rate: must be a number, not 'fast'"),
         ({"input": "uint17"}, "cfg.json: input: 'uint17': the width of uintN must be 1 to 16"),
-        ({"data": "cifar"}, "cfg.json: data: must be 'digits', 'mnist5k' or 'idx:DIR'"),
+        (
+            {"data": "cifar"},
+            "cfg.json: data: must be 'digits', 'mnist5k', 'digits-seg' or 'idx:DIR'",
+        ),
         (
             {"weights": "int9"},
             "cfg.json: weights: must be 'ternary', 'binary', 'ttq' or 'intN' (N = 2..8), not "

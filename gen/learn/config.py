@@ -33,8 +33,8 @@ class Config:
     name : str
         The description's name.
     data : str
-        A data set of :mod:`gen.datasets` (``digits``, ``mnist5k``, ``idx:DIR``); training uses
-        its train split, the figures its test split.
+        A data set of :mod:`gen.learn.datasets` (``digits``, ``mnist5k``, ``digits-seg``,
+        ``idx:DIR``); training uses its train split, the figures its test split.
     input : str
         The description's input type (``uint4``, ``ternary`` ...); the images are converted by
         :func:`gen.datasets.to_inputs`.
@@ -43,7 +43,12 @@ class Config:
         s, "padding": p}`` (either with an optional ``twn_delta`` or ``ttq_threshold``) or
         ``{"type": "maxpool",
         "kernel": k}`` (after a ``conv2d``); the last is a ``dense`` or ``conv2d`` layer with one
-        output per class.
+        output per class (``class_map``: a ``conv2d`` with one channel per class).
+    output_kind : str
+        The description's ``output``: ``argmax`` (one class per image; the default) or
+        ``class_map`` (one class per position of the last conv2d layer's output map, trained by
+        a per-pixel softmax cross-entropy over its channels; the data set must label pixels,
+        ``digits-seg``). Not ``output``, which names the description's file.
     weights : str
         ``ternary`` (TWN), ``binary`` (XNOR-Net), ``ttq`` (Trained Ternary Quantization:
         ``{-n, 0, +p}``, exported as ``int{ttq_bits}``) or ``intN`` (N = 2..8: DoReFa / QNN
@@ -90,6 +95,7 @@ class Config:
     seed: int = 0
     shift: int = 0
     output: str = ""
+    output_kind: str = "argmax"
     source: str = field(default="", compare=False)
 
     def with_changes(self, **changes):
@@ -121,6 +127,7 @@ _OPTIONAL = {
     "seed": int,
     "shift": int,
     "output": str,
+    "output_kind": str,
     "comment": str,
 }
 
@@ -265,8 +272,12 @@ def parse_config(doc, *, source=""):
         raise _error(source, "name", exc.problem) from None
     values["name"] = name
     data = doc["data"]
-    if not isinstance(data, str) or not (data in ("digits", "mnist5k") or data.startswith("idx:")):
-        raise _error(source, "data", f"must be 'digits', 'mnist5k' or 'idx:DIR', not {data!r}")
+    if not isinstance(data, str) or not (
+        data in ("digits", "mnist5k", "digits-seg") or data.startswith("idx:")
+    ):
+        raise _error(
+            source, "data", f"must be 'digits', 'mnist5k', 'digits-seg' or 'idx:DIR', not {data!r}"
+        )
     values["data"] = data
     try:
         input_type = network.ValueType.parse(doc["input"], where="input")
@@ -320,6 +331,24 @@ def parse_config(doc, *, source=""):
             source,
             "float_activation",
             f"must be 'relu' or 'hardtanh', not {values['float_activation']!r}",
+        )
+    output_kind = values.get("output_kind", "argmax")
+    if output_kind not in ("argmax", "class_map"):
+        raise _error(source, "output_kind", f"must be 'argmax' or 'class_map', not {output_kind!r}")
+    if output_kind == "class_map" and values["layers"][-1]["type"] != "conv2d":
+        raise _error(
+            source,
+            f"layers[{len(values['layers']) - 1}]",
+            "output_kind 'class_map' needs a conv2d last layer (one channel per class), "
+            f"not {values['layers'][-1]['type']}",
+        )
+    pixel_labels = data == "digits-seg"
+    if pixel_labels != (output_kind == "class_map"):
+        raise _error(
+            source,
+            "data",
+            f"{data!r} labels {'pixels' if pixel_labels else 'whole images'}: it needs "
+            f"output_kind {'class_map' if pixel_labels else 'argmax'!r}, not {output_kind!r}",
         )
     return Config(**values, source=source)
 

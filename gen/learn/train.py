@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import network
 from ..network import golden
-from . import datasets
+from . import datasets, evaluate
 from .config import ConfigError, load_config, output_path
 from .fold import fold_layer
 from .model import Model
@@ -60,13 +60,23 @@ def input_spec_of(config, images):
 
 
 def prepare_data(config):
-    """``(input_spec, (x_train, y_train), (x_test, y_test))``: integer inputs and labels."""
+    """``(input_spec, (x_train, y_train), (x_test, y_test))``: integer inputs and labels.
+
+    For a ``class_map`` configuration the labels are per position of the last layer's output
+    map, ``(N, h, w)``: the data set's pixel labels downsampled by
+    :func:`gen.learn.datasets.label_map`.
+    """
     train_set = datasets.load(config.data, "train")
     test_set = datasets.load(config.data, "test")
     spec = input_spec_of(config, train_set.images)
     x_train = datasets.to_inputs(train_set, spec).astype(np.float64)
     x_test = datasets.to_inputs(test_set, spec).astype(np.float64)
-    return spec, (x_train, train_set.labels), (x_test, test_set.labels)
+    y_train, y_test = train_set.labels, test_set.labels
+    if config.output_kind == "class_map":
+        map_shape = Model(config, spec, quantized=False, rng=np.random.default_rng(0)).score_shape
+        y_train = datasets.label_map(y_train, map_shape[:2])
+        y_test = datasets.label_map(y_test, map_shape[:2])
+    return spec, (x_train, y_train), (x_test, y_test)
 
 
 class _Adam:
@@ -112,6 +122,7 @@ def _shifted(x, spec, shift, rng):
 
 
 def _softmax_cross_entropy(logits, labels):
+    """The mean cross-entropy of ``logits`` ``(M, classes)`` and its gradient."""
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     loss = -log_p[np.arange(len(labels)), labels].mean()
@@ -146,12 +157,16 @@ class TrainResult:
     network : gen.network.Network or None
         The exported description (None for a float model).
     test_accuracy : float
-        Of the exported description by the golden model (quantized), or of the float model.
+        Of the exported description by the golden model (quantized), or of the float model
+        (``class_map``: the pixel accuracy).
     train_accuracy : float
         Likewise on the train split.
     seconds : float
         Training time, without loading data and exporting.
     history : list of (epoch, loss, train_accuracy)
+    test_score : Evaluation or MapEvaluation
+        The test split's full score (:mod:`gen.learn.evaluate`): with ``class_map``, the mean
+        IoU too.
     """
 
     model: Model
@@ -160,6 +175,7 @@ class TrainResult:
     train_accuracy: float
     seconds: float
     history: list
+    test_score: object = None
 
 
 def train(config, *, quantized=True, data=None, progress=_stderr_progress):
@@ -190,22 +206,28 @@ def train(config, *, quantized=True, data=None, progress=_stderr_progress):
         rng = np.random.default_rng(config.seed)
         model = Model(config, spec, quantized=quantized, rng=rng)
         optimizer = _Adam(config.learning_rate)
+        positions = int(np.prod(model.score_shape[:-1]))  # class scores per input
         history = []
         start = time.perf_counter()
         steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
         total = config.epochs * steps_per_epoch
         for epoch in range(1, config.epochs + 1):
             order = rng.permutation(len(x_train))
-            loss_sum, correct = 0.0, 0
+            loss_sum, correct = 0.0, 0.0
             for step in range(steps_per_epoch):
                 chosen = order[step * config.batch_size : (step + 1) * config.batch_size]
                 x = x_train[chosen]
                 if config.shift:
                     x = _shifted(x, spec, config.shift, rng)
                 logits, caches = model.forward(x, training=True)
-                loss, dlogits = _softmax_cross_entropy(logits, y_train[chosen])
+                # class_map: one softmax per position over its channels, the mean over every
+                # position of the batch (labels (N, h, w), logits (N, h*w*classes)).
+                scores = logits.reshape(-1, model.classes)
+                labels = y_train[chosen].reshape(-1)
+                loss, dscores = _softmax_cross_entropy(scores, labels)
+                dlogits = dscores.reshape(logits.shape)
                 loss_sum += loss * len(chosen)
-                correct += int(np.sum(np.argmax(logits, axis=1) == y_train[chosen]))
+                correct += int(np.sum(np.argmax(scores, axis=1) == labels)) / positions
                 grads = model.backward(dlogits, caches)
                 optimizer.step += 1
                 done = optimizer.step - 1
@@ -232,14 +254,20 @@ def train(config, *, quantized=True, data=None, progress=_stderr_progress):
         train_pred, _ = model.infer(x_train)
         test_pred, outputs = model.infer(x_test)
     train_accuracy = float(np.mean(train_pred == y_train))
-    if not quantized:
-        test_accuracy = float(np.mean(test_pred == y_test))
-        return TrainResult(model, None, test_accuracy, train_accuracy, seconds, history)
-    net = export(model, config.name)
-    check_exact(model, net, x_test, predicted=test_pred, outputs=outputs)
-    golden_pred = golden.run(net, x_test.astype(np.int64))
-    test_accuracy = float(np.mean(golden_pred == y_test))
-    return TrainResult(model, net, test_accuracy, train_accuracy, seconds, history)
+    net = None
+    if quantized:
+        net = export(model, config.name)
+        check_exact(model, net, x_test, predicted=test_pred, outputs=outputs)
+        test_pred = golden.run(net, x_test.astype(np.int64))
+    test_accuracy = float(np.mean(test_pred == y_test))
+    score = _score(model, test_pred, y_test)
+    return TrainResult(model, net, test_accuracy, train_accuracy, seconds, history, score)
+
+
+def _score(model, predicted, labels):
+    if model.class_map:
+        return evaluate.evaluate_map(predicted, labels, model.classes)
+    return evaluate.evaluate(predicted, labels, model.classes)
 
 
 def check_exact(model, net, x, *, predicted=None, outputs=None):
@@ -260,7 +288,8 @@ def check_exact(model, net, x, *, predicted=None, outputs=None):
 
 
 def export(model, name):
-    """The ``tnn/1`` :class:`gen.network.Network` of a trained quantized ``model``.
+    """The :class:`gen.network.Network` of a trained quantized ``model``: ``tnn/1``, or
+    ``tnn/2`` for ``intN`` weights or a ``class_map`` output.
 
     Hidden layers: quantized weights, and thresholds folded from the weight scale, the input
     scale and the batch norm (:func:`gen.quant.fold_layer`; rows with a negative batch-norm
@@ -298,11 +327,11 @@ def export(model, name):
             layers.append({"type": "maxpool", "kernel": list(block.pool)})
     wide = any(layer.get("weight_type", "").startswith("int") for layer in layers)
     doc = {
-        "format": network.FORMAT_2 if wide else network.FORMAT,
+        "format": network.FORMAT_2 if wide or model.class_map else network.FORMAT,
         "name": name,
         "input": {"shape": list(spec.shape), "type": spec.type.name},
         "layers": layers,
-        "output": "argmax",
+        "output": "class_map" if model.class_map else "argmax",
     }
     return network.from_dict(doc)
 
@@ -336,14 +365,17 @@ def run_config(path, *, quantized=True, output=None, progress=_stderr_progress):
         raise ConfigError(f"{path}: data: {exc}") from None
     result = train(config, quantized=quantized, data=data, progress=progress)
     test_count, train_count = len(data[2][1]), len(data[1][1])
+    per_pixel = " per pixel" if result.model.class_map else ""
     lines = [
         f"model     {config.name} ({'quantized' if quantized else 'float baseline'})",
         f"data      {config.data}: {train_count} train, {test_count} test images",
         f"trained   {config.epochs} epochs in {result.seconds:.1f} s",
-        f"train     {100 * result.train_accuracy:.2f}%",
-        f"test      {100 * result.test_accuracy:.2f}%"
+        f"train     {100 * result.train_accuracy:.2f}%{per_pixel}",
+        f"test      {100 * result.test_accuracy:.2f}%{per_pixel}"
         + (" (golden model of the description)" if quantized else ""),
     ]
+    if result.model.class_map:
+        lines.append(f"mean IoU  {result.test_score.iou_text()} (test)")
     if quantized:
         weighted = [layer for layer in result.network.layers if hasattr(layer, "weights")]
         total = sum(layer.weights.size for layer in weighted)
