@@ -9,6 +9,7 @@ binary and multi-level outputs, and both ``tnn/1`` output kinds; with ``wide=Tru
 import numpy as np
 from hypothesis import strategies as st
 
+from gen import network
 from gen.network import Conv2d, MaxPool
 
 INPUT_TYPES = ["ternary", "binary", "uint1", "uint2", "uint4", "uint8", "int2", "int3", "int8"]
@@ -204,3 +205,26 @@ def folded_spec(net):
         simd = divisor_near(cols, min(cols if conv else cols / 2, 64))
         parts.append(f"{index}:{pe},{simd}")
     return ";".join(parts)
+
+
+def mlp(sizes, in_type="ternary", seed=0, output="argmax"):
+    """A random ternary MLP of layer ``sizes`` (a fixed seed, not a strategy): hidden layers
+    with ternary activations, the last without."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for k, (fan_in, out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        rows = ["".join(rng.choice(list("+0-"), size=fan_in)) for _ in range(out)]
+        act = None
+        if k < len(sizes) - 2:
+            t = rng.integers(-3, 1, size=out)
+            act = {"levels": [-1, 0, 1], "thresholds": [[int(a), int(a) + 3] for a in t]}
+        layers.append({"type": "dense", "out": out, "weights": rows, "activation": act})
+    return network.from_dict(
+        {
+            "format": "tnn/1",
+            "name": "mlp",
+            "input": {"shape": [sizes[0]], "type": in_type},
+            "layers": layers,
+            "output": output,
+        }
+    )

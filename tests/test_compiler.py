@@ -11,7 +11,7 @@ from accel_sim import simulate
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from lint import lint
-from netgen import inputs_for, networks
+from netgen import inputs_for, mlp, networks
 from timing_oracle import measure_timing
 
 from gen import compiler, folder, network
@@ -27,27 +27,6 @@ def load_example(name, **changes):
         doc = json.load(f)
     doc.update(changes)
     return network.from_dict(doc)
-
-
-def mlp(sizes, in_type="ternary", seed=0, output="argmax"):
-    rng = np.random.default_rng(seed)
-    layers = []
-    for k, (fan_in, out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        rows = ["".join(rng.choice(list("+0-"), size=fan_in)) for _ in range(out)]
-        act = None
-        if k < len(sizes) - 2:
-            t = rng.integers(-3, 1, size=out)
-            act = {"levels": [-1, 0, 1], "thresholds": [[int(a), int(a) + 3] for a in t]}
-        layers.append({"type": "dense", "out": out, "weights": rows, "activation": act})
-    return network.from_dict(
-        {
-            "format": "tnn/1",
-            "name": "mlp",
-            "input": {"shape": [sizes[0]], "type": in_type},
-            "layers": layers,
-            "output": output,
-        }
-    )
 
 
 # --- folding specs --------------------------------------------------------------------------------

@@ -114,11 +114,7 @@ def _keep(found, fitting, where, predicted=None):
         shown = (
             f"{cheapest.predicted_luts:,} LUTs"
             if predicted is None
-            else _shown(predicted[cheapest.fold])
+            else fit.describe(predicted[cheapest.fold])
         )
         raise CompileError(f"no folding fits {where}: the cheapest is predicted at {shown}")
     return kept
-
-
-def _shown(resources):
-    return f"{resources.luts:,} LUTs, {resources.ffs:,} flip-flops, {resources.bram} block RAMs"

@@ -26,6 +26,7 @@ from .folds import CompileError
 
 __all__ = [
     "FAMILY_SCALE",
+    "ICE40_UNPAIRED_FF",
     "AUTO_BLOCK_DEPTH",
     "DEFAULT_UTILIZATION",
     "PartResources",
@@ -40,6 +41,7 @@ __all__ = [
     "predict_layer",
     "budget",
     "fits",
+    "describe",
     "part_family",
 ]
 
@@ -74,20 +76,39 @@ LUT_WORDS = {"ice40": 16, "ecp5": 16, "xilinx": 64}
 LUTRAM_WORDS = {"xilinx": 64}
 
 
+#: iCE40 logic cells hold a LUT4 and a flip-flop; a flip-flop that its own LUT does not feed
+#: takes a cell of its own. Logic cells = LUT4s + this fraction of the flip-flops, as nextpnr
+#: 0.4 packed digits-mlp unrolled (2,937 LUT4s, 1,401 flip-flops: 3,755 cells, 0.58) and
+#: digits-bfcn unrolled (4,026, 3,389: 5,761 cells, 0.51), wrappers included.
+ICE40_UNPAIRED_FF = 0.55
+
+
 @dataclass(frozen=True)
 class PartResources:
     """A prediction in one family's units: LUTs (LUT4, or LUT6 on Xilinx), flip-flops, block
-    RAM primitives."""
+    RAM primitives, and ``cells``, the logic cells that LUTs and flip-flops pack into (iCE40:
+    :data:`ICE40_UNPAIRED_FF`; elsewhere each figure has sites of its own and ``cells`` is the
+    LUTs). ``cells`` left out is ``luts``."""
 
     luts: int = 0
     ffs: int = 0
     bram: int = 0
+    cells: int = None
+
+    def __post_init__(self):
+        if self.cells is None:
+            object.__setattr__(self, "cells", self.luts)
 
     def __add__(self, other):
-        return PartResources(self.luts + other.luts, self.ffs + other.ffs, self.bram + other.bram)
+        return PartResources(
+            self.luts + other.luts,
+            self.ffs + other.ffs,
+            self.bram + other.bram,
+            self.cells + other.cells,
+        )
 
     def asdict(self):
-        return {"luts": self.luts, "ffs": self.ffs, "bram": self.bram}
+        return {"luts": self.luts, "ffs": self.ffs, "bram": self.bram, "cells": self.cells}
 
 
 def roms(net, layer_plan, ranges):
@@ -171,7 +192,9 @@ def scale_terms(terms, family, *, scaled=True):
     (:data:`FAMILY_SCALE`; unscaled: LUTs plus ROM LUTs, as iCE40 counts them)."""
     k = FAMILY_SCALE[family] if scaled else {"luts": 1.0, "carry": 0.0, "ffs": 1.0}
     luts = terms["luts"] * k["luts"] + terms["carry"] * k["carry"] + terms["rom_luts"]
-    return PartResources(round(luts), round(terms["ffs"] * k["ffs"]), terms["bram"])
+    ffs = terms["ffs"] * k["ffs"]
+    cells = luts + ICE40_UNPAIRED_FF * ffs if family == "ice40" else luts
+    return PartResources(round(luts), round(ffs), terms["bram"], round(cells))
 
 
 def predict_layer(net, layer_plan, ranges, family, rom="auto", *, scaled=True):
@@ -227,10 +250,20 @@ def budget(part, utilization=DEFAULT_UTILIZATION):
     )
 
 
+def describe(resources):
+    """``"4,026 LUTs (5,761 logic cells), 3,389 flip-flops, 7 block RAMs"``."""
+    cells = f" ({resources.cells:,} logic cells)" if resources.cells != resources.luts else ""
+    return (
+        f"{resources.luts:,} LUTs{cells}, {resources.ffs:,} flip-flops, {resources.bram} block RAMs"
+    )
+
+
 def fits(prediction, limit):
-    """Whether a :class:`PartResources` ``prediction`` is within ``limit`` in every figure."""
+    """Whether a :class:`PartResources` ``prediction`` is within ``limit`` in every figure
+    (logic cells included)."""
     return (
         prediction.luts <= limit.luts
         and prediction.ffs <= limit.ffs
         and prediction.bram <= limit.bram
+        and prediction.cells <= limit.cells
     )

@@ -273,8 +273,8 @@ def plan(
         if part is not None and not fit.fits(total(chosen), limit):
             raise CompileError(
                 f"the folding for target II {target_ii} is predicted at "
-                f"{_describe(total(chosen))}, over {utilization:.0%} of {part} "
-                f"({_describe(limit)}): give a larger --target-ii, or leave it out to take the "
+                f"{fit.describe(total(chosen))}, over {utilization:.0%} of {part} "
+                f"({fit.describe(limit)}): give a larger --target-ii, or leave it out to take the "
                 "fastest folding that fits"
             )
     else:
@@ -298,8 +298,8 @@ def plan(
         if chosen is None:
             smallest = total(cheapest(iis[-1]))
             raise CompileError(
-                f"no folding fits {utilization:.0%} of {part} ({_describe(limit)}): the "
-                f"smallest folding is predicted at {_describe(smallest)}; choose a larger part "
+                f"no folding fits {utilization:.0%} of {part} ({fit.describe(limit)}): the "
+                f"smallest folding is predicted at {fit.describe(smallest)}; choose a larger part "
                 "or a higher --utilization"
             )
     return Plan(net, _ordered({**fixed, **pools, **chosen}), options, argmax)
@@ -312,7 +312,7 @@ def _resource_measure(net, ranges, part, utilization, max_luts, rom):
     """``(measure, limit)``: a layer plan's resources as the limit counts them, and the limit
     (a part's budget in its family's units, or ``max_luts`` iCE40 LUTs, or none)."""
     if part is None:
-        limit = fit.PartResources(max_luts or _UNLIMITED, _UNLIMITED, _UNLIMITED)
+        limit = fit.PartResources(max_luts or _UNLIMITED, _UNLIMITED, _UNLIMITED, _UNLIMITED)
         return (lambda p: fit.PartResources(p.predicted.luts, 0, 0)), limit
     family = fit.part_family(part)
     limit = fit.budget(part, utilization)
@@ -323,12 +323,8 @@ def _share(resources, limit):
     """A layer's resources as a sum of fractions of the limit: what the cheapest folding
     minimizes (LUTs alone when only LUTs are limited)."""
     return sum(
-        getattr(resources, key) / max(getattr(limit, key), 1) for key in ("luts", "ffs", "bram")
+        getattr(resources, key) / max(getattr(limit, key), 1) for key in ("cells", "ffs", "bram")
     )
-
-
-def _describe(resources):
-    return f"{resources.luts:,} LUTs, {resources.ffs:,} flip-flops, {resources.bram} block RAMs"
 
 
 def _argmax_stages(net):
