@@ -5,7 +5,9 @@ holding a ``pe x simd`` tile; each of the ``pe`` processing elements accumulates
 ``cols / simd`` cycles, and the ``rows / pe`` row groups ("row folds") follow one another. The
 input vector is buffered once and reused by every row fold; a second buffer accepts the next
 vector while the current one is being computed, so a new vector starts every
-``(rows / pe) * (cols / simd)`` cycles.
+``(rows / pe) * (cols / simd)`` cycles. The buffered vector stays where it was written; each step
+reads its ``simd`` inputs through a multiplexer addressed by the column fold, as FINN's input
+generators do, rather than rotating the whole buffer (a multiplexer per input bit per cycle).
 
 Each PE's ``simd`` products form one bit heap, summed by :mod:`hw.compressor`'s compressor
 trees on carry chains, as the unrolled dot products of :mod:`hw.dotproduct` are: the weights
@@ -370,6 +372,7 @@ class FoldedMatrixVector(wiring.Component):
         last_col1 = Signal()
         last_row1 = Signal()
         row1 = Signal(range(row_folds))
+        col1 = Signal(range(col_folds))
 
         with m.If(advance):
             m.d.sync += [
@@ -378,6 +381,7 @@ class FoldedMatrixVector(wiring.Component):
                 last_col1.eq(col0 == col_folds - 1),
                 last_row1.eq(row0 == row_folds - 1),
                 row1.eq(row0),
+                col1.eq(col0),
             ]
             with m.If(issue):
                 with m.If(step0 == steps - 1):
@@ -388,20 +392,26 @@ class FoldedMatrixVector(wiring.Component):
                         m.d.sync += [col0.eq(0), row0.eq(row0 + 1)]
                     with m.Else():
                         m.d.sync += col0.eq(col0 + 1)
-            # Stage 1 always reads the lowest simd inputs; rotating brings the next ones down and,
-            # after col_folds steps, the vector back to its start for the next row fold.
+            # The vector is copied once per vector (a clock enable, no multiplexer); stage 1b
+            # reads the column fold's slice of it, so a step's slice is read before the next
+            # vector replaces it at that vector's first issue.
             with m.If(issue_first):
                 m.d.sync += x_work.eq(x_load)
-            with m.Elif(valid1):
-                m.d.sync += x_work.eq(x_work.rotate_right(simd * in_bits))
 
         # --- stage 1b: the ROM word and its input slice registered --------------------------
         # A ROM mapped to logic has its read register on the address side, so the word would
         # reach the products straight from the ROM's LUTs; this register cuts that path.
         tile_bits = Signal(pe * simd * w_shape.width)
         x_bits = Signal(simd * in_bits)
+        width = simd * in_bits
         with m.If(advance):
-            m.d.sync += [tile_bits.eq(weight_port.data), x_bits.eq(x_work[: simd * in_bits])]
+            m.d.sync += tile_bits.eq(weight_port.data)
+            # One case per column fold: a multiplexer of decoded selects, which Yosys maps in
+            # fewer LUTs than the shifter a variable slice would become.
+            with m.Switch(col1):
+                for c in range(col_folds):
+                    with m.Case(c):
+                        m.d.sync += x_bits.eq(x_work[c * width : (c + 1) * width])
         control = [valid1, first_col1, last_col1, last_row1, row1]
         delayed = [Signal.like(c, name=f"{c.name}_r") for c in control]
         with m.If(advance):

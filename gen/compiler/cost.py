@@ -54,6 +54,8 @@ def _r(luts=0.0, carry=0.0, ffs=0.0, rom_bits=0):
 LUT_PER_HEAP_BIT = 1.75
 CARRY_PER_HEAP_BIT = 0.9
 FF_PER_HEAP_BIT_PER_STAGE = 0.14
+#: A folded engine's input slice multiplexer: LUT4s per slice bit and way beyond the first.
+SELECT_LUT_PER_WAY = 0.75
 
 
 def heap_bits(weights, bits_per_value):
@@ -155,8 +157,10 @@ def folded(rows, cols, pe, simd, in_bits, acc_bits, n_thresholds, weight_type, *
     sum_bits = (simd * largest).bit_length() + 1
     acc_luts = pe * acc_bits
     compare = pe * n_thresholds * (acc_bits + 1)
-    # the buffered input rotates by one SIMD slice per step: a 2-to-1 multiplexer per bit
-    select = cols * in_bits if col_folds > 1 else 0
+    # each step's SIMD slice is read from the buffered input by a col_folds-way multiplexer of
+    # decoded selects: about 0.75 LUT4 per extra way and slice bit (Yosys 0.23: TFC at II 256,
+    # digits-mlp at 2,4)
+    select = SELECT_LUT_PER_WAY * simd * in_bits * (col_folds - 1)
     out_bits = 2 if n_thresholds else acc_bits
     # input double buffer, accumulators, earlier row folds' results, output register, control
     ffs = 2 * cols * in_bits + pe * acc_bits + (2 * rows - pe) * out_bits + 32
