@@ -258,6 +258,18 @@ def plan(
         parts = [measure(p) for p in (*fixed.values(), *pools.values(), *attempt.values())]
         return sum(parts, fit.PartResources())
 
+    def fitting(ii):
+        """The cheapest folding at ``ii`` if it fits, else any that fits (a search over each
+        layer's Pareto-optimal foldings), else None."""
+        attempt = cheapest(ii)
+        if attempt is None or fit.fits(total(attempt), limit):
+            return attempt
+        base = total({})
+        fronts = {}
+        for k, plans in candidates.items():
+            fronts[k] = _pareto([p for p in plans if p.initiation_interval <= ii], measure, limit)
+        return _search(list(fronts.items()), base, limit, measure)
+
     if target_ii is not None:
         chosen = cheapest(max(target_ii, floor))
         if chosen is None:
@@ -289,7 +301,7 @@ def plan(
             | {floor}
         )
         for ii in iis:
-            attempt = cheapest(ii)
+            attempt = fitting(ii)
             if attempt is not None and fit.fits(total(attempt), limit):
                 chosen = attempt
                 break
@@ -306,6 +318,46 @@ def plan(
 
 
 _UNLIMITED = 1 << 62
+#: Combinations :func:`_search` tries before it gives an interval up.
+_SEARCH_BUDGET = 100_000
+_KEYS = ("luts", "cells", "ffs", "bram")
+
+
+def _pareto(plans, measure, limit):
+    """The layer plans that no other plan beats in every figure, cheapest share first."""
+    scored = sorted(((measure(p), p) for p in plans), key=lambda rp: _share(rp[0], limit))
+    front = []
+    for r, p in scored:
+        if not any(all(getattr(q, key) <= getattr(r, key) for key in _KEYS) for q, _ in front):
+            front.append((r, p))
+    return front
+
+
+def _search(fronts, base, limit, measure):
+    """A choice from each layer's front whose total with ``base`` fits ``limit``: depth first,
+    cheapest share first, skipping a branch as soon as its partial total does not fit. None if
+    there is none, or none within :data:`_SEARCH_BUDGET` steps."""
+    budget = [_SEARCH_BUDGET]
+
+    def walk(i, sofar, chosen):
+        if i == len(fronts):
+            return dict(chosen)
+        k, front = fronts[i]
+        for r, p in front:
+            budget[0] -= 1
+            if budget[0] < 0:
+                return None
+            partial = sofar + r
+            if not fit.fits(partial, limit):
+                continue
+            chosen.append((k, p))
+            found = walk(i + 1, partial, chosen)
+            chosen.pop()
+            if found is not None:
+                return found
+        return None
+
+    return walk(0, base, [])
 
 
 def _resource_measure(net, ranges, part, utilization, max_luts, rom):
