@@ -135,7 +135,9 @@ def mutated(draw):
                 if len(value) * factor <= 1 << 16:  # cases of at most a few MB of text
                     parent[path[-1]] = value * factor
             else:
-                parent[path[-1]] = draw(VALUES)
+                # a copy: sampled values are shared objects, and a later mutation could write
+                # into one (a list put inside itself cannot be serialized)
+                parent[path[-1]] = copy.deepcopy(draw(VALUES))
         except (KeyError, IndexError, TypeError):
             continue  # an earlier mutation removed the path
     text = json.dumps(doc)
