@@ -43,6 +43,7 @@ __all__ = [
     "fits",
     "describe",
     "part_family",
+    "wrapper",
 ]
 
 #: Measured / predicted (iCE40 units) per family, after the ROMs are placed: bench/cost_fit.py's
@@ -83,9 +84,15 @@ LUTRAM_WORDS = {"xilinx": 64}
 
 #: iCE40 logic cells hold a LUT4 and a flip-flop; a flip-flop that its own LUT does not feed
 #: takes a cell of its own. Logic cells = LUT4s + this fraction of the flip-flops, as nextpnr
-#: 0.4 packed digits-mlp unrolled (2,937 LUT4s, 1,401 flip-flops: 3,755 cells, 0.58) and
-#: digits-bfcn unrolled (4,026, 3,389: 5,761 cells, 0.51), wrappers included.
-ICE40_UNPAIRED_FF = 0.55
+#: 0.4 packed (wrappers included) digits-mlp unrolled (2,937 LUT4s, 1,401 flip-flops: 3,755
+#: cells, 0.58), digits-bfcn unrolled (4,026, 3,389: 5,761, 0.51) and digits-bfcn at
+#: ``0:unrolled;2:11,9`` (3,065, 3,664: 5,559, 0.68).
+ICE40_UNPAIRED_FF = 0.6
+#: The pin wrapper (hw.pins) around the accelerator on a part: a register per bit of the input
+#: and output vectors it assembles and splits, and a quarter of a LUT per such bit (measured:
+#: digits-bfcn 688 flip-flops and 177 LUT4s for 640 bits, digits-mlp 295 and 44 for 260).
+WRAPPER_FF_EXTRA = 32
+WRAPPER_LUT_PER_BIT = 0.25
 
 
 @dataclass(frozen=True)
@@ -224,6 +231,26 @@ def predict(the_plan, family, *, scaled=True, rom=None):
     """A whole :class:`gen.compiler.plan.Plan`'s :class:`PartResources` in ``family``'s units
     (``rom``: the plan's own ``--rom`` unless given)."""
     return scale_terms(plan_terms(the_plan, family, rom=rom), family, scaled=scaled)
+
+
+def wrapper(net, family):
+    """The pin wrapper's :class:`PartResources` for ``net`` (:data:`WRAPPER_LUT_PER_BIT`): what
+    a part holds beside the accelerator."""
+    from .plan import value_bits
+
+    bits_in = math.prod(net.shapes[0]) * value_bits(net.types[0])
+    out_shape = net.shapes[-1]
+    index_bits = max(1, (out_shape[-1] - 1).bit_length())
+    if net.output == "argmax":
+        bits_out = index_bits
+    elif net.output == "class_map":
+        bits_out = math.prod(out_shape[:-1]) * index_bits
+    else:
+        bits_out = math.prod(out_shape) * value_bits(net.types[-1])
+    bits = bits_in + bits_out
+    luts, ffs = WRAPPER_LUT_PER_BIT * bits, bits + WRAPPER_FF_EXTRA
+    cells = luts + ICE40_UNPAIRED_FF * ffs if family == "ice40" else luts
+    return PartResources(round(luts), round(ffs), 0, round(cells))
 
 
 def part_family(part):

@@ -254,9 +254,12 @@ def plan(
             )
         return chosen
 
+    # On a part, the pin wrapper around the accelerator takes its share too.
+    outside = fit.PartResources() if part is None else fit.wrapper(net, fit.part_family(part))
+
     def total(attempt):
         parts = [measure(p) for p in (*fixed.values(), *pools.values(), *attempt.values())]
-        return sum(parts, fit.PartResources())
+        return sum(parts, outside)
 
     def fitting(ii):
         """The cheapest folding at ``ii`` if it fits, else any that fits (a search over each
