@@ -85,7 +85,7 @@ def explore(net, *, max_luts=None, part=None):
     """
     fastest = plan(net, "unrolled").initiation_interval
     slowest = max(fastest, plan(net, "1,1").initiation_interval)
-    found = []
+    found, plans = [], {}
     for target in ii_grid(fastest, slowest):
         chosen = plan(net, "auto", target_ii=target)
         candidate = Candidate(
@@ -97,11 +97,12 @@ def explore(net, *, max_luts=None, part=None):
         ):
             continue
         found.append(candidate)
+        plans[candidate.fold] = chosen
     if max_luts is not None:
         found = _keep(found, lambda c: c.predicted_luts <= max_luts, f"{max_luts:,} LUTs")
     if part is not None:
         family, limit = fit.part_family(part), fit.budget(part, 1.0)
-        predicted = {c.fold: fit.predict(plan(net, c.fold), family) for c in found}
+        predicted = {c.fold: fit.predict(plans[c.fold], family) for c in found}
         found = _keep(found, lambda c: fit.fits(predicted[c.fold], limit), part, predicted)
     return found
 
