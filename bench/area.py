@@ -26,16 +26,17 @@ Designs:
 Measured with integer weights (Yosys 0.23, nextpnr-ice40 ``--pack-only``, seed 0, random
 layers with ternary inputs; alkaid 0.8.2 at its best setting here, ``ternary_fuse=False``):
 
-- int2 (745 nonzero weights): ours 2,164 iCE40 LUT4s in 2,189 logic cells and 1,584 Xilinx
+- int2 (745 nonzero weights): ours 2,116 iCE40 LUT4s in 2,137 logic cells and 1,561 Xilinx
   LUTs (a shared graph); alkaid 2,353 LUT4s, 2,366 cells, 1,664 LUTs.
-- int4 (952 nonzero weights, 1,462 signed digits): ours 4,521 LUT4s, fewer than alkaid's 4,855,
-  but in 6,068 logic cells against alkaid's 4,916 (23% more), and 3,218 Xilinx LUTs against
-  3,739. Ours is per-row compressor trees here: the graph's estimate (``graph_cost``) counts
-  the low zero bits of a shifted digit plane as adder cells (4,669 bits, of which about 3,730
-  are real), so :attr:`hw.dotproduct.DotProduct.graph` estimates it the larger. Built as a
-  graph anyway it is 4,322 LUT4s in 4,340 cells, smaller than alkaid on both counts.
-- int4 256 -> 64 (15,366 nonzero weights; the graph is estimated smaller there): ours 59,907
-  LUT4s in 60,242 cells and 47,509 Xilinx LUTs; alkaid 64,494 LUT4s, 65,063 cells, 50,398 LUTs.
+- int4 (952 nonzero weights, 1,462 signed digits): ours 4,230 LUT4s in 4,250 logic cells and
+  3,316 Xilinx LUTs (a shared graph); alkaid 4,855 LUT4s, 4,916 cells, 3,739 LUTs (its default,
+  three-input adders: 6,129 LUT4s). The graph's adders on a shifted digit plane wire the
+  plane's zero low bits past the carry chain, and its estimate (``graph_cost``) leaves them
+  out: counted as adder cells (4,669 bits instead of 3,748) they made per-row compressor trees
+  look smaller, which took 4,521 LUT4s but 6,068 cells.
+- int4 256 -> 64 (15,366 nonzero weights), measured before the zero low bits were wired past
+  the chains: ours 59,907 LUT4s in 60,242 cells and 47,509 Xilinx LUTs; alkaid 64,494 LUT4s,
+  65,063 cells, 50,398 LUTs.
 
 Run: ``python -m bench.area`` (several minutes), or ``python -m bench.area --quick``.
 """

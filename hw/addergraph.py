@@ -246,39 +246,68 @@ class Leaf:
     """An input of the graph: ``value`` (an Amaranth value) lies in ``[lo, hi]``.
 
     ``negated``, optional, is a :class:`Leaf` holding ``-value``, cheaper to use than a
-    subtraction (a ternary input's is one LUT). Planning (:func:`graph_words`) needs only the
-    ranges: ``value`` may be None there.
+    subtraction (a ternary input's is one LUT). ``zeros``: how many low bits of ``value`` (and
+    of its negation) are always 0, as for an input shifted left by a digit plane's exponent.
+    Planning (:func:`graph_words`) needs only the ranges and ``zeros``: ``value`` may be None
+    there.
     """
 
     value: object
     lo: int
     hi: int
     negated: "Leaf | None" = None
+    zeros: int = 0
+
+
+def _const_zeros(value):
+    """Low zero bits of a constant (any number of them for 0)."""
+    return (value & -value).bit_length() - 1 if value else _ALL_ZEROS
+
+
+_ALL_ZEROS = 1 << 20
 
 
 class _Word:
-    """A value of the graph: its range, its depth in adders, and once built its signal.
+    """A value of the graph: its range, its low zero bits, its depth in adders, and once built
+    its signal.
 
     A leaf word has ``leaf`` set and no operands; an adder word has operands ``a`` and ``b`` and
     holds ``a + b``, or ``a - b`` with ``subtract``; a constant word has ``sig`` from the start.
+    ``zeros`` low bits of the value are always 0 (the inputs of shifted digit planes).
     """
 
-    __slots__ = ("lo", "hi", "depth", "a", "b", "subtract", "leaf", "sig")
+    __slots__ = ("lo", "hi", "zeros", "depth", "a", "b", "subtract", "leaf", "sig")
 
-    def __init__(self, lo, hi, *, a=None, b=None, subtract=False, leaf=None, sig=None):
-        self.lo, self.hi = lo, hi
+    def __init__(self, lo, hi, *, zeros=0, a=None, b=None, subtract=False, leaf=None, sig=None):
+        self.lo, self.hi, self.zeros = lo, hi, zeros
         self.a, self.b, self.subtract, self.leaf, self.sig = a, b, subtract, leaf, sig
         self.depth = 0 if a is None else 1 + max(a.depth, b.depth)
 
     @classmethod
     def add(cls, a, b, subtract=False):
+        zeros = min(a.zeros, b.zeros)
         if subtract:
-            return cls(a.lo - b.hi, a.hi - b.lo, a=a, b=b, subtract=True)
-        return cls(a.lo + b.lo, a.hi + b.hi, a=a, b=b)
+            return cls(a.lo - b.hi, a.hi - b.lo, zeros=zeros, a=a, b=b, subtract=True)
+        return cls(a.lo + b.lo, a.hi + b.hi, zeros=zeros, a=a, b=b)
 
     @property
     def width(self):
         return shape_for_range(self.lo, self.hi).width
+
+    @property
+    def low(self):
+        """An adder's low result bits that need no cell: below ``low`` one operand is 0 there,
+        so the result's bits are the other operand's (``a - b``: ``a``'s, below ``b``'s zeros).
+        The carry chain starts at bit ``low``."""
+        if self.a is None:
+            return 0
+        start = self.b.zeros if self.subtract else max(self.a.zeros, self.b.zeros)
+        return min(start, self.width)
+
+    @property
+    def cells(self):
+        """The adder's carry-chain cells: its result bits from :attr:`low` up."""
+        return self.width - self.low
 
 
 def _tree(words, adder):
@@ -309,7 +338,8 @@ def graph_words(graph, leaves, constants=None):
     def leaf_word(i, negated):
         if (i, negated) not in inputs:
             leaf = leaves[i].negated if negated else leaves[i]
-            inputs[(i, negated)] = _Word(leaf.lo, leaf.hi, leaf=(i, negated))
+            zeros = leaves[i].zeros
+            inputs[(i, negated)] = _Word(leaf.lo, leaf.hi, zeros=zeros, leaf=(i, negated))
         return inputs[(i, negated)]
 
     def adder(a, b, subtract=False):
@@ -354,26 +384,28 @@ def graph_words(graph, leaves, constants=None):
             (plus if sign > 0 else minus).append(word)
         if constant:
             value = abs(constant)
-            word = _Word(value, value, sig=Const(value, shape_for_range(value, value)))
+            sig = Const(value, shape_for_range(value, value))
+            word = _Word(value, value, zeros=_const_zeros(value), sig=sig)
             (plus if constant > 0 else minus).append(word)
         p, n = _tree(plus, adder), _tree(minus, adder)
         if n is None:
             roots.append(p)
         elif p is None:
-            roots.append(adder(_Word(0, 0, sig=Const(0, 1)), n, True))
+            roots.append(adder(_Word(0, 0, zeros=_ALL_ZEROS, sig=Const(0, 1)), n, True))
         else:
             roots.append(adder(p, n, True))
     return roots, adders
 
 
 def graph_cost(graph, leaves, constants=None):
-    """Result bits of every adder of the graph on ``leaves``: its size in carry-chain cells.
+    """Carry-chain cells of every adder of the graph on ``leaves``: its size.
 
     On iCE40 an adder of ``w`` result bits is ``w`` logic cells (plus a LUT per inverted bit of
-    a subtrahend), on Xilinx ``w`` LUTs.
+    a subtrahend), on Xilinx ``w`` LUTs; result bits below the chain (:attr:`_Word.low`, where
+    one operand's low bits are 0, as a shifted digit plane's are) are wires and cost nothing.
     """
     _, adders = graph_words(graph, leaves, constants)
-    return sum(word.width for word in adders)
+    return sum(word.cells for word in adders)
 
 
 class _Emitter(PipelinedTree):
@@ -413,13 +445,18 @@ class _Emitter(PipelinedTree):
             b = _extend(self.at(node.b, stage), width)
             # One adder of the result's exact width, with a constant carry-in. `keep` stops
             # Yosys (alumacc) from merging it with its neighbours into a multi-operand adder,
-            # which it would map to plain logic rather than a carry chain.
+            # which it would map to plain logic rather than a carry chain. Below `low` one
+            # operand is 0: those bits are the other's, wired past the chain.
+            low = node.low
+            below = a[:low] if node.subtract or node.a.zeros <= node.b.zeros else b[:low]
+            hi_a, hi_b = a[low:], b[low:]
+            total = (hi_a - hi_b if node.subtract else hi_a + hi_b)[: width - low]
             sig = Signal(
                 shape_for_range(node.lo, node.hi),
                 name=f"{self.name}_a{next(self.count)}",
                 attrs={"keep": 1},
             )
-            self.m.d.comb += sig.eq((a - b if node.subtract else a + b)[:width])
+            self.m.d.comb += sig.eq(Cat(below, total) if low else total)
             node.sig = sig
 
 

@@ -344,8 +344,8 @@ class DotProduct(wiring.Component):
             leaf, neg = base[i], negated_value(i)
             shifted = None if leaf.value is None else leaf.value.shift_left(e)
             shifted_neg = None if neg is None else Value.cast(neg).shift_left(e)
-            negated = Leaf(shifted_neg, leaf.negated.lo << e, leaf.negated.hi << e)
-            leaves.append(Leaf(shifted, leaf.lo << e, leaf.hi << e, negated))
+            negated = Leaf(shifted_neg, leaf.negated.lo << e, leaf.negated.hi << e, zeros=e)
+            leaves.append(Leaf(shifted, leaf.lo << e, leaf.hi << e, negated, zeros=e))
         return leaves
 
     def _input_leaves(self, x):

@@ -7,7 +7,7 @@ import pytest
 from amaranth.hdl import Module, Signal, unsigned
 from amaranth.sim import Simulator
 
-from hw.addergraph import Leaf, build_graph, plan_graph
+from hw.addergraph import Leaf, build_graph, graph_cost, plan_graph
 
 
 def unshared_adders(weights):
@@ -121,6 +121,75 @@ def test_build_unsigned_leaves_and_constants(stages):
     vectors[0], vectors[1] = 0, 7
     got = evaluate(graph, leaf, 0, 7, vectors.tolist(), constants=constants, stages=stages)
     assert got == (vectors @ weights.T + np.array(constants)).tolist()
+
+
+def evaluate_shifted(graph, shifts, vectors, *, constants, negate):
+    """build_graph on leaves ``x[i] << shifts[i]`` (``zeros`` set), x in int3, one per cycle."""
+    m = Module()
+    x = [Signal(range(-4, 4), name=f"x{i}") for i in range(graph.fan_in)]
+    leaves = []
+    for v, e in zip(x, shifts, strict=True):
+        neg = Leaf((-v).shift_left(e), -3 << e, 4 << e, zeros=e) if negate else None
+        leaves.append(Leaf(v.shift_left(e), -4 << e, 3 << e, neg, zeros=e))
+    outs = build_graph(m, graph, leaves, constants=constants, name="g")
+    toggle = Signal()
+    m.d.sync += toggle.eq(~toggle)
+    results = []
+
+    async def bench(ctx):
+        for v in vectors:
+            for sig, value in zip(x, v, strict=True):
+                ctx.set(sig, int(value))
+            results.append([ctx.get(o) for o in outs])
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return results
+
+
+@pytest.mark.parametrize("negate", [False, True])
+def test_build_shifted_leaves(negate):
+    """Leaves whose low bits are 0 (digit planes of integer weights): the adders wire those
+    bits past the carry chain, exactly, for every mix of shifts and signs, with constants odd,
+    even and zero."""
+    rng = np.random.default_rng(21)
+    weights = rng.choice([-1, 0, 1], size=(14, 8))
+    weights = np.vstack([weights, weights[:4], -weights[4:8]])  # shared terms of both signs
+    weights[0] = 0
+    weights[1] = -np.abs(weights[1])
+    weights[2] = 0
+    weights[2, 5] = 1
+    shifts = [0, 1, 2, 3, 1, 0, 4, 2]
+    constants = rng.integers(-50, 51, size=len(weights)).tolist()
+    constants[3], constants[4], constants[5] = 0, 24, -16
+    graph = plan_graph(weights)
+    assert graph.items
+    vectors = rng.integers(-4, 4, size=(40, 8))
+    vectors[0], vectors[1] = -4, 3
+    got = evaluate_shifted(graph, shifts, vectors.tolist(), constants=constants, negate=negate)
+    shifted = vectors * (1 << np.array(shifts))
+    assert got == (shifted @ weights.T + np.array(constants)).tolist()
+
+
+def test_cost_leaves_out_the_low_zero_bits():
+    """x << 2 plus y << 3, both 0..7: the sum 0..84 has 7 result bits, of which bits 0-1 are 0
+    and bit 2 is x's, so the chain is bits 3-6, four cells; x - (y << 3) chains from bit 3 too,
+    x << 3 minus y from bit 0."""
+    graph = plan_graph(np.array([[1, 1]]))
+
+    def leaves(ex, ey):
+        return [Leaf(None, 0, 7 << ex, zeros=ex), Leaf(None, 0, 7 << ey, zeros=ey)]
+
+    assert graph_cost(graph, leaves(2, 3)) == 4
+    assert graph_cost(graph, leaves(0, 0)) == 4  # 0..14: four bits, all in the chain
+    minus = plan_graph(np.array([[1, -1]]))
+    # x - (y << 3), x in 0..7: -56..7, 7 bits; y's three zero bits pass x's through
+    assert graph_cost(minus, leaves(0, 3)) == 7 - 3
+    # (x << 3) - y: -7..56, 7 bits, every one in the chain
+    assert graph_cost(minus, leaves(3, 0)) == 7
 
 
 def test_build_checks_leaves():
