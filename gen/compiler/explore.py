@@ -6,7 +6,9 @@ the model allows (every layer unrolled) to the slowest useful one (every layer a
 one behind ``--target-ii``) for the cheapest balanced folding at each, and keeps the distinct
 ones. Each candidate is a folding spec that :func:`gen.compiler.folds.parse_fold` reads back
 into the same plan. Given a part, candidates whose prediction in the part's family's units
-(:func:`gen.compiler.fit.predict`: LUTs, flip-flops and block RAMs) exceeds the part are dropped.
+(:func:`gen.compiler.fit.predict`: LUTs, logic cells, flip-flops and block RAMs), with the pin
+wrapper around them (:func:`gen.compiler.fit.wrapper`, as ``--part`` counts it), exceeds the part
+are dropped.
 """
 
 from dataclasses import dataclass
@@ -69,8 +71,9 @@ def explore(net, *, max_luts=None, part=None):
     max_luts : int, optional
         Drop candidates predicted above this many LUTs (iCE40 units).
     part : str, optional
-        Drop candidates that do not fit this synthesis target's LUTs, flip-flops and block
-        RAMs (all of the part: :func:`gen.compiler.fit.budget` at utilization 1).
+        Drop candidates that, with the pin wrapper, do not fit this synthesis target's LUTs,
+        logic cells, flip-flops and block RAMs (all of the part: :func:`gen.compiler.fit.budget`
+        at utilization 1).
 
     Returns
     -------
@@ -102,7 +105,8 @@ def explore(net, *, max_luts=None, part=None):
         found = _keep(found, lambda c: c.predicted_luts <= max_luts, f"{max_luts:,} LUTs")
     if part is not None:
         family, limit = fit.part_family(part), fit.budget(part, 1.0)
-        predicted = {c.fold: fit.predict(plans[c.fold], family) for c in found}
+        outside = fit.wrapper(net, family)
+        predicted = {c.fold: fit.predict(plans[c.fold], family) + outside for c in found}
         found = _keep(found, lambda c: fit.fits(predicted[c.fold], limit), part, predicted)
     return found
 
