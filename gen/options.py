@@ -10,6 +10,7 @@ import math
 
 from . import version
 from .compiler.build import ROM_CHOICES
+from .compiler.plan import MULTIPLY_CHOICES
 from .flow.targets import TARGETS
 
 __all__ = ["build_parser", "Parser"]
@@ -128,6 +129,14 @@ def _add_compile_options(p):
         default="auto",
         help="where folded layers keep weights and thresholds: block RAM, LUT RAM, logic, or "
         "the synthesizer's choice (auto, the default; Yosys puts small ROMs in logic)",
+    )
+    p.add_argument(
+        "--multiply",
+        choices=MULTIPLY_CHOICES,
+        default="auto",
+        help="how folded layers multiply intN weights: dsp (a multiplier per product, for the "
+        "part's DSP blocks), logic (AND arrays), or auto (the default: with --part, the "
+        "resource model weighs both where the part's DSPs take the products; else logic)",
     )
 
 

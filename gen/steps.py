@@ -176,6 +176,7 @@ def verilog_step(
     rom="auto",
     part=None,
     utilization=None,
+    multiply="auto",
 ):
     """Compile ``net`` into the accelerator folder ``output``, printing the plan and progress."""
     log = progress.StepLog()
@@ -206,6 +207,7 @@ def verilog_step(
             rom=rom,
             part=part,
             utilization=utilization,
+            multiply=multiply,
             vectors=vectors,
             seed=seed,
             data=data,

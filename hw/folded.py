@@ -29,7 +29,16 @@ from amaranth.lib.wiring import In, Out
 from hw.compressor import build_sums, check_bit_adders, check_carry_in, signed_bit_heap
 from hw.encoding import ValueEncoding
 from hw.pipeline import check_stages, tree_latency
-from hw.products import WEIGHT_TYPES, check_weights, product_bits, weight_bits, weight_range_of_rows
+from hw.products import (
+    MULTIPLY,
+    WEIGHT_TYPES,
+    can_multiply,
+    check_weights,
+    multiplier_bits,
+    product_bits,
+    weight_bits,
+    weight_range_of_rows,
+)
 from hw.streamutil import check_encoding, check_positive_int
 from hw.threshold import check_levels, check_thresholds, levels_encoding, threshold_level
 
@@ -108,6 +117,10 @@ class FoldedMatrixVector(wiring.Component):
     rom_style : str, optional
         Where the weight and threshold ROMs go (:data:`ROM_STYLES`): ``"block"`` RAM,
         ``"distributed"`` LUT RAM, ``"logic"``, or the synthesizer's choice (``None``).
+    multiply : str
+        ``"logic"`` (default: AND arrays, :func:`product_bits`) or ``"dsp"`` (``intN`` weights
+        and non-binary inputs only: one ``*`` per product, for the part's multiplier blocks,
+        :func:`hw.products.multiplier_bits`). Both are exact and equally fast in cycles.
 
     Members
     -------
@@ -159,6 +172,7 @@ class FoldedMatrixVector(wiring.Component):
         carry_in="constant",
         bit_adders="logic",
         rom_style=None,
+        multiply="logic",
     ):
         weight_bits(weight_type)
         self._weights = check_weights(weights, weight_type)
@@ -183,6 +197,16 @@ class FoldedMatrixVector(wiring.Component):
                 f"ROM style must be one of {', '.join(map(repr, ROM_STYLES))}, not {rom_style!r}"
             )
         self._rom_attrs = {} if rom_style is None else {"rom_style": rom_style}
+        if multiply not in MULTIPLY:
+            raise ValueError(
+                f"Multiply must be one of {', '.join(map(repr, MULTIPLY))}, not {multiply!r}"
+            )
+        if multiply == "dsp" and not can_multiply(self._input_encoding, weight_type):
+            raise ValueError(
+                f"Multiply 'dsp' takes intN weights and non-binary inputs, not {weight_type} "
+                f"weights and {self._input_encoding.name} inputs"
+            )
+        self._multiply = multiply
         self._stages = stages
         self._bit_adders = bit_adders
         self._carry_in = carry_in
@@ -261,6 +285,15 @@ class FoldedMatrixVector(wiring.Component):
         # issue cycles + ROM read + ROM word register + SIMD sum pipeline + accumulate +
         # output register
         return self.initiation_interval + tree_latency(self._stages) + 4
+
+    @property
+    def multiply(self):
+        return self._multiply
+
+    @property
+    def multipliers(self):
+        """Multipliers the engine has: one per PE and SIMD lane with ``multiply="dsp"``."""
+        return self._pe * self._simd if self._multiply == "dsp" else 0
 
     @property
     def weight_rom_bits(self):
@@ -425,9 +458,19 @@ class FoldedMatrixVector(wiring.Component):
         for p in range(pe):
             bits, constant = [], 0
             for s in range(simd):
-                product, offset = product_bits(
-                    x_slice[s], self._input_encoding, tile[p][s], self._weight_type
-                )
+                if self._multiply == "dsp":
+                    product, offset = multiplier_bits(
+                        m,
+                        x_slice[s],
+                        self._input_encoding,
+                        tile[p][s],
+                        self._weight_type,
+                        name=f"product_{p}_{s}",
+                    )
+                else:
+                    product, offset = product_bits(
+                        x_slice[s], self._input_encoding, tile[p][s], self._weight_type
+                    )
                 bits += product
                 constant += offset
             heaps.append(signed_bit_heap(bits, constant))

@@ -9,17 +9,28 @@ too.
 """
 
 import numpy as np
+from amaranth.hdl import Signal, Value
 
 from hw.dotproduct import value_bits
 from hw.encoding import ValueEncoding
+from hw.pipeline import shape_for_range
 
 __all__ = [
     "WEIGHT_TYPES",
+    "MULTIPLY",
     "weight_bits",
     "check_weights",
     "weight_range_of_rows",
     "product_bits",
+    "product_range",
+    "can_multiply",
+    "multiplier_bits",
 ]
+
+#: How a folded engine multiplies an ``intN`` weight: ``logic`` (an AND array into the PE's
+#: compressor tree, :func:`product_bits`) or ``dsp`` (one ``*`` per product, which Yosys maps to
+#: the part's multiplier blocks, :func:`multiplier_bits`).
+MULTIPLY = ("logic", "dsp")
 
 #: Weight types a folded engine stores: ternary (2 ROM bits), binary (1), and ``intN``
 #: two's complement integers of N = 2..8 bits (TTQ, QNN/DoReFa weights).
@@ -137,6 +148,49 @@ def product_bits(x, input_encoding, w, weight_type):
         constant -= weight
     out.extend((raw, exponent, sign) for exponent, sign in _signed_digits(coefficient))
     return out, constant
+
+
+def product_range(input_encoding, weight_type):
+    """``(lo, hi)`` of one product of an input of ``input_encoding`` and an ``intN`` weight."""
+    bits = weight_bits(weight_type)
+    corners = [
+        x * w
+        for x in (input_encoding.min, input_encoding.max)
+        for w in (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+    ]
+    return min(corners), max(corners)
+
+
+def can_multiply(input_encoding, weight_type):
+    """Whether ``multiply="dsp"`` applies: ``intN`` weights and inputs of two or more bits (a
+    binary input's product is a select of ``w`` or ``-w``, no work for a multiplier)."""
+    return weight_type.startswith("int") and input_encoding.kind != "binary"
+
+
+def multiplier_bits(m, x, input_encoding, w, weight_type, *, name):
+    """``x * w`` as one multiplier, the product's signal in ``m``: ``(bits, constant)`` in the
+    form of :func:`product_bits`, the product's bits with their two's complement weights.
+
+    The product is a ``*`` of the input's value and the ROM word read as a signed integer,
+    into a signal of the product's exact range (:func:`product_range`): Yosys maps it to a
+    multiplier block where the part has one and its widths qualify (``synth_ecp5``:
+    ``MULT18X18D`` for operands of 2 to 18 bits; ``synth_ice40 -dsp``: ``SB_MAC16`` for a
+    product of 11 to 32 bits), else to logic.
+    """
+    if not can_multiply(input_encoding, weight_type):
+        raise ValueError(
+            f"A multiplier takes intN weights and non-binary inputs, not {weight_type} weights "
+            f"and {input_encoding.name} inputs"
+        )
+    lo, hi = product_range(input_encoding, weight_type)
+    value = Value.cast(x)
+    value = value.as_unsigned() if input_encoding.kind == "uint" else value.as_signed()
+    product = Signal(shape_for_range(lo, hi), name=name)
+    m.d.comb += product.eq(value * Value.cast(w).as_signed())
+    width = product.shape().width
+    if lo >= 0:
+        return value_bits(product, ValueEncoding.uint(width))
+    return value_bits(product, ValueEncoding.int(width))
 
 
 def _int_product_bits(x, input_encoding, w, bits):

@@ -240,9 +240,15 @@ def test_every_n_bit_product(encoding, weight_type):
 INT_INPUTS = [TERNARY, BINARY, ValueEncoding.uint(4), ValueEncoding.int(4)]
 
 
-@pytest.mark.parametrize("encoding", INT_INPUTS, ids=str)
-@pytest.mark.parametrize("bits", [2, 3, 5])
-def test_every_int_weight_product(encoding, bits):
+def multiply_cases(encodings):
+    """(encoding, multiply) pairs: the AND array for every encoding, the multiplier (``dsp``)
+    for those it takes (not binary inputs)."""
+    return [(e, "logic") for e in encodings] + [(e, "dsp") for e in encodings if e.kind != "binary"]
+
+
+@pytest.mark.parametrize("encoding, multiply", multiply_cases(INT_INPUTS), ids=str)
+@pytest.mark.parametrize("bits", [2, 3, 5, 8])
+def test_every_int_weight_product(encoding, multiply, bits):
     """Every ``intN`` weight times every input value, one product per row."""
     weights = np.arange(-(1 << (bits - 1)), 1 << (bits - 1))[:, None]
     xs = np.arange(encoding.min, encoding.max + 1)[:, None]
@@ -257,14 +263,15 @@ def test_every_int_weight_product(encoding, bits):
         weight_type=f"int{bits}",
         stages=1,
         max_delay=1,
+        multiply=multiply,
     )
     assert np.array_equal(got, ref_folded(weights, xs))
 
 
 @pytest.mark.parametrize("pe, simd", [(1, 1), (2, 4), (6, 8), (3, 2)])
-@pytest.mark.parametrize("encoding", INT_INPUTS, ids=str)
+@pytest.mark.parametrize("encoding, multiply", multiply_cases(INT_INPUTS), ids=str)
 @pytest.mark.parametrize("bits, levels", [(2, (-1, 0, 1)), (4, None), (8, (0, 1, 2, 3))])
-def test_int_weight_layers_with_stalls(pe, simd, encoding, bits, levels):
+def test_int_weight_layers_with_stalls(pe, simd, encoding, multiply, bits, levels):
     """Random ``intN`` layers with the weights' and inputs' extremes, thresholds, stalls."""
     rng = np.random.default_rng([pe, simd, encoding.width, bits])
     rows, cols = 6, 8
@@ -295,6 +302,7 @@ def test_int_weight_layers_with_stalls(pe, simd, encoding, bits, levels):
         weight_type=weight_type,
         max_delay=3,
         seed=pe * 10 + simd + bits,
+        multiply=multiply,
         **kwargs,
     )
     expect = ref_folded(weights, xs, levels, kwargs.get("thresholds"))
@@ -496,6 +504,21 @@ def test_parameter_errors():
         ValueError,
         r"Bit adders must be one of \('logic', 'carry'\), not 'lut'",
         bit_adders="lut",
+    )
+    check(ValueError, r"Multiply must be one of 'logic', 'dsp', not 'mac'", multiply="mac")
+    check(
+        ValueError,
+        r"Multiply 'dsp' takes intN weights and non-binary inputs, not ternary weights and "
+        r"ternary inputs",
+        multiply="dsp",
+    )
+    check(
+        ValueError,
+        r"Multiply 'dsp' takes intN weights and non-binary inputs, not int4 weights and "
+        r"binary inputs",
+        multiply="dsp",
+        weight_type="int4",
+        input_encoding=BINARY,
     )
     check(
         ValueError,

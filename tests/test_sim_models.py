@@ -256,9 +256,9 @@ def test_one_flipped_weight_fails_exactly_where_the_golden_model_says(sim, tmp_p
 # --- random descriptions ---------------------------------------------------------------------
 
 
-def check_random_description(doc, fold, sim, directory):
+def check_random_description(doc, fold, sim, directory, **options):
     net = network.from_dict(doc)
-    the_compiled = compiler.compile_network(net, fold)
+    the_compiled = compiler.compile_network(net, fold, **options)
     inputs = np.concatenate([folder.corner_inputs(net), golden.random_inputs(net, 60, 3)])
     folder.write_folder(
         the_compiled, directory, (inputs, golden.run(net, inputs), "corners+random:3")
@@ -334,3 +334,32 @@ FCN = {
 def test_class_map_network(sim, fold, tmp_path):
     """A class_map output (h*w indices in one transfer) in cocotb, unrolled and folded."""
     check_random_description(FCN, fold, sim, str(tmp_path / "accelerator"))
+
+
+#: intN weights times uint4 and ternary inputs, at their extremes, for multipliers (DSP blocks).
+INT_MLP = {
+    "format": "tnn/2",
+    "name": "int-mlp",
+    "input": {"shape": [8], "type": "uint4"},
+    "layers": [
+        {"type": "dense", "out": 4, "weight_type": "int8",
+         "weights": [[127, -128, 0, 1, -1, 64, -64, 3], [-128] * 8, [0] * 8,
+                     [5, -7, 100, -100, 127, 0, 2, -2]],
+         "activation": {"levels": [-1, 0, 1], "thresholds": [[-200, 200], [-1, 0], [0, 1],
+                                                             [-1000, 1000]]}},
+        {"type": "dense", "out": 3, "weight_type": "int4",
+         "weights": [[7, -8, 0, 1], [-8, -8, -8, -8], [0, 0, 0, 0]], "activation": None},
+    ],
+    "output": "argmax",
+}  # fmt: skip
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_multipliers_in_cocotb(sim, tmp_path):
+    """Folded intN engines built with multipliers (``--multiply dsp``), with stalls."""
+    check_random_description(
+        INT_MLP, "0:2,4;1:3,2", sim, str(tmp_path / "accelerator"), multiply="dsp"
+    )
+    compiled = compiler.compile_network(network.from_dict(INT_MLP), "0:2,4;1:3,2", multiply="dsp")
+    assert [layer["multiply"] for layer in compiled.metadata["layers"]] == ["dsp", "dsp"]

@@ -216,6 +216,7 @@ class _Pipeline:
             thresholds=None if act is None else act.thresholds,
             stages=lp.stages,
             rom_style=self.rom_style,
+            multiply=lp.multiply,
         )
         self.encoding = engine.output_encoding
         return [_stage(f"l{index}_mvu", engine, index)]

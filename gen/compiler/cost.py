@@ -133,11 +133,26 @@ def _simd_product(in_bits, weight_type):
     return in_bits, in_bits + 1.5
 
 
-def folded(rows, cols, pe, simd, in_bits, acc_bits, n_thresholds, weight_type, *, stages):
+def folded(
+    rows,
+    cols,
+    pe,
+    simd,
+    in_bits,
+    acc_bits,
+    n_thresholds,
+    weight_type,
+    *,
+    stages,
+    product_bits=None,
+):
     """A folded matrix-vector engine: SIMD sums, accumulators, comparators, buffers, ROMs.
 
     ``weight_type`` (``ternary``, ``binary``, ``intN``) sets the ROM's bits per weight and the
-    products (:func:`_simd_product`).
+    products (:func:`_simd_product`). ``product_bits``, given for an engine built with
+    ``multiply="dsp"``, is the width of each product, a multiplier block's result that enters
+    the heap as one word: no product LUTs (the multipliers are counted by
+    :mod:`gen.compiler.fit`, per family).
     The SIMD sums are compressor trees as in :func:`unrolled_dot`, with the same coefficients
     per heap bit, behind the products' LUTs. ``stages`` is the SIMD sums' pipeline depth (the
     plan's, from :func:`hw.folded.default_stages`). Measured (Yosys 0.23 ``synth_ice40``,
@@ -147,8 +162,11 @@ def folded(rows, cols, pe, simd, in_bits, acc_bits, n_thresholds, weight_type, *
     """
     row_folds, col_folds = rows // pe, cols // simd
     weight_bits = rom_bits_per_weight(weight_type)
-    product_luts, product_bits = _simd_product(in_bits, weight_type)
-    bits = pe * simd * product_bits
+    if product_bits is None:
+        product_luts, heap_per_product = _simd_product(in_bits, weight_type)
+    else:
+        product_luts, heap_per_product = 0, product_bits
+    bits = pe * simd * heap_per_product
     sum_luts = pe * simd * product_luts + LUT_PER_HEAP_BIT * bits
     sum_carry = CARRY_PER_HEAP_BIT * bits
     largest = 1 if in_bits <= 2 else (1 << in_bits) - 1  # of one product's magnitude

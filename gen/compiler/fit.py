@@ -11,6 +11,9 @@ engines' ROMs as bits. Here a plan's prediction becomes a target family's figure
   and shallow ROMs in logic, the others in block RAM (:func:`rom_placement`).
 - **Family scale**: LUTs and flip-flops times :data:`FAMILY_SCALE`, fitted to synthesis of the
   designs of ``bench/cost_fit.py`` (Yosys 0.23, synthesis only) where a scale helps.
+- **Multipliers**: a folded engine built with ``multiply="dsp"`` takes a multiplier block per
+  PE and SIMD lane where the family's synthesis maps its products (:func:`multiplier_maps`),
+  else its products are logic and are counted as the AND arrays they are as wide as.
 
 :func:`budget` is a part's capacity times a utilization bound, and :func:`fits` compares a
 prediction with it: what ``--part`` folds a network to fill.
@@ -20,6 +23,8 @@ import math
 from dataclasses import dataclass
 
 from hw.folded import weight_bits
+from hw.pipeline import shape_for_range
+from hw.products import can_multiply, product_range
 
 from ..flow.targets import TARGETS, get_target
 from .folds import CompileError
@@ -44,6 +49,8 @@ __all__ = [
     "describe",
     "part_family",
     "wrapper",
+    "multiplier_maps",
+    "MULTIPLIER_MIN_BITS",
 ]
 
 #: Measured / predicted (iCE40 units) per family, after the ROMs are placed: bench/cost_fit.py's
@@ -68,6 +75,12 @@ AUTO_BLOCK_BITS = {"ice40": 1024, "ecp5": 1024, "xilinx": 4097}
 AUTO_LARGE_BITS = {"ice40": None, "ecp5": 16384, "xilinx": None}
 #: Fraction of the part's LUTs, flip-flops and block RAMs that ``--part`` fills at most.
 DEFAULT_UTILIZATION = 0.8
+
+#: The narrowest product (result bits) that Yosys 0.23 maps to the family's multiplier block
+#: (its mul2dsp ``DSP_Y_MINWIDTH``), measured on folded int5 to int8 by uint4 engines:
+#: ``synth_ice40 -dsp`` made SB_MAC16s of 11-bit products, not of 10-bit ones; ``synth_xilinx``
+#: DSP48E1s of 9-bit products, not of 8-bit ones; ``synth_ecp5`` MULT18X18Ds of all of them.
+MULTIPLIER_MIN_BITS = {"ice40": 11, "ecp5": 2, "xilinx": 9}
 
 #: (depth, width) configurations of each family's block RAM primitive used as a ROM.
 BLOCK_SHAPES = {
@@ -98,14 +111,15 @@ WRAPPER_LUT_PER_BIT = 0.25
 @dataclass(frozen=True)
 class PartResources:
     """A prediction in one family's units: LUTs (LUT4, or LUT6 on Xilinx), flip-flops, block
-    RAM primitives, and ``cells``, the logic cells that LUTs and flip-flops pack into (iCE40:
-    :data:`ICE40_UNPAIRED_FF`; elsewhere each figure has sites of its own and ``cells`` is the
-    LUTs). ``cells`` left out is ``luts``."""
+    RAM primitives, multiplier blocks (``dsp``), and ``cells``, the logic cells that LUTs and
+    flip-flops pack into (iCE40: :data:`ICE40_UNPAIRED_FF`; elsewhere each figure has sites of
+    its own and ``cells`` is the LUTs). ``cells`` left out is ``luts``."""
 
     luts: int = 0
     ffs: int = 0
     bram: int = 0
     cells: int = None
+    dsp: int = 0
 
     def __post_init__(self):
         if self.cells is None:
@@ -117,10 +131,17 @@ class PartResources:
             self.ffs + other.ffs,
             self.bram + other.bram,
             self.cells + other.cells,
+            self.dsp + other.dsp,
         )
 
     def asdict(self):
-        return {"luts": self.luts, "ffs": self.ffs, "bram": self.bram, "cells": self.cells}
+        return {
+            "luts": self.luts,
+            "ffs": self.ffs,
+            "bram": self.bram,
+            "cells": self.cells,
+            "dsp": self.dsp,
+        }
 
 
 def roms(net, layer_plan, ranges):
@@ -175,11 +196,29 @@ def rom_placement(depth, width, rom, family):
     return rom
 
 
+def multiplier_maps(family, input_encoding, weight_type):
+    """Whether ``family``'s synthesis maps an engine's ``multiply="dsp"`` products (inputs of
+    ``input_encoding`` times ``weight_type`` weights) to multiplier blocks
+    (:data:`MULTIPLIER_MIN_BITS`)."""
+    if family not in MULTIPLIER_MIN_BITS or not can_multiply(input_encoding, weight_type):
+        return False
+    width = shape_for_range(*product_range(input_encoding, weight_type)).width
+    return width >= MULTIPLIER_MIN_BITS[family]
+
+
 def layer_terms(net, layer_plan, ranges, family, rom="auto"):
     """One layer's unscaled figures for ``family``: the resource model's ``luts``, ``carry``
     and ``ffs`` (iCE40 units), ``rom_luts`` (its ROMs built as logic or LUT RAM, in the
-    family's LUTs) and ``bram`` (block RAM primitives)."""
-    base = layer_plan.predicted
+    family's LUTs), ``bram`` (block RAM primitives) and ``dsp`` (multiplier blocks)."""
+    from .plan import layer_estimate, layer_input_encoding
+
+    base, dsp = layer_plan.predicted, 0
+    if getattr(layer_plan, "multiply", "logic") == "dsp":
+        weight_type = net.layers[layer_plan.index].weight_type
+        if multiplier_maps(family, layer_input_encoding(net, layer_plan.index), weight_type):
+            dsp = layer_plan.pe * layer_plan.simd
+        else:  # the products stay logic: as many LUTs as the AND arrays
+            base = layer_estimate(net, layer_plan, ranges, multiply="logic")
     rom_l, bram = 0, 0
     for depth, width in roms(net, layer_plan, ranges):
         where = rom_placement(depth, width, rom, family)
@@ -195,6 +234,7 @@ def layer_terms(net, layer_plan, ranges, family, rom="auto"):
         "ffs": base.ffs,
         "rom_luts": rom_l,
         "bram": bram,
+        "dsp": dsp,
     }
 
 
@@ -206,7 +246,7 @@ def scale_terms(terms, family, *, scaled=True):
     luts = terms["luts"] * k["luts"] + terms["carry"] * k["carry"] + terms["rom_luts"]
     ffs = terms["ffs"] * k["ffs"]
     cells = luts + ICE40_UNPAIRED_FF * ffs if family == "ice40" else luts
-    return PartResources(round(luts), round(ffs), terms["bram"], round(cells))
+    return PartResources(round(luts), round(ffs), terms["bram"], round(cells), terms["dsp"])
 
 
 def predict_layer(net, layer_plan, ranges, family, rom="auto", *, scaled=True):
@@ -220,7 +260,7 @@ def plan_terms(the_plan, family, *, rom=None):
 
     rom = rom or the_plan.options.get("rom", "auto")
     ranges = analyze_ranges(the_plan.net)
-    total = dict.fromkeys(("luts", "carry", "ffs", "rom_luts", "bram"), 0)
+    total = dict.fromkeys(("luts", "carry", "ffs", "rom_luts", "bram", "dsp"), 0)
     for layer_plan in the_plan.layers:
         for key, value in layer_terms(the_plan.net, layer_plan, ranges, family, rom).items():
             total[key] += value
@@ -269,7 +309,7 @@ def part_family(part):
 
 
 def budget(part, utilization=DEFAULT_UTILIZATION):
-    """The part's LUTs, flip-flops and block RAMs times ``utilization``: a
+    """The part's LUTs, flip-flops, block RAMs and multiplier blocks times ``utilization``: a
     :class:`PartResources` that a plan for ``part`` must fit."""
     if not 0 < utilization <= 1:
         raise CompileError(f"utilization must be above 0 and at most 1, not {utilization}")
@@ -279,14 +319,18 @@ def budget(part, utilization=DEFAULT_UTILIZATION):
         int(capacity["luts"] * utilization),
         int(capacity["ffs"] * utilization),
         int(capacity.get("bram", 0) * utilization),
+        dsp=int(capacity.get("dsp", 0) * utilization),
     )
 
 
 def describe(resources):
-    """``"4,026 LUTs (5,761 logic cells), 3,389 flip-flops, 7 block RAMs"``."""
+    """``"4,026 LUTs (5,761 logic cells), 3,389 flip-flops, 7 block RAMs"`` (and ``", 8
+    DSPs"`` where there are any)."""
     cells = f" ({resources.cells:,} logic cells)" if resources.cells != resources.luts else ""
+    dsp = f", {resources.dsp} DSP{'s' if resources.dsp != 1 else ''}" if resources.dsp else ""
     return (
-        f"{resources.luts:,} LUTs{cells}, {resources.ffs:,} flip-flops, {resources.bram} block RAMs"
+        f"{resources.luts:,} LUTs{cells}, {resources.ffs:,} flip-flops, "
+        f"{resources.bram} block RAMs{dsp}"
     )
 
 
@@ -298,4 +342,5 @@ def fits(prediction, limit):
         and prediction.ffs <= limit.ffs
         and prediction.bram <= limit.bram
         and prediction.cells <= limit.cells
+        and prediction.dsp <= limit.dsp
     )

@@ -15,6 +15,8 @@ from hw.argmax import default_stages as argmax_stages
 from hw.dotproduct import default_stages as dot_stages
 from hw.dotproduct import digit_matrix
 from hw.folded import default_stages as folded_stages
+from hw.pipeline import shape_for_range
+from hw.products import can_multiply, product_range
 
 from ..network import Conv2d, MaxPool
 from ..network.ranges import analyze_ranges
@@ -22,7 +24,22 @@ from . import cost, fit
 from .build import encoding_of
 from .folds import CompileError, divisors, parse_fold
 
-__all__ = ["LayerPlan", "Plan", "plan", "describe_plan", "value_bits"]
+__all__ = [
+    "LayerPlan",
+    "Plan",
+    "plan",
+    "describe_plan",
+    "value_bits",
+    "layer_estimate",
+    "layer_input_encoding",
+    "MULTIPLY_CHOICES",
+]
+
+#: ``--multiply``: how folded engines multiply ``intN`` weights. ``logic``: AND arrays;
+#: ``dsp``: a multiplier per product wherever an engine can (intN weights, non-binary inputs);
+#: ``auto``: with a part that has multiplier blocks, each auto layer's folding is weighed with
+#: and without them where the part's synthesis maps its products, else logic.
+MULTIPLY_CHOICES = ("auto", "dsp", "logic")
 
 
 @dataclass(frozen=True)
@@ -34,7 +51,8 @@ class LayerPlan:
     ``stages`` is the pipeline depth of the engine's sums (a :class:`hw.dotproduct.DotProduct`'s
     adder tree, a :class:`hw.folded.FoldedMatrixVector`'s SIMD sums; None for a pool): decided
     here, once, from the block's own default, and read by the estimate, the build and the
-    metadata.
+    metadata. ``multiply`` is how a folded engine multiplies (``logic`` or ``dsp``,
+    :class:`hw.folded.FoldedMatrixVector`); ``logic`` for the other engines.
     """
 
     index: int
@@ -46,6 +64,7 @@ class LayerPlan:
     initiation_interval: int
     predicted: cost.Resources
     stages: int | None = None
+    multiply: str = "logic"
 
 
 @dataclass
@@ -82,7 +101,20 @@ def value_bits(value_type):
     return encoding_of(value_type).width
 
 
-def _layer_estimate(net, index, engine, pe, simd, stages, ranges):
+def layer_input_encoding(net, index):
+    """The :class:`hw.encoding.ValueEncoding` of layer ``index``'s inputs."""
+    return encoding_of(net.types[index])
+
+
+def layer_estimate(net, layer_plan, ranges, *, multiply=None):
+    """A layer plan's :class:`gen.compiler.cost.Resources` (its own ``multiply`` unless given)."""
+    lp = layer_plan
+    return _layer_estimate(
+        net, lp.index, lp.engine, lp.pe, lp.simd, lp.stages, ranges, multiply or lp.multiply
+    )
+
+
+def _layer_estimate(net, index, engine, pe, simd, stages, ranges, multiply="logic"):
     layer = net.layers[index]
     in_type, out_type = net.types[index], net.types[index + 1]
     in_bits = value_bits(in_type)
@@ -106,8 +138,21 @@ def _layer_estimate(net, index, engine, pe, simd, stages, ranges):
         if n_thr:
             est = est + cost.threshold(rows, acc_bits, n_thr, out_bits)
     else:
+        product = None
+        if multiply == "dsp":
+            span = product_range(layer_input_encoding(net, index), layer.weight_type)
+            product = shape_for_range(*span).width
         est = cost.folded(
-            rows, cols, pe, simd, in_bits, acc_bits, n_thr, layer.weight_type, stages=stages
+            rows,
+            cols,
+            pe,
+            simd,
+            in_bits,
+            acc_bits,
+            n_thr,
+            layer.weight_type,
+            stages=stages,
+            product_bits=product,
         )
     if isinstance(layer, Conv2d):
         est = est + cost.window(
@@ -133,7 +178,15 @@ def _scan_cycles(net, index):
     return cycles
 
 
-def _layer_plan(net, index, fold, ranges):
+def can_use_multipliers(net, index):
+    """Whether layer ``index``, folded, can multiply in multiplier blocks (``multiply="dsp"``)."""
+    layer = net.layers[index]
+    if isinstance(layer, MaxPool):
+        return False
+    return can_multiply(layer_input_encoding(net, index), layer.weight_type)
+
+
+def _layer_plan(net, index, fold, ranges, multiply="logic"):
     layer = net.layers[index]
     positions = _positions(net, index)
     if isinstance(layer, MaxPool):
@@ -158,6 +211,10 @@ def _layer_plan(net, index, fold, ranges):
         engine = "folded"
         per_position = (rows // pe) * (cols // simd)
         stages = folded_stages(simd)
+        if multiply == "dsp" and not can_use_multipliers(net, index):
+            multiply = "logic"
+    if engine != "folded":
+        multiply = "logic"
     ii = positions * per_position
     if isinstance(layer, Conv2d):
         ii = max(ii, _scan_cycles(net, index))
@@ -169,20 +226,38 @@ def _layer_plan(net, index, fold, ranges):
         simd,
         positions,
         ii,
-        _layer_estimate(net, index, engine, pe, simd, stages, ranges),
+        _layer_estimate(net, index, engine, pe, simd, stages, ranges, multiply),
         stages,
+        multiply,
     )
 
 
-def _candidates(net, index, ranges):
+def _candidates(net, index, ranges, multiplies=("logic",)):
+    """Every folding of layer ``index``: unrolled, and each (PE, SIMD) with each of
+    ``multiplies`` that the layer can use."""
     layer = net.layers[index]
     rows, cols = layer.weights.shape
     plans = [_layer_plan(net, index, "unrolled", ranges)]
+    kinds = [k for k in multiplies if k == "logic" or can_use_multipliers(net, index)]
     for pe in divisors(rows):
         for simd in divisors(cols):
             if (pe, simd) != (rows, cols):
-                plans.append(_layer_plan(net, index, (pe, simd), ranges))
+                plans.extend(_layer_plan(net, index, (pe, simd), ranges, k) for k in kinds)
     return plans
+
+
+def _multiplies(net, index, multiply, part):
+    """The ``multiply`` kinds an auto layer's foldings are weighed with (see
+    :data:`MULTIPLY_CHOICES`)."""
+    if multiply != "auto":
+        return (multiply,)
+    if part is None or not fit.budget(part, 1.0).dsp or not can_use_multipliers(net, index):
+        return ("logic",)
+    family = fit.part_family(part)
+    layer = net.layers[index]
+    if not fit.multiplier_maps(family, layer_input_encoding(net, index), layer.weight_type):
+        return ("logic",)
+    return ("logic", "dsp")
 
 
 def plan(
@@ -194,6 +269,7 @@ def plan(
     rom="auto",
     part=None,
     utilization=fit.DEFAULT_UTILIZATION,
+    multiply="auto",
 ):
     """Choose every layer's engine: returns a :class:`Plan`.
 
@@ -205,13 +281,21 @@ def plan(
     (:mod:`gen.compiler.fit`), fit within ``utilization`` of the part. ``part`` with
     ``target_ii`` checks that the folding for that interval fits. With none of them, ``auto``
     means unrolled; any of them with no ``auto`` layer is an error (it would have nothing to
-    choose).
+    choose). ``multiply`` (:data:`MULTIPLY_CHOICES`) is how folded engines multiply ``intN``
+    weights; a layer whose folding the spec fixes multiplies in logic unless it is ``dsp``.
     """
     if part is not None and max_luts is not None:
         raise CompileError("give a part or a LUT limit, not both")
+    if multiply not in MULTIPLY_CHOICES:
+        raise CompileError(
+            f"multiply: expected one of {', '.join(MULTIPLY_CHOICES)}, not {multiply!r}"
+        )
     folds = parse_fold(fold, net)
     ranges = analyze_ranges(net)
-    fixed = {k: _layer_plan(net, k, f, ranges) for k, f in folds.items() if f != "auto"}
+    fixed_multiply = "dsp" if multiply == "dsp" else "logic"
+    fixed = {
+        k: _layer_plan(net, k, f, ranges, fixed_multiply) for k, f in folds.items() if f != "auto"
+    }
     auto = [k for k, f in folds.items() if f == "auto"]
     pools = {
         k: _layer_plan(net, k, None, ranges)
@@ -223,6 +307,7 @@ def plan(
         "target_ii": target_ii,
         "max_luts": max_luts,
         "rom": rom,
+        "multiply": multiply,
     }
     if part is not None:
         options.update(part=part, utilization=utilization)
@@ -239,7 +324,7 @@ def plan(
     if not auto or not limited:
         chosen = {k: _layer_plan(net, k, "unrolled", ranges) for k in auto}
         return Plan(net, _ordered({**fixed, **pools, **chosen}), options, argmax)
-    candidates = {k: _candidates(net, k, ranges) for k in auto}
+    candidates = {k: _candidates(net, k, ranges, _multiplies(net, k, multiply, part)) for k in auto}
     floor = max([p.initiation_interval for p in (*fixed.values(), *pools.values())] + [1])
     measure, limit = _resource_measure(net, ranges, part, utilization, max_luts, rom)
 
@@ -317,13 +402,36 @@ def plan(
                 f"smallest folding is predicted at {fit.describe(smallest)}; choose a larger part "
                 "or a higher --utilization"
             )
+    if part is not None:
+        chosen = _use_idle_multipliers(chosen, candidates, total, measure, limit)
     return Plan(net, _ordered({**fixed, **pools, **chosen}), options, argmax)
+
+
+def _use_idle_multipliers(chosen, candidates, total, measure, limit):
+    """``chosen`` with layers moved to their multiplier-block variant (the same folding with
+    ``multiply="dsp"``) while the part's multipliers last: the layers that save the most logic
+    cells per multiplier first, each only if the whole still fits ``limit``."""
+    swaps = []
+    for k, lp in chosen.items():
+        if lp.multiply != "logic" or lp.engine != "folded":
+            continue
+        for other in candidates[k]:
+            if (other.pe, other.simd, other.multiply) == (lp.pe, lp.simd, "dsp"):
+                here, there = measure(lp), measure(other)
+                if there.dsp and there.cells < here.cells:
+                    swaps.append(((here.cells - there.cells) / there.dsp, k, other))
+    result = dict(chosen)
+    for _, k, other in sorted(swaps, key=lambda swap: (-swap[0], swap[1])):
+        attempt = {**result, k: other}
+        if fit.fits(total(attempt), limit):
+            result = attempt
+    return result
 
 
 _UNLIMITED = 1 << 62
 #: Combinations :func:`_search` tries before it gives an interval up.
 _SEARCH_BUDGET = 100_000
-_KEYS = ("luts", "cells", "ffs", "bram")
+_KEYS = ("luts", "cells", "ffs", "bram", "dsp")
 
 
 def _pareto(plans, measure, limit):
@@ -367,7 +475,9 @@ def _resource_measure(net, ranges, part, utilization, max_luts, rom):
     """``(measure, limit)``: a layer plan's resources as the limit counts them, and the limit
     (a part's budget in its family's units, or ``max_luts`` iCE40 LUTs, or none)."""
     if part is None:
-        limit = fit.PartResources(max_luts or _UNLIMITED, _UNLIMITED, _UNLIMITED, _UNLIMITED)
+        limit = fit.PartResources(
+            max_luts or _UNLIMITED, _UNLIMITED, _UNLIMITED, _UNLIMITED, _UNLIMITED
+        )
         return (lambda p: fit.PartResources(p.predicted.luts, 0, 0)), limit
     family = fit.part_family(part)
     limit = fit.budget(part, utilization)
@@ -378,7 +488,8 @@ def _share(resources, limit):
     """A layer's resources as a sum of fractions of the limit: what the cheapest folding
     minimizes (LUTs alone when only LUTs are limited)."""
     return sum(
-        getattr(resources, key) / max(getattr(limit, key), 1) for key in ("cells", "ffs", "bram")
+        getattr(resources, key) / max(getattr(limit, key), 1)
+        for key in ("cells", "ffs", "bram", "dsp")
     )
 
 

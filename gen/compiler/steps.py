@@ -15,7 +15,7 @@ from .build import ROM_CHOICES, Accelerator, OutputInfo, build
 from .cycles import cycle_model
 from .fit import DEFAULT_UTILIZATION
 from .folds import CompileError
-from .plan import Plan, plan
+from .plan import MULTIPLY_CHOICES, Plan, plan
 
 __all__ = [
     "Compilation",
@@ -47,6 +47,7 @@ class CompileOptions:
     rom: str = "auto"
     part: str | None = None
     utilization: float = DEFAULT_UTILIZATION
+    multiply: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ def step_plan(c):
             rom=o.rom,
             part=o.part,
             utilization=o.utilization,
+            multiply=o.multiply,
         ),
     )
 
@@ -132,6 +134,7 @@ def compile_network(
     rom="auto",
     part=None,
     utilization=DEFAULT_UTILIZATION,
+    multiply="auto",
     until=None,
     on_step=None,
 ):
@@ -140,9 +143,9 @@ def compile_network(
     Parameters
     ----------
     net : gen.network.Network
-    fold, target_ii, max_luts, rom, part, utilization
-        The :class:`CompileOptions` (``rom``: :data:`gen.compiler.build.ROM_CHOICES`; ``part``
-        and ``utilization``: :func:`gen.compiler.plan.plan`).
+    fold, target_ii, max_luts, rom, part, utilization, multiply
+        The :class:`CompileOptions` (``rom``: :data:`gen.compiler.build.ROM_CHOICES`; ``part``,
+        ``utilization`` and ``multiply``: :func:`gen.compiler.plan.plan`).
     until : str, optional
         Stop after the step of this name.
     on_step : callable, optional
@@ -158,7 +161,11 @@ def compile_network(
         raise ValueError(f"Step must be one of {', '.join(names)}, not {until!r}")
     if rom not in ROM_CHOICES:
         raise CompileError(f"rom: expected one of {', '.join(ROM_CHOICES)}, not {rom!r}")
-    options = CompileOptions(fold, target_ii, max_luts, rom, part, utilization)
+    if multiply not in MULTIPLY_CHOICES:
+        raise CompileError(
+            f"multiply: expected one of {', '.join(MULTIPLY_CHOICES)}, not {multiply!r}"
+        )
+    options = CompileOptions(fold, target_ii, max_luts, rom, part, utilization, multiply)
     state = Compilation(net, options)
     for name, step in STEPS:
         state = step(state)

@@ -55,7 +55,8 @@ TARGETS = {
             name="ice40-up5k",
             family="ice40",
             part="iCE40UP5K-SG48",
-            synth="synth_ice40 -top {top}",
+            # -dsp: multipliers (folded intN engines' multiply="dsp") to SB_MAC16
+            synth="synth_ice40 -dsp -top {top}",
             pnr_tool="nextpnr-ice40",
             pnr_args=("--up5k", "--package", "sg48"),
             # iCE40 UltraPlus family data sheet (FPGA-DS-02008): 5280 LUTs, 30 EBR,

@@ -54,6 +54,8 @@ def metadata(compilation):
                 "predicted": lp.predicted.asdict(),
             }
         )
+        if lp.engine == "folded":
+            layers[-1]["multiply"] = lp.multiply
     name = top_name(net.name)
     out_width = info.count * info.encoding.width
     return {
@@ -255,6 +257,7 @@ def compile_to_folder(
     rom="auto",
     part=None,
     utilization=None,
+    multiply="auto",
     vectors=256,
     seed=0,
     data=None,
@@ -267,7 +270,7 @@ def compile_to_folder(
     net : gen.network.Network
     out_dir : str
         The folder (created if missing).
-    fold, target_ii, max_luts, rom, part, utilization
+    fold, target_ii, max_luts, rom, part, utilization, multiply
         As :func:`gen.compiler.compile_network` takes them (``utilization``: its default
         unless given).
     vectors, seed, data
@@ -293,6 +296,7 @@ def compile_to_folder(
         max_luts=max_luts,
         rom=rom,
         part=part,
+        multiply=multiply,
         on_step=on_step,
         **limits,
     )
