@@ -168,3 +168,16 @@ def test_yosys_maps_the_products_to_the_parts_multipliers(target, cell, tmp_path
     accelerator = report["resources"]["accelerator"]
     assert accelerator["dsp"] == predicted
     assert accelerator["cells"][cell] == predicted
+
+
+def test_more_products_than_the_parts_blocks_stop_before_yosys():
+    """Forced multipliers beyond the part's blocks: a clear error before synthesis, naming
+    the blocks and the ways out (the UP5K has 8 SB_MAC16; this folding's int8 layer takes 16)."""
+    from gen.flow.errors import SynthInputError
+
+    net = int_mlp([16, 8, 4], 8)
+    meta = compiler.compile_network(net, "0:4,4;1:2,2", multiply="dsp").metadata
+    assert meta["predicted_by_family"]["ice40"]["dsp"] == 16
+    with pytest.raises(SynthInputError, match=r"take 16 DSP blocks, and ice40-up5k .* has 8: give"):
+        synth.check_fit(meta, "ice40-up5k")
+    synth.check_fit(meta, "ecp5-25k")  # 20 of 28

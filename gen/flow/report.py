@@ -238,11 +238,11 @@ def build_report(
     predicted = meta.get("predicted")
     in_units = (meta.get("predicted_by_family") or {}).get(family)
     if predicted and in_units:
-        # LUTs, flip-flops and block RAMs in this family's units; carry cells in iCE40's
+        # LUTs, flip-flops, block RAMs and DSPs in this family's units; carry cells in iCE40's
         predicted = {**predicted, **in_units, "units": family}
     comparison = []
     if predicted and resources.get("accelerator"):
-        for key in ("luts", "carry", "ffs", "bram"):
+        for key in ("luts", "carry", "ffs", "bram", "dsp"):
             measured = resources["accelerator"].get(key)
             if key in predicted and measured is not None:
                 pred = predicted[key]
@@ -334,7 +334,7 @@ _ROWS = {
     "asic": [("gates", "gates"), ("ffs", "flip-flops"), ("nand2", "NAND2 equivalents")],
 }
 
-_PREDICTED = {"luts": "luts", "carry": "carry", "ffs": "ffs", "bram": "bram"}
+_PREDICTED = {"luts": "luts", "carry": "carry", "ffs": "ffs", "bram": "bram", "dsp": "dsp"}
 
 
 def _num(value, digits=0):

@@ -100,7 +100,8 @@ def _layer_modules(modules, top, layers):
 
 
 def check_fit(metadata, target):
-    """Raise :class:`SynthInputError` if the compiler predicts more LUTs than ``target`` has.
+    """Raise :class:`SynthInputError` if the compiler predicts more LUTs (or DSP blocks) than
+    ``target`` has.
 
     The prediction (the metadata's ``predicted.luts``) is within about 25% of synthesis, so a
     design predicted beyond the part is not worth minutes of Yosys; the message says by how
@@ -112,6 +113,13 @@ def check_fit(metadata, target):
     in_units = (metadata.get("predicted_by_family") or {}).get(target.family) or {}
     if isinstance(in_units.get("luts"), int):
         predicted = in_units["luts"]
+    dsp, dsp_capacity = in_units.get("dsp"), target.capacity.get("dsp")
+    if isinstance(dsp, int) and dsp_capacity is not None and dsp > dsp_capacity:
+        raise SynthInputError(
+            f"the design's products take {dsp} DSP blocks, and {target.name} ({target.part}) "
+            f"has {dsp_capacity}: give --multiply auto (with --part) or logic, a smaller "
+            "folding, or --force to synthesize anyway"
+        )
     if not capacity or not isinstance(predicted, int) or predicted <= capacity:
         return
     raise SynthInputError(
