@@ -117,6 +117,11 @@ class FoldedMatrixVector(wiring.Component):
     rom_style : str, optional
         Where the weight and threshold ROMs go (:data:`ROM_STYLES`): ``"block"`` RAM,
         ``"distributed"`` LUT RAM, ``"logic"``, or the synthesizer's choice (``None``).
+    block_bits : int, optional
+        Split the weight ROM by its word's bits: the low ``block_bits`` in a ROM marked for
+        block RAM, the others in one marked for logic (``rom_style``), both read at the same
+        address; for parts whose block RAM holds only part of a wide, shallow ROM. ``None``
+        (default): one ROM, placed as ``rom_style`` says.
     multiply : str
         ``"logic"`` (default: AND arrays, :func:`product_bits`) or ``"dsp"`` (``intN`` weights
         and non-binary inputs only: one ``*`` per product, for the part's multiplier blocks,
@@ -173,6 +178,7 @@ class FoldedMatrixVector(wiring.Component):
         bit_adders="logic",
         rom_style=None,
         multiply="logic",
+        block_bits=None,
     ):
         weight_bits(weight_type)
         self._weights = check_weights(weights, weight_type)
@@ -207,6 +213,17 @@ class FoldedMatrixVector(wiring.Component):
                 f"weights and {self._input_encoding.name} inputs"
             )
         self._multiply = multiply
+        word = pe * simd * weight_bits(weight_type)
+        if block_bits is not None and (
+            not isinstance(block_bits, int)
+            or isinstance(block_bits, bool)
+            or not 0 <= block_bits <= word
+        ):
+            raise ValueError(
+                f"Block bits must be an integer from 0 to the weight word's {word} bits, not "
+                f"{block_bits!r}"
+            )
+        self._block_bits = block_bits
         self._stages = stages
         self._bit_adders = bit_adders
         self._carry_in = carry_in
@@ -291,6 +308,10 @@ class FoldedMatrixVector(wiring.Component):
         return self._multiply
 
     @property
+    def block_bits(self):
+        return self._block_bits
+
+    @property
     def multipliers(self):
         """Multipliers the engine has: one per PE and SIMD lane with ``multiply="dsp"``."""
         return self._pe * self._simd if self._multiply == "dsp" else 0
@@ -347,6 +368,31 @@ class FoldedMatrixVector(wiring.Component):
         tiles = bits.reshape(row_folds, pe, col_folds, simd).transpose(0, 2, 1, 3)
         return [_pack(tile.ravel().tolist(), width) for tile in tiles.reshape(-1, pe * simd)]
 
+    def _weight_rom(self, m, depth, width, addr, enable):
+        """The weight ROM (or its block and logic parts, :attr:`block_bits`), read at ``addr``
+        while ``enable``: its word, one cycle later."""
+        words = self._weight_words()
+        split = self._block_bits
+        if split is None or split in (0, width):
+            attrs = self._rom_attrs
+            if split is not None:
+                attrs = {"rom_style": "block" if split else "logic"}
+            parts = [(width, words, attrs, "weight_rom")]
+        else:
+            low = (1 << split) - 1
+            parts = [
+                (split, [w & low for w in words], {"rom_style": "block"}, "weight_rom_block"),
+                (width - split, [w >> split for w in words], {"rom_style": "logic"}, "weight_rom"),
+            ]
+        data_parts = []
+        for bits, init, attrs, name in parts:
+            rom = Memory(shape=unsigned(bits), depth=depth, init=init, attrs=attrs)
+            m.submodules[name] = rom
+            port = rom.read_port()
+            m.d.comb += [port.addr.eq(addr), port.en.eq(enable)]
+            data_parts.append(port.data)
+        return Cat(*data_parts)
+
     def elaborate(self, platform):
         m = Module()
         cols = self._weights.shape[1]
@@ -390,14 +436,7 @@ class FoldedMatrixVector(wiring.Component):
         with m.Elif(advance & issue_first):
             m.d.sync += x_full.eq(0)
 
-        m.submodules.weight_rom = weight_rom = Memory(
-            shape=unsigned(pe * simd * w_shape.width),
-            depth=steps,
-            init=self._weight_words(),
-            attrs=self._rom_attrs,
-        )
-        weight_port = weight_rom.read_port()
-        m.d.comb += [weight_port.addr.eq(step0), weight_port.en.eq(advance)]
+        weight_data = self._weight_rom(m, steps, pe * simd * w_shape.width, step0, advance)
 
         # --- stage 1 registers ------------------------------------------------------------------
         valid1 = Signal()
@@ -438,7 +477,7 @@ class FoldedMatrixVector(wiring.Component):
         x_bits = Signal(simd * in_bits)
         width = simd * in_bits
         with m.If(advance):
-            m.d.sync += tile_bits.eq(weight_port.data)
+            m.d.sync += tile_bits.eq(weight_data)
             # One case per column fold: a multiplexer of decoded selects, which Yosys maps in
             # fewer LUTs than the shifter a variable slice would become.
             with m.Switch(col1):

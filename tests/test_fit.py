@@ -5,6 +5,7 @@ import itertools
 import json
 import os
 
+import numpy as np
 import pytest
 from netgen import mlp
 
@@ -107,11 +108,15 @@ def test_budget_is_the_capacity_times_the_utilization():
 def _fastest_by_brute_force(net, part, utilization):
     """The smallest initiation interval of every combination of every layer's foldings whose
     prediction, with the pin wrapper's, fits: an exhaustive search, independent of the
-    planner's."""
+    planner's. Each layer's foldings are the planner's candidates: every (PE, SIMD), and each
+    with its weight ROM split between block RAM and logic."""
     ranges = analyze_ranges(net)
     family = fit.part_family(part)
     limit = fit.budget(part, utilization)
-    candidates = [plan_module._candidates(net, k, ranges) for k in range(len(net.layers))]
+    candidates = [
+        plan_module._with_splits(plan_module._candidates(net, k, ranges), net, k, "auto", part)
+        for k in range(len(net.layers))
+    ]
     best = None
     for combo in itertools.product(*candidates):
         parts = [fit.predict_layer(net, p, ranges, family, "auto") for p in combo]
@@ -219,3 +224,68 @@ def test_the_pin_wrapper_is_a_register_per_vector_bit():
     assert pins.ffs == 256 + 4 + fit.WRAPPER_FF_EXTRA
     assert abs(pins.ffs - 295) / 295 < 0.05
     assert fit.wrapper(net, "ecp5").cells == fit.wrapper(net, "ecp5").luts
+
+
+# --- weight ROMs split between block RAM and logic -------------------------------------------
+
+
+def test_split_rom_terms_worked_by_hand():
+    # a 32-deep ROM of 128-bit words with its low 80 bits in block RAM: iCE40 EBRs are 16 bits
+    # wide at that depth (256 x 16), so 5 of them; the other 48 bits in logic, each bit two
+    # LUT4 leaves of 16 words and a 2:1 select taken as 2 LUT4s (fit.rom_luts): 4 LUT4s a bit
+    net = mlp([64, 32, 10], in_type="uint4")
+    ranges = analyze_ranges(net)
+    lp = plan_module._layer_plan(net, 0, (1, 64), ranges)
+    assert fit.roms(net, lp, ranges)[0] == (32, 128)
+    split = plan_module.dataclasses.replace(lp, block_bits=80)
+    # thresholds in logic in both, so that only the weight ROM differs
+    terms = fit.layer_terms(net, split, ranges, "ice40", "logic")
+    whole = fit.layer_terms(net, lp, ranges, "ice40", "logic")
+    assert terms["bram"] == 5 and whole["bram"] == 0
+    assert whole["rom_luts"] - terms["rom_luts"] == 128 * 4 - 48 * 4
+    assert fit.block_width(32, "ice40") == 16 and fit.block_width(512, "ice40") == 8
+    assert fit.block_width(4096, "ice40") == 0
+
+
+def test_a_split_rom_lets_a_bram_limited_network_go_faster():
+    # mnist-mlp on an ECP5-85k: all weights in DP16KDs run out of block RAM at II 112, all in
+    # logic of LUTs at II 256; splitting the wide, shallow ROMs reaches a smaller interval
+    net = network.load(os.path.join(MODELS, "mnist-mlp.tnn.json"))
+    block = compiler.plan(net, "auto", part="ecp5-85k", rom="block")
+    logic = compiler.plan(net, "auto", part="ecp5-85k", rom="logic")
+    split = compiler.plan(net, "auto", part="ecp5-85k")
+    assert split.initiation_interval < min(block.initiation_interval, logic.initiation_interval)
+    words = {
+        lp.index: lp.pe * lp.simd * fit.weight_bits(net.layers[lp.index].weight_type)
+        for lp in split.layers
+    }
+    assert any(0 < lp.block_bits < words[lp.index] for lp in split.layers if lp.block_bits)
+    with_pins = fit.predict(split, "ecp5") + fit.wrapper(net, "ecp5")
+    assert fit.fits(with_pins, fit.budget("ecp5-85k"))
+
+
+@pytest.mark.tools
+def test_split_rom_is_exact_and_placed_as_predicted(tmp_path):
+    """The planner's split (64-32-10, UP5K at half its resources: layer 0's 128-bit words, 80
+    bits in EBRs): bit-exact in Amaranth's simulator, and Yosys puts in block RAM what the
+    prediction counts."""
+    from accel_sim import simulate
+
+    from gen import folder
+    from gen.flow import synth
+    from gen.network import golden
+    from gen.progress import Progress
+
+    net = mlp([64, 32, 10], in_type="uint4")
+    out = tmp_path / "acc"
+    compiled, _, _ = folder.compile_to_folder(
+        net, str(out), fold="auto", part="ice40-up5k", utilization=0.5, vectors=4
+    )
+    layers = compiled.metadata["layers"]
+    assert layers[0]["block_bits"] == 80 and "block_bits" not in layers[1]
+    inputs = np.concatenate([folder.corner_inputs(net), golden.random_inputs(net, 20, seed=3)])
+    assert np.array_equal(simulate(compiled, inputs, seed=1), golden.run(net, inputs))
+    report = synth.run(str(out), "ice40-up5k", place_and_route=False, progress=Progress(None))
+    predicted = compiled.metadata["predicted_by_family"]["ice40"]["bram"]
+    assert predicted == 5
+    assert report["resources"]["accelerator"]["bram"] == predicted

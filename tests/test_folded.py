@@ -506,6 +506,13 @@ def test_parameter_errors():
         bit_adders="lut",
     )
     check(ValueError, r"Multiply must be one of 'logic', 'dsp', not 'mac'", multiply="mac")
+    # the weight word of pe=2, simd=3 ternary weights is 12 bits
+    for bad in (-1, 13, 1.5, True):
+        check(
+            ValueError,
+            rf"Block bits must be an integer from 0 to the weight word's 12 bits, not {bad!r}",
+            block_bits=bad,
+        )
     check(
         ValueError,
         r"Multiply 'dsp' takes intN weights and non-binary inputs, not ternary weights and "
@@ -572,3 +579,35 @@ def test_ready_does_not_look_at_the_output_side(pe, simd):
         assert seen["differs"] == 0
     else:
         assert seen["differs"] > 0  # the check can see a combinational path where there is one
+
+
+@pytest.mark.parametrize("block_bits", [0, 1, 7, 16, 23, 24])
+def test_weight_rom_split_between_block_ram_and_logic(block_bits):
+    """The weight word's low bits in one ROM, the rest in another, read together: exact for
+    every split, all-logic and all-block included (int4 weights, PE 2 x SIMD 3: 24 bits)."""
+    rng = np.random.default_rng(block_bits)
+    weights = rng.integers(-8, 8, size=(6, 9))
+    weights[0] = -8
+    xs = random_values(rng, ValueEncoding.uint(3), (8, 9))
+    xs[0] = 7
+    got = rtl_folded(
+        weights,
+        xs,
+        encoding=ValueEncoding.uint(3),
+        pe=2,
+        simd=3,
+        weight_type="int4",
+        block_bits=block_bits,
+        max_delay=2,
+        seed=block_bits,
+    )
+    assert np.array_equal(got, ref_folded(weights, xs))
+    dut = FoldedMatrixVector(
+        weights=weights,
+        input_encoding=ValueEncoding.uint(3),
+        pe=2,
+        simd=3,
+        weight_type="int4",
+        block_bits=block_bits,
+    )
+    assert dut.block_bits == block_bits

@@ -217,6 +217,7 @@ class _Pipeline:
             stages=lp.stages,
             rom_style=self.rom_style,
             multiply=lp.multiply,
+            block_bits=lp.block_bits,
         )
         self.encoding = engine.output_encoding
         return [_stage(f"l{index}_mvu", engine, index)]

@@ -37,6 +37,7 @@ __all__ = [
     "PartResources",
     "roms",
     "block_count",
+    "block_width",
     "rom_luts",
     "rom_placement",
     "predict",
@@ -161,6 +162,12 @@ def roms(net, layer_plan, ranges):
     return found
 
 
+def block_width(depth, family):
+    """The widest word a block RAM primitive of ``family`` holds at ``depth`` words (one
+    primitive's share of a wide ROM), or 0 if none is that deep."""
+    return max((w for d, w in BLOCK_SHAPES[family] if d >= depth), default=0)
+
+
 def block_count(depth, width, family):
     """Block RAM primitives of ``family`` that hold a ROM of ``depth`` words of ``width`` bits:
     the best of the primitive's aspect ratios, as Yosys's memory mapping chooses."""
@@ -220,7 +227,14 @@ def layer_terms(net, layer_plan, ranges, family, rom="auto"):
         else:  # the products stay logic: as many LUTs as the AND arrays
             base = layer_estimate(net, layer_plan, ranges, multiply="logic")
     rom_l, bram = 0, 0
-    for depth, width in roms(net, layer_plan, ranges):
+    block_bits = getattr(layer_plan, "block_bits", None)
+    for k, (depth, width) in enumerate(roms(net, layer_plan, ranges)):
+        if k == 0 and block_bits is not None:
+            # the weight ROM split: its low block_bits in block RAM, the rest in logic
+            if block_bits:
+                bram += block_count(depth, block_bits, family)
+            rom_l += rom_luts(depth, width - block_bits, family) if width > block_bits else 0
+            continue
         where = rom_placement(depth, width, rom, family)
         if where == "block":
             bram += block_count(depth, width, family)

@@ -6,6 +6,7 @@
 predicted cycles and resources and the pipeline depth its blocks will be built with.
 """
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 
@@ -52,7 +53,9 @@ class LayerPlan:
     adder tree, a :class:`hw.folded.FoldedMatrixVector`'s SIMD sums; None for a pool): decided
     here, once, from the block's own default, and read by the estimate, the build and the
     metadata. ``multiply`` is how a folded engine multiplies (``logic`` or ``dsp``,
-    :class:`hw.folded.FoldedMatrixVector`); ``logic`` for the other engines.
+    :class:`hw.folded.FoldedMatrixVector`); ``logic`` for the other engines. ``block_bits``,
+    for a folded engine, splits its weight ROM: that many low bits of each word in block RAM,
+    the rest in logic (None: the ROM placed as ``--rom`` says).
     """
 
     index: int
@@ -65,6 +68,7 @@ class LayerPlan:
     predicted: cost.Resources
     stages: int | None = None
     multiply: str = "logic"
+    block_bits: int | None = None
 
 
 @dataclass
@@ -246,6 +250,39 @@ def _candidates(net, index, ranges, multiplies=("logic",)):
     return plans
 
 
+#: A weight ROM of fewer bits than this is not split between block RAM and logic.
+MIN_SPLIT_BITS = 4096
+#: Splits weighed per folding: 0, 1/8, ..., 8/8 of the word's block RAM primitives.
+SPLIT_STEPS = 8
+
+
+def _with_splits(plans, net, index, rom, part):
+    """``plans`` and, on a part with ``--rom auto``, each folded plan's weight ROM split between
+    block RAM and logic at whole primitives' widths (:data:`SPLIT_STEPS` of them, all-logic and
+    all-block included), for wide, shallow ROMs whose block RAMs would run out first."""
+    if part is None or rom != "auto":
+        return plans
+    family = fit.part_family(part)
+    weight_type = net.layers[index].weight_type
+    out = []
+    for lp in plans:
+        out.append(lp)
+        if lp.engine != "folded":
+            continue
+        layer = net.layers[index]
+        rows, cols = layer.weights.shape
+        depth = (rows // lp.pe) * (cols // lp.simd)
+        word = lp.pe * lp.simd * fit.weight_bits(weight_type)
+        unit = fit.block_width(depth, family)
+        if unit == 0 or word * depth < MIN_SPLIT_BITS:
+            continue
+        units = -(-word // unit)
+        steps = range(SPLIT_STEPS + 1)
+        splits = sorted({min(word, round(units * i / SPLIT_STEPS) * unit) for i in steps})
+        out.extend(dataclasses.replace(lp, block_bits=b) for b in splits)
+    return out
+
+
 def _multiplies(net, index, multiply, part):
     """The ``multiply`` kinds an auto layer's foldings are weighed with (see
     :data:`MULTIPLY_CHOICES`)."""
@@ -324,7 +361,12 @@ def plan(
     if not auto or not limited:
         chosen = {k: _layer_plan(net, k, "unrolled", ranges) for k in auto}
         return Plan(net, _ordered({**fixed, **pools, **chosen}), options, argmax)
-    candidates = {k: _candidates(net, k, ranges, _multiplies(net, k, multiply, part)) for k in auto}
+    candidates = {
+        k: _with_splits(
+            _candidates(net, k, ranges, _multiplies(net, k, multiply, part)), net, k, rom, part
+        )
+        for k in auto
+    }
     floor = max([p.initiation_interval for p in (*fixed.values(), *pools.values())] + [1])
     measure, limit = _resource_measure(net, ranges, part, utilization, max_luts, rom)
 
@@ -416,7 +458,8 @@ def _use_idle_multipliers(chosen, candidates, total, measure, limit):
         if lp.multiply != "logic" or lp.engine != "folded":
             continue
         for other in candidates[k]:
-            if (other.pe, other.simd, other.multiply) == (lp.pe, lp.simd, "dsp"):
+            same = (other.pe, other.simd, other.block_bits) == (lp.pe, lp.simd, lp.block_bits)
+            if same and other.multiply == "dsp":
                 here, there = measure(lp), measure(other)
                 if there.dsp and there.cells < here.cells:
                     swaps.append(((here.cells - there.cells) / there.dsp, k, other))
@@ -526,4 +569,15 @@ def describe_plan(the_plan):
         f"{the_plan.initiation_interval:>8} {t.luts:>8} {t.carry:>7} {t.ffs:>7} "
         f"{t.rom_bits:>9}"
     )
+    for p in the_plan.layers:
+        notes = []
+        if p.multiply == "dsp":
+            notes.append("products in DSP blocks")
+        if p.block_bits is not None:
+            word = p.pe * p.simd * fit.weight_bits(the_plan.net.layers[p.index].weight_type)
+            notes.append(
+                f"weight ROM: {p.block_bits} of its {word} bits in block RAM, the rest in logic"
+            )
+        if notes:
+            lines.append(f"layer {p.index}: {'; '.join(notes)}")
     return "\n".join(lines)

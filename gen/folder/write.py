@@ -56,6 +56,8 @@ def metadata(compilation):
         )
         if lp.engine == "folded":
             layers[-1]["multiply"] = lp.multiply
+            if lp.block_bits is not None:
+                layers[-1]["block_bits"] = lp.block_bits
     name = top_name(net.name)
     out_width = info.count * info.encoding.width
     return {
