@@ -246,8 +246,13 @@ def multiply_cases(encodings):
     return [(e, "logic") for e in encodings] + [(e, "dsp") for e in encodings if e.kind != "binary"]
 
 
-@pytest.mark.parametrize("encoding, multiply", multiply_cases(INT_INPUTS), ids=str)
-@pytest.mark.parametrize("bits", [2, 3, 5, 8])
+@pytest.mark.parametrize(
+    "encoding, multiply, bits",
+    [(e, m, b) for b in (2, 3, 5) for e, m in multiply_cases(INT_INPUTS)]
+    # int8: every weight by every uint4 value, products of 12 bits (an SB_MAC16's on iCE40)
+    + [(ValueEncoding.uint(4), "dsp", 8)],
+    ids=str,
+)
 def test_every_int_weight_product(encoding, multiply, bits):
     """Every ``intN`` weight times every input value, one product per row."""
     weights = np.arange(-(1 << (bits - 1)), 1 << (bits - 1))[:, None]
