@@ -228,3 +228,36 @@ def mlp(sizes, in_type="ternary", seed=0, output="argmax"):
             "output": output,
         }
     )
+
+
+def int_mlp(sizes, bits, in_type, seed=0):
+    """A tnn/2 MLP of intN weights with each layer's extremes: an all-zero row, a row of the
+    most negative weight, a row of the largest, and random rows."""
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    layers = []
+    for k, (fan_in, out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        w = rng.integers(lo, hi + 1, size=(out, fan_in))
+        w[0], w[1 % out], w[2 % out] = 0, lo, hi
+        act = None
+        if k < len(sizes) - 2:
+            t = rng.integers(-3 * hi, 3 * hi + 1, size=(out, 2))
+            act = {"levels": [-1, 0, 1], "thresholds": np.sort(t, axis=1).tolist()}
+        layers.append(
+            {
+                "type": "dense",
+                "out": out,
+                "weight_type": f"int{bits}",
+                "weights": w.tolist(),
+                "activation": act,
+            }
+        )
+    return network.from_dict(
+        {
+            "format": "tnn/2",
+            "name": "int-mlp",
+            "input": {"shape": [sizes[0]], "type": in_type},
+            "layers": layers,
+            "output": "argmax",
+        }
+    )

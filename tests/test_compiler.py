@@ -11,7 +11,7 @@ from accel_sim import simulate
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from lint import lint
-from netgen import inputs_for, mlp, networks
+from netgen import inputs_for, int_mlp, mlp, networks
 from timing_oracle import measure_timing
 
 from gen import compiler, folder, network
@@ -171,39 +171,6 @@ def test_random_mlp_every_input_type(in_type):
     inputs = np.concatenate([folder.corner_inputs(net), golden.random_inputs(net, 40, 5)])
     check_against_golden(net, "unrolled", inputs)
     check_against_golden(net, "0:7,5;1:1,7", inputs)
-
-
-def int_mlp(sizes, bits, in_type, seed=0):
-    """A tnn/2 MLP of intN weights with each layer's extremes: an all-zero row, a row of the
-    most negative weight, a row of the largest, and random rows."""
-    rng = np.random.default_rng(seed)
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    layers = []
-    for k, (fan_in, out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        w = rng.integers(lo, hi + 1, size=(out, fan_in))
-        w[0], w[1 % out], w[2 % out] = 0, lo, hi
-        act = None
-        if k < len(sizes) - 2:
-            t = rng.integers(-3 * hi, 3 * hi + 1, size=(out, 2))
-            act = {"levels": [-1, 0, 1], "thresholds": np.sort(t, axis=1).tolist()}
-        layers.append(
-            {
-                "type": "dense",
-                "out": out,
-                "weight_type": f"int{bits}",
-                "weights": w.tolist(),
-                "activation": act,
-            }
-        )
-    return network.from_dict(
-        {
-            "format": "tnn/2",
-            "name": "int-mlp",
-            "input": {"shape": [sizes[0]], "type": in_type},
-            "layers": layers,
-            "output": "argmax",
-        }
-    )
 
 
 @pytest.mark.parametrize("bits", [2, 4, 8])

@@ -4,8 +4,9 @@ family, the hardware against the golden model, and what Yosys makes of it."""
 import numpy as np
 import pytest
 from accel_sim import simulate
+from netgen import int_mlp
 
-from gen import cli, compiler, folder, network
+from gen import cli, compiler, folder
 from gen.compiler import CompileError, fit
 from gen.compiler.plan import plan
 from gen.flow import synth
@@ -13,39 +14,6 @@ from gen.network import golden
 from gen.progress import Progress
 from hw.encoding import ValueEncoding
 from hw.products import product_range
-
-
-def int_mlp(sizes, bits, in_type="uint4", seed=0):
-    """A random MLP of ``int<bits>`` weights, ternary hidden activations, extremes included."""
-    rng = np.random.default_rng(seed)
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    layers = []
-    for k, (fan_in, out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        w = rng.integers(lo, hi + 1, size=(out, fan_in))
-        w[0] = lo
-        w[-1, ::2] = hi
-        act = None
-        if k < len(sizes) - 2:
-            t = rng.integers(-50, 1, size=out)
-            act = {"levels": [-1, 0, 1], "thresholds": [[int(a), int(a) + 100] for a in t]}
-        layers.append(
-            {
-                "type": "dense",
-                "out": out,
-                "weight_type": f"int{bits}",
-                "weights": w.tolist(),
-                "activation": act,
-            }
-        )
-    return network.from_dict(
-        {
-            "format": "tnn/2",
-            "name": "int-mlp",
-            "input": {"shape": [sizes[0]], "type": in_type},
-            "layers": layers,
-            "output": "argmax",
-        }
-    )
 
 
 def multiplied(the_plan):
@@ -74,7 +42,7 @@ def test_multiplier_maps_by_product_width():
 
 
 def test_logic_and_no_part_multiply_in_logic():
-    net = int_mlp([64, 16, 10], 8)
+    net = int_mlp([64, 16, 10], 8, "uint4")
     assert multiplied(plan(net, "auto", target_ii=64)) == [(0, "logic"), (1, "logic")]
     assert multiplied(plan(net, "auto", part="ecp5-25k", utilization=0.2, multiply="logic")) == [
         (0, "logic"),
@@ -85,17 +53,17 @@ def test_logic_and_no_part_multiply_in_logic():
 
 
 def test_forced_multipliers_where_an_engine_can():
-    net = int_mlp([16, 8, 4], 4)
+    net = int_mlp([16, 8, 4], 4, "uint4")
     assert multiplied(plan(net, "0:2,4;1:2,2", multiply="dsp")) == [(0, "dsp"), (1, "dsp")]
     # binary inputs have no multiplier form: layer 0 of this one stays logic
-    binary_in = int_mlp([16, 8, 4], 4, in_type="binary")
+    binary_in = int_mlp([16, 8, 4], 4, "binary")
     assert multiplied(plan(binary_in, "0:2,4;1:2,2", multiply="dsp")) == [(0, "logic"), (1, "dsp")]
 
 
 def test_auto_uses_the_parts_idle_multipliers():
     """With a part, the fastest folding that fits is found as without multipliers, then each
     layer whose products the part's blocks take moves to them while they last and save cells."""
-    net = int_mlp([64, 16, 10], 8)
+    net = int_mlp([64, 16, 10], 8, "uint4")
     for part, utilization in [("ecp5-25k", 0.2), ("ecp5-25k", 0.4), ("ice40-up5k", 0.3)]:
         family = fit.part_family(part)
         limit = fit.budget(part, utilization)
@@ -115,7 +83,7 @@ def test_auto_uses_the_parts_idle_multipliers():
 def test_prediction_per_family():
     """A multiplier-built engine counts a block per lane where the family maps its products,
     and its AND arrays' LUTs where it does not (int4 by uint4: 8-bit products)."""
-    net = int_mlp([16, 8, 4], 4)
+    net = int_mlp([16, 8, 4], 4, "uint4")
     with_dsp = plan(net, "0:2,4;1:2,2", multiply="dsp")
     without = plan(net, "0:2,4;1:2,2", multiply="logic")
     ecp5, ice40 = fit.predict(with_dsp, "ecp5"), fit.predict(with_dsp, "ice40")
@@ -126,7 +94,7 @@ def test_prediction_per_family():
 
 
 def test_multiply_option_errors():
-    net = int_mlp([16, 8, 4], 4)
+    net = int_mlp([16, 8, 4], 4, "uint4")
     with pytest.raises(CompileError, match=r"^multiply: expected one of auto, dsp, logic, not 'x'"):
         plan(net, "auto", multiply="x")
     with pytest.raises(CompileError, match=r"^multiply: expected one of auto, dsp, logic"):
@@ -145,7 +113,7 @@ def test_cli_rejects_an_unknown_multiply(capsys):
 
 @pytest.mark.parametrize("bits, in_type", [(8, "uint4"), (4, "int3"), (2, "ternary")])
 def test_multiplier_engines_match_the_golden_model(bits, in_type):
-    net = int_mlp([12, 6, 4], bits, in_type=in_type, seed=bits)
+    net = int_mlp([12, 6, 4], bits, in_type, seed=bits)
     compiled = compiler.compile_network(net, "0:3,4;1:2,3", multiply="dsp")
     assert [layer["multiply"] for layer in compiled.metadata["layers"]] == ["dsp", "dsp"]
     inputs = np.concatenate([folder.corner_inputs(net), golden.random_inputs(net, 24, seed=5)])
@@ -157,7 +125,7 @@ def test_multiplier_engines_match_the_golden_model(bits, in_type):
 def test_yosys_maps_the_products_to_the_parts_multipliers(target, cell, tmp_path):
     """Synthesized (no place and route), the accelerator holds the multiplier blocks the
     prediction counts: a block per lane of each layer whose products the family takes."""
-    net = int_mlp([16, 8, 4], 8)
+    net = int_mlp([16, 8, 4], 8, "uint4")
     out = tmp_path / "acc"
     folder.compile_to_folder(net, str(out), fold="0:2,4;1:2,2", multiply="dsp", vectors=4)
     report = synth.run(str(out), target, place_and_route=False, progress=Progress(None))
@@ -175,7 +143,7 @@ def test_more_products_than_the_parts_blocks_stop_before_yosys():
     the blocks and the ways out (the UP5K has 8 SB_MAC16; this folding's int8 layer takes 16)."""
     from gen.flow.errors import SynthInputError
 
-    net = int_mlp([16, 8, 4], 8)
+    net = int_mlp([16, 8, 4], 8, "uint4")
     meta = compiler.compile_network(net, "0:4,4;1:2,2", multiply="dsp").metadata
     assert meta["predicted_by_family"]["ice40"]["dsp"] == 16
     with pytest.raises(SynthInputError, match=r"take 16 DSP blocks, and ice40-up5k .* has 8: give"):
