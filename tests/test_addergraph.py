@@ -56,14 +56,15 @@ def test_plan_in_blocks_is_exact():
 
 
 def evaluate(graph, leaves_of, lo, hi, vectors, *, constants=None, stages=0, negate=True):
-    """Simulate build_graph on ``vectors`` of inputs in ``[lo, hi]`` (one per cycle)."""
+    """Simulate build_graph on ``vectors`` of inputs in ``[lo, hi]`` (one per cycle); input
+    ``i``'s leaf is ``leaves_of(x_i, negate, i)``."""
     m = Module()
     width = max(abs(lo), abs(hi)).bit_length() + 1
     x = [
         Signal(range(lo, hi + 1) if lo < 0 else unsigned(width), name=f"x{i}")
         for i in range(graph.fan_in)
     ]
-    leaves = [leaves_of(v, negate) for v in x]
+    leaves = [leaves_of(v, negate, i) for i, v in enumerate(x)]
     outs = build_graph(m, graph, leaves, constants=constants, stages=stages, name="g")
     toggle = Signal()
     m.d.sync += toggle.eq(~toggle)  # a clock domain even without pipeline registers
@@ -84,7 +85,7 @@ def evaluate(graph, leaves_of, lo, hi, vectors, *, constants=None, stages=0, neg
     return results
 
 
-def ternary_leaf(v, negate):
+def ternary_leaf(v, negate, i):
     return Leaf(v, -1, 1, Leaf(-v, -1, 1) if negate else None)
 
 
@@ -114,40 +115,13 @@ def test_build_unsigned_leaves_and_constants(stages):
     constants[3] = 0
     graph = plan_graph(weights)
 
-    def leaf(v, negate):
+    def leaf(v, negate, i):
         return Leaf(v, 0, 7)
 
     vectors = rng.integers(0, 8, size=(30, 9))
     vectors[0], vectors[1] = 0, 7
     got = evaluate(graph, leaf, 0, 7, vectors.tolist(), constants=constants, stages=stages)
     assert got == (vectors @ weights.T + np.array(constants)).tolist()
-
-
-def evaluate_shifted(graph, shifts, vectors, *, constants, negate):
-    """build_graph on leaves ``x[i] << shifts[i]`` (``zeros`` set), x in int3, one per cycle."""
-    m = Module()
-    x = [Signal(range(-4, 4), name=f"x{i}") for i in range(graph.fan_in)]
-    leaves = []
-    for v, e in zip(x, shifts, strict=True):
-        neg = Leaf((-v).shift_left(e), -3 << e, 4 << e, zeros=e) if negate else None
-        leaves.append(Leaf(v.shift_left(e), -4 << e, 3 << e, neg, zeros=e))
-    outs = build_graph(m, graph, leaves, constants=constants, name="g")
-    toggle = Signal()
-    m.d.sync += toggle.eq(~toggle)
-    results = []
-
-    async def bench(ctx):
-        for v in vectors:
-            for sig, value in zip(x, v, strict=True):
-                ctx.set(sig, int(value))
-            results.append([ctx.get(o) for o in outs])
-            await ctx.tick()
-
-    sim = Simulator(m)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    return results
 
 
 @pytest.mark.parametrize("negate", [False, True])
@@ -169,7 +143,14 @@ def test_build_shifted_leaves(negate):
     assert graph.items
     vectors = rng.integers(-4, 4, size=(40, 8))
     vectors[0], vectors[1] = -4, 3
-    got = evaluate_shifted(graph, shifts, vectors.tolist(), constants=constants, negate=negate)
+
+    def shifted_leaf(v, negate, i):
+        # x << e, int3 x: its e low bits (and its negation's) always 0
+        e = shifts[i]
+        neg = Leaf((-v).shift_left(e), -3 << e, 4 << e, zeros=e) if negate else None
+        return Leaf(v.shift_left(e), -4 << e, 3 << e, neg, zeros=e)
+
+    got = evaluate(graph, shifted_leaf, -4, 3, vectors.tolist(), constants=constants, negate=negate)
     shifted = vectors * (1 << np.array(shifts))
     assert got == (shifted @ weights.T + np.array(constants)).tolist()
 
