@@ -23,6 +23,7 @@ __all__ = [
     "weight_range_of_rows",
     "product_bits",
     "product_range",
+    "product_width",
     "can_multiply",
     "multiplier_bits",
 ]
@@ -159,6 +160,12 @@ def product_range(input_encoding, weight_type):
         for w in (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
     ]
     return min(corners), max(corners)
+
+
+def product_width(input_encoding, weight_type):
+    """Bits of the narrowest signal holding every product of :func:`product_range`: the
+    width of a multiplier's result."""
+    return shape_for_range(*product_range(input_encoding, weight_type)).width
 
 
 def can_multiply(input_encoding, weight_type):

@@ -114,7 +114,9 @@ def _fastest_by_brute_force(net, part, utilization):
     family = fit.part_family(part)
     limit = fit.budget(part, utilization)
     candidates = [
-        plan_module._with_splits(plan_module._candidates(net, k, ranges), net, k, "auto", part)
+        plan_module._with_splits(
+            plan_module._candidates(net, k, ranges), net, k, ranges, "auto", part
+        )
         for k in range(len(net.layers))
     ]
     best = None

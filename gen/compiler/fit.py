@@ -23,8 +23,7 @@ import math
 from dataclasses import dataclass
 
 from hw.folded import weight_bits
-from hw.pipeline import shape_for_range
-from hw.products import can_multiply, product_range
+from hw.products import can_multiply, product_width
 
 from ..flow.targets import TARGETS, get_target
 from .folds import CompileError
@@ -209,8 +208,7 @@ def multiplier_maps(family, input_encoding, weight_type):
     (:data:`MULTIPLIER_MIN_BITS`)."""
     if family not in MULTIPLIER_MIN_BITS or not can_multiply(input_encoding, weight_type):
         return False
-    width = shape_for_range(*product_range(input_encoding, weight_type)).width
-    return width >= MULTIPLIER_MIN_BITS[family]
+    return product_width(input_encoding, weight_type) >= MULTIPLIER_MIN_BITS[family]
 
 
 def layer_terms(net, layer_plan, ranges, family, rom="auto"):
@@ -220,14 +218,14 @@ def layer_terms(net, layer_plan, ranges, family, rom="auto"):
     from .plan import layer_estimate, layer_input_encoding
 
     base, dsp = layer_plan.predicted, 0
-    if getattr(layer_plan, "multiply", "logic") == "dsp":
+    if layer_plan.multiply == "dsp":
         weight_type = net.layers[layer_plan.index].weight_type
         if multiplier_maps(family, layer_input_encoding(net, layer_plan.index), weight_type):
             dsp = layer_plan.pe * layer_plan.simd
         else:  # the products stay logic: as many LUTs as the AND arrays
             base = layer_estimate(net, layer_plan, ranges, multiply="logic")
     rom_l, bram = 0, 0
-    block_bits = getattr(layer_plan, "block_bits", None)
+    block_bits = layer_plan.block_bits
     for k, (depth, width) in enumerate(roms(net, layer_plan, ranges)):
         if k == 0 and block_bits is not None:
             # the weight ROM split: its low block_bits in block RAM, the rest in logic

@@ -16,8 +16,7 @@ from hw.argmax import default_stages as argmax_stages
 from hw.dotproduct import default_stages as dot_stages
 from hw.dotproduct import digit_matrix
 from hw.folded import default_stages as folded_stages
-from hw.pipeline import shape_for_range
-from hw.products import can_multiply, product_range
+from hw.products import can_multiply, product_width
 
 from ..network import Conv2d, MaxPool
 from ..network.ranges import analyze_ranges
@@ -144,8 +143,7 @@ def _layer_estimate(net, index, engine, pe, simd, stages, ranges, multiply="logi
     else:
         product = None
         if multiply == "dsp":
-            span = product_range(layer_input_encoding(net, index), layer.weight_type)
-            product = shape_for_range(*span).width
+            product = product_width(layer_input_encoding(net, index), layer.weight_type)
         est = cost.folded(
             rows,
             cols,
@@ -256,23 +254,19 @@ MIN_SPLIT_BITS = 4096
 SPLIT_STEPS = 8
 
 
-def _with_splits(plans, net, index, rom, part):
+def _with_splits(plans, net, index, ranges, rom, part):
     """``plans`` and, on a part with ``--rom auto``, each folded plan's weight ROM split between
     block RAM and logic at whole primitives' widths (:data:`SPLIT_STEPS` of them, all-logic and
     all-block included), for wide, shallow ROMs whose block RAMs would run out first."""
     if part is None or rom != "auto":
         return plans
     family = fit.part_family(part)
-    weight_type = net.layers[index].weight_type
     out = []
     for lp in plans:
         out.append(lp)
         if lp.engine != "folded":
             continue
-        layer = net.layers[index]
-        rows, cols = layer.weights.shape
-        depth = (rows // lp.pe) * (cols // lp.simd)
-        word = lp.pe * lp.simd * fit.weight_bits(weight_type)
+        depth, word = fit.roms(net, lp, ranges)[0]  # the weight ROM
         unit = fit.block_width(depth, family)
         if unit == 0 or word * depth < MIN_SPLIT_BITS:
             continue
@@ -363,7 +357,12 @@ def plan(
         return Plan(net, _ordered({**fixed, **pools, **chosen}), options, argmax)
     candidates = {
         k: _with_splits(
-            _candidates(net, k, ranges, _multiplies(net, k, multiply, part)), net, k, rom, part
+            _candidates(net, k, ranges, _multiplies(net, k, multiply, part)),
+            net,
+            k,
+            ranges,
+            rom,
+            part,
         )
         for k in auto
     }
