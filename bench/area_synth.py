@@ -13,6 +13,8 @@ LC_PATTERN = re.compile(r"ICESTORM_LC:\s+(\d+)/")
 # Per target: the Yosys script tail, and which cells are LUTs and which carry cells.
 TARGETS = {
     "ice40": ("synth_ice40 -top {top}", ("SB_LUT4",), ("SB_CARRY",)),
+    # PFUMX and L6MUX21, the slices' multiplexers above their LUT4s, are not LUTs.
+    "ecp5": ("synth_ecp5 -top {top}", ("LUT4",), ("CCU2C",)),
     "xilinx": (
         "synth_xilinx -flatten -top {top}",
         # INV is a LUT1 on the device.

@@ -13,13 +13,13 @@ __all__ = ["Argmax", "default_stages"]
 
 def default_stages(count):
     """Pipeline stages of an argmax of ``count`` scores when none are chosen: a register after
-    every level of the tournament (at least one).
+    every comparison and after every selection of the tournament (at least one).
 
-    A level is a compare (a carry chain as wide as a score) and a multiplexer, about 13 ns on an
-    iCE40 UP5K; two or more levels per cycle set the whole accelerator's clock (digits-mlp:
-    16.6 MHz).
+    A level is a compare (a carry chain as wide as a score) and a multiplexer: about 13 ns on
+    an iCE40 UP5K (two levels per cycle set digits-mlp's clock to 16.6 MHz) and 8.5 ns on an
+    ECP5, where one level per cycle was the slowest path of TFC at FINN's folding (117 MHz).
     """
-    return max(1, ceil_log2(count))
+    return max(1, 2 * ceil_log2(count))
 
 
 class Argmax(wiring.Component):
@@ -28,7 +28,8 @@ class Argmax(wiring.Component):
     Candidates meet in pairs, level by level (``ceil(log2(count))`` levels); of two candidates the
     one from higher indices wins only if its value is strictly greater, so ties go to the
     lowest index, as ``numpy.argmax`` does. Values compare as the integers they carry (binary:
-    1 = +1 beats 0 = -1).
+    1 = +1 beats 0 = -1). Each level is two steps, the comparison and the selection, and a
+    pipeline register may follow either.
 
     Parameters
     ----------
@@ -38,7 +39,8 @@ class Argmax(wiring.Component):
         Number of scores per vector.
     stages : int
         Pipeline registers, ``0`` (combinational, ``o.valid`` follows ``i.valid``) to
-        ``max(1, levels)``; the last one is at the output, the others split the levels evenly.
+        ``max(1, 2 * levels)``; the last one is at the output, the others split the levels'
+        ``2 * levels`` steps evenly (``levels`` registers: one after each level).
 
     Members
     -------
@@ -65,9 +67,10 @@ class Argmax(wiring.Component):
         levels = ceil_log2(count)
         if not isinstance(stages, int) or isinstance(stages, bool):
             raise TypeError(f"Stages must be an integer, not {stages!r}")
-        if not 0 <= stages <= max(1, levels):
+        if not 0 <= stages <= max(1, 2 * levels):
             raise ValueError(
-                f"Stages must be between 0 and {max(1, levels)} for {count} scores, not {stages}"
+                f"Stages must be between 0 and {max(1, 2 * levels)} for {count} scores, "
+                f"not {stages}"
             )
         self._stages = stages
         self._levels = levels
@@ -94,43 +97,59 @@ class Argmax(wiring.Component):
         m = Module()
         index_shape = self.index_shape
         value_shape = self._encoding.shape
-        # register after these levels (level 0 = the inputs, before any comparison)
-        cuts = sorted({-(-k * self._levels // self._stages) for k in range(1, self._stages + 1)})
+        # register after these steps (step 0 = the inputs; steps 2k - 1 and 2k are level k's
+        # comparison and selection)
+        steps = 2 * self._levels
+        cuts = sorted({-(-k * steps // self._stages) for k in range(1, self._stages + 1)})
 
         # Candidates are (value, index); the pipeline moves as one while the output can take.
         advance = pipeline_control(m, self.i, self.o, self._stages)
         candidates = [(self.i.payload[k], Const(k, index_shape)) for k in range(self._count)]
 
-        def register(candidates, level):
-            held = []
-            for k, (value, index) in enumerate(candidates):
-                value_reg = Signal(value_shape, name=f"value_l{level}_{k}")
-                index_reg = Signal(index_shape, name=f"index_l{level}_{k}")
-                with m.If(advance):
-                    m.d.sync += [value_reg.eq(value), index_reg.eq(index)]
-                held.append((value_reg, index_reg))
-            return held
+        shapes = {"value": value_shape, "index": index_shape, "right": unsigned(1)}
 
-        level = 0
+        def register(signals, kinds, suffix):
+            held = []
+            for signal, kind in zip(signals, kinds, strict=True):
+                reg = Signal(shapes[kind], name=f"{kind}_{suffix}")
+                with m.If(advance):
+                    m.d.sync += reg.eq(signal)
+                held.append(reg)
+            return tuple(held)
+
+        def hold(candidates, level):
+            return [
+                register(candidate, ("value", "index"), f"l{level}_{k}")
+                for k, candidate in enumerate(candidates)
+            ]
+
+        step = 0
         if 0 in cuts:  # only when there is nothing to compare (count == 1) and stages == 1
-            candidates = register(candidates, level)
+            candidates = hold(candidates, 0)
         while len(candidates) > 1:
-            level += 1
-            paired = []
-            for k, ((va, ia), (vb, ib)) in enumerate(
-                zip(candidates[0::2], candidates[1::2], strict=False)
-            ):
-                # the right (higher-index) candidate wins only if strictly greater
-                right = vb > va
+            level = step // 2 + 1
+            # comparison: the right (higher-index) candidate wins only if strictly greater
+            pairs = [
+                (va, ia, vb, ib, vb > va)
+                for (va, ia), (vb, ib) in zip(candidates[0::2], candidates[1::2], strict=False)
+            ]
+            rest = [candidates[-1]] if len(candidates) % 2 else []
+            step += 1
+            if step in cuts:
+                kinds = ("value", "index", "value", "index", "right")
+                pairs = [register(pair, kinds, f"c{level}_{k}") for k, pair in enumerate(pairs)]
+                rest = [register(c, ("value", "index"), f"c{level}_rest") for c in rest]
+            # selection
+            candidates = []
+            for k, (va, ia, vb, ib, right) in enumerate(pairs):
                 value = Signal(value_shape, name=f"max_l{level}_{k}")
                 index = Signal(index_shape, name=f"arg_l{level}_{k}")
                 m.d.comb += [value.eq(Mux(right, vb, va)), index.eq(Mux(right, ib, ia))]
-                paired.append((value, index))
-            if len(candidates) % 2:
-                paired.append(candidates[-1])
-            candidates = paired
-            if level in cuts:
-                candidates = register(candidates, level)
+                candidates.append((value, index))
+            candidates += rest
+            step += 1
+            if step in cuts:
+                candidates = hold(candidates, level)
 
         ((_, index),) = candidates
         m.d.comb += self.o.payload.eq(index)

@@ -59,9 +59,9 @@ class ClassMap(wiring.Component):
         levels = ceil_log2(self._channels)
         if not isinstance(stages, int) or isinstance(stages, bool):
             raise TypeError(f"Stages must be an integer, not {stages!r}")
-        if not 0 <= stages <= max(1, levels):
+        if not 0 <= stages <= max(1, 2 * levels):
             raise ValueError(
-                f"Stages must be between 0 and {max(1, levels)} for {channels} channels, "
+                f"Stages must be between 0 and {max(1, 2 * levels)} for {channels} channels, "
                 f"not {stages}"
             )
         self._stages = stages

@@ -23,7 +23,6 @@ layer, ``pe=4, simd=32``, one stage (Yosys 0.23 ``synth_ice40``, whole engine): 
 import numpy as np
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.compressor import build_sums, check_bit_adders, check_carry_in, signed_bit_heap
@@ -39,6 +38,7 @@ from hw.products import (
     weight_bits,
     weight_range_of_rows,
 )
+from hw.roms import check_rom_style, read_rom, threshold_words, weight_words
 from hw.streamutil import check_encoding, check_positive_int
 from hw.threshold import check_levels, check_thresholds, levels_encoding, threshold_level
 
@@ -53,10 +53,6 @@ __all__ = [
     "weight_range_of_rows",
 ]
 
-#: Where the ROMs go: the synthesizer's choice (None), block RAM, LUT RAM, or plain logic; the
-#: value of the ``rom_style`` attribute Yosys's memory mapping reads.
-ROM_STYLES = (None, "block", "distributed", "logic")
-
 
 def default_stages(simd):
     """Pipeline stages of the SIMD sums when none are given: about two adder levels per stage.
@@ -68,15 +64,6 @@ def default_stages(simd):
     """
     levels = max(0, (simd - 1).bit_length())
     return max(0, (levels - 1) // 2)
-
-
-def _pack(values, width):
-    """One integer holding ``values`` (two's complement, ``width`` bits each, element 0 lowest)."""
-    word = 0
-    mask = (1 << width) - 1
-    for k, value in enumerate(values):
-        word |= (int(value) & mask) << (k * width)
-    return word
 
 
 class FoldedMatrixVector(wiring.Component):
@@ -115,7 +102,7 @@ class FoldedMatrixVector(wiring.Component):
         ``"logic"`` (fewest iCE40 logic cells) or ``"carry"`` (fewest Yosys LUT4s on iCE40 and
         LUTs on Xilinx); see :func:`hw.compressor.build_sums`.
     rom_style : str, optional
-        Where the weight and threshold ROMs go (:data:`ROM_STYLES`): ``"block"`` RAM,
+        Where the weight and threshold ROMs go (:data:`hw.roms.ROM_STYLES`): ``"block"`` RAM,
         ``"distributed"`` LUT RAM, ``"logic"``, or the synthesizer's choice (``None``).
     block_bits : int, optional
         Split the weight ROM by its word's bits: the low ``block_bits`` in a ROM marked for
@@ -153,7 +140,8 @@ class FoldedMatrixVector(wiring.Component):
         ``rows // pe * cols // simd`` cycles between the starts of successive vectors.
     latency : int
         ``initiation_interval + stages + 4`` cycles from an input transfer (into an idle engine)
-        to its output's ``valid``.
+        to its output's ``valid``, one more with an activation (its comparisons are
+        registered).
     weight_rom_bits, threshold_rom_bits, rom_bits : int
         ROM sizes (resource hint). Thresholds are constants, not ROM, when ``pe == rows``.
 
@@ -198,11 +186,7 @@ class FoldedMatrixVector(wiring.Component):
         check_stages(stages)
         check_carry_in(carry_in)
         check_bit_adders(bit_adders)
-        if rom_style not in ROM_STYLES:
-            raise ValueError(
-                f"ROM style must be one of {', '.join(map(repr, ROM_STYLES))}, not {rom_style!r}"
-            )
-        self._rom_attrs = {} if rom_style is None else {"rom_style": rom_style}
+        self._rom_style = check_rom_style(rom_style)
         if multiply not in MULTIPLY:
             raise ValueError(
                 f"Multiply must be one of {', '.join(map(repr, MULTIPLY))}, not {multiply!r}"
@@ -300,8 +284,9 @@ class FoldedMatrixVector(wiring.Component):
     @property
     def latency(self):
         # issue cycles + ROM read + ROM word register + SIMD sum pipeline + accumulate +
-        # output register
-        return self.initiation_interval + tree_latency(self._stages) + 4
+        # (with an activation) the comparisons' register + output register
+        compare = 0 if self._levels is None else 1
+        return self.initiation_interval + tree_latency(self._stages) + 4 + compare
 
     @property
     def multiply(self):
@@ -354,45 +339,6 @@ class FoldedMatrixVector(wiring.Component):
             bit_adders=self._bit_adders,
         )
 
-    # --- ROM contents ---------------------------------------------------------------------------
-    def _weight_words(self):
-        row_folds, col_folds = self.fold
-        pe, simd = self._pe, self._simd
-        width = weight_bits(self._weight_type)
-        if self._weight_type == "binary":
-            bits = (self._weights > 0).astype(np.int64)
-        else:
-            # ternary (nonzero, negative) = the two's complement of -1, 0, +1 in 2 bits
-            bits = self._weights & ((1 << width) - 1)
-        # word (nf, sf) holds weights[nf*pe + p, sf*simd + s] at element p*simd + s
-        tiles = bits.reshape(row_folds, pe, col_folds, simd).transpose(0, 2, 1, 3)
-        return [_pack(tile.ravel().tolist(), width) for tile in tiles.reshape(-1, pe * simd)]
-
-    def _weight_rom(self, m, depth, width, addr, enable):
-        """The weight ROM (or its block and logic parts, :attr:`block_bits`), read at ``addr``
-        while ``enable``: its word, one cycle later."""
-        words = self._weight_words()
-        split = self._block_bits
-        if split is None or split in (0, width):
-            attrs = self._rom_attrs
-            if split is not None:
-                attrs = {"rom_style": "block" if split else "logic"}
-            parts = [(width, words, attrs, "weight_rom")]
-        else:
-            low = (1 << split) - 1
-            parts = [
-                (split, [w & low for w in words], {"rom_style": "block"}, "weight_rom_block"),
-                (width - split, [w >> split for w in words], {"rom_style": "logic"}, "weight_rom"),
-            ]
-        data_parts = []
-        for bits, init, attrs, name in parts:
-            rom = Memory(shape=unsigned(bits), depth=depth, init=init, attrs=attrs)
-            m.submodules[name] = rom
-            port = rom.read_port()
-            m.d.comb += [port.addr.eq(addr), port.en.eq(enable)]
-            data_parts.append(port.data)
-        return Cat(*data_parts)
-
     def elaborate(self, platform):
         m = Module()
         cols = self._weights.shape[1]
@@ -436,7 +382,16 @@ class FoldedMatrixVector(wiring.Component):
         with m.Elif(advance & issue_first):
             m.d.sync += x_full.eq(0)
 
-        weight_data = self._weight_rom(m, steps, pe * simd * w_shape.width, step0, advance)
+        weight_data = read_rom(
+            m,
+            "weight_rom",
+            weight_words(self._weights, self._weight_type, pe, simd),
+            pe * simd * w_shape.width,
+            step0,
+            advance,
+            rom_style=self._rom_style,
+            block_bits=self._block_bits,
+        )
 
         # --- stage 1 registers ------------------------------------------------------------------
         valid1 = Signal()
@@ -536,7 +491,7 @@ class FoldedMatrixVector(wiring.Component):
         with m.If(advance):
             m.d.sync += [valid2.eq(valid_sum & last_col_sum), last_row2.eq(last_row_sum)]
 
-        # --- stage 2: activation, output assembly ---------------------------------------------
+        # --- stage 3: activation, output assembly ---------------------------------------------
         if self._levels is None:
             results = acc
         elif row_folds == 1:
@@ -549,23 +504,20 @@ class FoldedMatrixVector(wiring.Component):
         else:
             t_shape = self._threshold_shape
             per_row = len(self._levels) - 1
-            words = [
-                _pack(self._thresholds[nf * pe : (nf + 1) * pe].ravel().tolist(), t_shape.width)
-                for nf in range(row_folds)
-            ]
-            m.submodules.threshold_rom = threshold_rom = Memory(
-                shape=unsigned(pe * per_row * t_shape.width),
-                depth=row_folds,
-                init=words,
-                attrs=self._rom_attrs,
-            )
-            threshold_port = threshold_rom.read_port()
             # Read a register ahead of the sums and registered once more (as the weight word
             # is), so that the thresholds arrive with their row fold's accumulators.
-            m.d.comb += [threshold_port.addr.eq(rows_before_sum), threshold_port.en.eq(advance)]
+            threshold_data = read_rom(
+                m,
+                "threshold_rom",
+                threshold_words(self._thresholds, pe, t_shape.width),
+                pe * per_row * t_shape.width,
+                rows_before_sum,
+                advance,
+                rom_style=self._rom_style,
+            )
             t_bits = Signal(pe * per_row * t_shape.width)
             with m.If(advance):
-                m.d.sync += t_bits.eq(threshold_port.data)
+                m.d.sync += t_bits.eq(threshold_data)
             table = data.ArrayLayout(data.ArrayLayout(t_shape, per_row), pe)(t_bits)
             results = [
                 threshold_level(
@@ -579,18 +531,28 @@ class FoldedMatrixVector(wiring.Component):
 
         assert all(len(r) == out_bits for r in results)
         fresh = Cat(*results)
+        valid_out, last_row_out = valid2, last_row2
+        if self._levels is not None:
+            # The comparisons get a register of their own: the accumulator's carry chain and
+            # the comparators' would otherwise be one path (8.7 ns on ECP5, TFC's slowest).
+            levels3 = Signal(pe * out_bits)
+            valid3 = Signal()
+            last_row3 = Signal()
+            with m.If(advance):
+                m.d.sync += [levels3.eq(fresh), valid3.eq(valid2), last_row3.eq(last_row2)]
+            fresh, valid_out, last_row_out = levels3, valid3, last_row3
         # Earlier row folds wait in y_work, shifting down; the last joins them in the output.
         y_work = Signal((row_folds - 1) * pe * out_bits)
-        finish = advance & valid2 & last_row2
+        finish = advance & valid_out & last_row_out
         if steps > 1:
             # From registers only: a finished vector waits while the output register is full,
             # even in the cycle it is taken, so ``o.ready`` reaches no enable. That cycle costs
             # nothing when results are ``steps >= 2`` cycles apart and the output flows.
-            m.d.comb += advance.eq(~(valid2 & last_row2 & self.o.valid))
+            m.d.comb += advance.eq(~(valid_out & last_row_out & self.o.valid))
         else:
-            m.d.comb += advance.eq(~(valid2 & last_row2 & self.o.valid & ~self.o.ready))
+            m.d.comb += advance.eq(~(valid_out & last_row_out & self.o.valid & ~self.o.ready))
         if row_folds > 1:
-            with m.If(advance & valid2):
+            with m.If(advance & valid_out):
                 m.d.sync += y_work.eq(Cat(y_work[pe * out_bits :], fresh))
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)

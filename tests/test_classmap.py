@@ -27,7 +27,7 @@ def rtl_class_map(values, encoding, *, stages, seed, max_delay=3):
 
 @pytest.mark.parametrize(
     "positions, channels, stages",
-    [(1, 1, 1), (1, 3, 0), (6, 1, 1), (6, 4, 2), (9, 10, 4), (4, 2, 1), (12, 5, 0)],
+    [(1, 1, 1), (1, 3, 0), (6, 1, 1), (6, 4, 2), (9, 10, 4), (9, 10, 8), (4, 2, 1), (12, 5, 0)],
 )
 @pytest.mark.parametrize(
     "encoding",
@@ -41,7 +41,9 @@ def test_per_pixel_argmax_with_stalls(positions, channels, stages, encoding):
     assert got.tolist() == np.argmax(values, axis=2).tolist()
 
 
-@pytest.mark.parametrize("positions, channels, stages", [(1, 2, 1), (5, 3, 2), (8, 16, 4)])
+@pytest.mark.parametrize(
+    "positions, channels, stages", [(1, 2, 1), (5, 3, 2), (5, 3, 3), (8, 16, 4), (8, 16, 8)]
+)
 def test_latency_and_interval(positions, channels, stages):
     enc = ValueEncoding.int(4)
     rng = np.random.default_rng(positions)
@@ -65,6 +67,9 @@ def test_shapes():
 
 
 def test_parameter_errors():
+    message = r"^Stages must be between 0 and 8 for 10 channels, not 9$"
+    with pytest.raises(ValueError, match=message):
+        ClassMap(encoding=ValueEncoding.ternary(), channels=10, positions=3, stages=9)
     with pytest.raises(ValueError, match=r"^Position count must be a positive integer, not 0$"):
         ClassMap(encoding=ValueEncoding.ternary(), channels=3, positions=0, stages=1)
     with pytest.raises(ValueError, match=r"^Channel count must be a positive integer, not 0$"):

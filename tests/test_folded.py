@@ -460,7 +460,10 @@ def test_properties():
         thresholds=thresholds,
     )
     assert full.threshold_rom_bits == 0  # one row fold: thresholds are constants
-    assert full.latency == 6 and full.initiation_interval == 1  # II 1, one sum stage, 4 registers
+    # II 1; ROM, ROM word, one sum stage, accumulator, comparisons, output register
+    assert full.latency == 7 and full.initiation_interval == 1
+    # the activation's comparisons are registered: one cycle more than the raw accumulators
+    assert act.latency == dut.latency + 1
 
 
 def test_parameter_errors():
