@@ -141,7 +141,8 @@ class FoldedMatrixVector(wiring.Component):
     latency : int
         ``initiation_interval + stages + 4`` cycles from an input transfer (into an idle engine)
         to its output's ``valid``, one more with an activation (its comparisons are
-        registered).
+        registered) and one more with ROMs in block RAM (``rom_style="block"`` or
+        ``block_bits``: the block's read data is registered before it travels on).
     weight_rom_bits, threshold_rom_bits, rom_bits : int
         ROM sizes (resource hint). Thresholds are constants, not ROM, when ``pe == rows``.
 
@@ -208,6 +209,8 @@ class FoldedMatrixVector(wiring.Component):
                 f"{block_bits!r}"
             )
         self._block_bits = block_bits
+        # Block RAM read data gets a register of its own (:attr:`latency`).
+        self._block_read = rom_style == "block" or bool(block_bits)
         self._stages = stages
         self._bit_adders = bit_adders
         self._carry_in = carry_in
@@ -283,10 +286,12 @@ class FoldedMatrixVector(wiring.Component):
 
     @property
     def latency(self):
-        # issue cycles + ROM read + ROM word register + SIMD sum pipeline + accumulate +
-        # (with an activation) the comparisons' register + output register
+        # issue cycles + ROM read + (in block RAM) its data register + ROM word register +
+        # SIMD sum pipeline + accumulate + (with an activation) the comparisons' register +
+        # output register
         compare = 0 if self._levels is None else 1
-        return self.initiation_interval + tree_latency(self._stages) + 4 + compare
+        block_read = 1 if self._block_read else 0
+        return self.initiation_interval + tree_latency(self._stages) + 4 + compare + block_read
 
     @property
     def multiply(self):
@@ -425,6 +430,22 @@ class FoldedMatrixVector(wiring.Component):
             with m.If(issue_first):
                 m.d.sync += x_work.eq(x_load)
 
+        def delay(signals, suffix):
+            """``signals`` one register later, moving on ``advance``."""
+            held = [Signal.like(c, name=f"{c.name}_{suffix}") for c in signals]
+            with m.If(advance):
+                m.d.sync += [h.eq(c) for h, c in zip(held, signals, strict=True)]
+            return held
+
+        if self._block_read:
+            # A block RAM's output comes late in the cycle (5.6 ns clock-to-out on ECP5 without
+            # its output register, which Yosys 0.23 does not use): a register of its own, which
+            # the placer keeps beside the block, before the word travels to the products.
+            word = Signal(len(weight_data), name="weight_word")
+            with m.If(advance):
+                m.d.sync += word.eq(weight_data)
+            weight_data = word
+
         # --- stage 1b: the ROM word and its input slice registered --------------------------
         # A ROM mapped to logic has its read register on the address side, so the word would
         # reach the products straight from the ROM's LUTs; this register cuts that path.
@@ -439,11 +460,13 @@ class FoldedMatrixVector(wiring.Component):
                 for c in range(col_folds):
                     with m.Case(c):
                         m.d.sync += x_bits.eq(x_work[c * width : (c + 1) * width])
-        control = [valid1, first_col1, last_col1, last_row1, row1]
-        delayed = [Signal.like(c, name=f"{c.name}_r") for c in control]
-        with m.If(advance):
-            m.d.sync += [d.eq(c) for d, c in zip(delayed, control, strict=True)]
-        control = delayed
+        control = delay([valid1, first_col1, last_col1, last_row1, row1], "r")
+        rows = [row1, control[4]]  # the row fold at each register from stage 1 on
+        if self._block_read:
+            # the block RAM's register delays the word: its input slice and control follow
+            (x_bits,) = delay([x_bits], "b")
+            control = delay(control, "b")
+            rows.append(control[4])
 
         # --- stage 2: products and SIMD sums, through `stages` pipeline registers -------------
         x_slice = data.ArrayLayout(in_shape, simd)(x_bits)
@@ -471,13 +494,9 @@ class FoldedMatrixVector(wiring.Component):
         totals = self.simd_sums(m, heaps, ranges=self._simd_ranges, enable=advance)
 
         # The control bits travel beside the sums, through as many registers.
-        rows_before_sum = row1  # the row fold one register ahead of the sums
         for stage in range(self._stages):
-            rows_before_sum = control[4]
-            delayed = [Signal.like(c, name=f"{c.name}_p{stage}") for c in control]
-            with m.If(advance):
-                m.d.sync += [d.eq(c) for d, c in zip(delayed, control, strict=True)]
-            control = delayed
+            control = delay(control, f"p{stage}")
+            rows.append(control[4])
         valid_sum, first_col_sum, last_col_sum, last_row_sum, row_sum = control
 
         # --- accumulation -----------------------------------------------------------------------
@@ -504,17 +523,23 @@ class FoldedMatrixVector(wiring.Component):
         else:
             t_shape = self._threshold_shape
             per_row = len(self._levels) - 1
-            # Read a register ahead of the sums and registered once more (as the weight word
-            # is), so that the thresholds arrive with their row fold's accumulators.
+            # Read a register ahead of the sums (two with the block RAM's register) and
+            # registered once more (as the weight word is), so that the thresholds arrive with
+            # their row fold's accumulators.
             threshold_data = read_rom(
                 m,
                 "threshold_rom",
                 threshold_words(self._thresholds, pe, t_shape.width),
                 pe * per_row * t_shape.width,
-                rows_before_sum,
+                rows[-3] if self._block_read else rows[-2],
                 advance,
                 rom_style=self._rom_style,
             )
+            if self._block_read:
+                word = Signal(len(threshold_data), name="threshold_word")
+                with m.If(advance):
+                    m.d.sync += word.eq(threshold_data)
+                threshold_data = word
             t_bits = Signal(pe * per_row * t_shape.width)
             with m.If(advance):
                 m.d.sync += t_bits.eq(threshold_data)

@@ -394,18 +394,24 @@ def test_back_pressure_holds_every_stage(pe, simd, stages):
     assert np.array_equal(got, ref_folded(weights, xs))
 
 
+@pytest.mark.parametrize("rom", [{}, {"rom_style": "block"}, {"block_bits": 1}], ids=str)
 @pytest.mark.parametrize("stages", [0, 1, 2, 4])
 @pytest.mark.parametrize("pe, simd, levels", [(1, 2, (-1, 0, 1)), (4, 4, None), (2, 1, (-1, 1))])
-def test_latency_with_stages_matches_simulation(pe, simd, levels, stages):
+def test_latency_with_stages_matches_simulation(pe, simd, levels, stages, rom):
     rng = np.random.default_rng([pe, simd, stages])
     weights = rng.choice([-1, 0, 1], size=(4, 4))
     kwargs = {}
     if levels is not None:
         kwargs = dict(levels=levels, thresholds=np.sort(rng.integers(-3, 3, (4, len(levels) - 1))))
     dut = FoldedMatrixVector(
-        weights=weights, input_encoding=TERNARY, pe=pe, simd=simd, stages=stages, **kwargs
+        weights=weights, input_encoding=TERNARY, pe=pe, simd=simd, stages=stages, **kwargs, **rom
     )
     assert dut.stages == stages
+    if rom:  # block RAM read data gets a register of its own
+        plain = FoldedMatrixVector(
+            weights=weights, input_encoding=TERNARY, pe=pe, simd=simd, stages=stages, **kwargs
+        )
+        assert dut.latency == plain.latency + 1
     xs = random_values(rng, TERNARY, (4, 4))
     in_cycles, out_cycles, out = timed(dut, [to_wire(TERNARY, x) for x in xs], len(xs))
     assert out_cycles[0] - in_cycles[0] == dut.latency

@@ -215,7 +215,7 @@ def layer_terms(net, layer_plan, ranges, family, rom="auto"):
     """One layer's unscaled figures for ``family``: the resource model's ``luts``, ``carry``
     and ``ffs`` (iCE40 units), ``rom_luts`` (its ROMs built as logic or LUT RAM, in the
     family's LUTs), ``bram`` (block RAM primitives) and ``dsp`` (multiplier blocks)."""
-    from .plan import layer_estimate, layer_input_encoding
+    from .plan import layer_estimate, layer_input_encoding, value_bits
 
     base, dsp = layer_plan.predicted, 0
     if layer_plan.multiply == "dsp":
@@ -226,6 +226,11 @@ def layer_terms(net, layer_plan, ranges, family, rom="auto"):
             base = layer_estimate(net, layer_plan, ranges, multiply="logic")
     rom_l, bram = 0, 0
     block_bits = layer_plan.block_bits
+    ffs = base.ffs
+    if layer_plan.engine == "folded" and (rom == "block" or block_bits):
+        # hw.folded registers block RAM read data once more, with its input slice and control
+        ffs += sum(width for _, width in roms(net, layer_plan, ranges))
+        ffs += layer_plan.simd * value_bits(net.types[layer_plan.index]) + 8
     for k, (depth, width) in enumerate(roms(net, layer_plan, ranges)):
         if k == 0 and block_bits is not None:
             # the weight ROM split: its low block_bits in block RAM, the rest in logic
@@ -243,7 +248,7 @@ def layer_terms(net, layer_plan, ranges, family, rom="auto"):
     return {
         "luts": base.luts,
         "carry": base.carry,
-        "ffs": base.ffs,
+        "ffs": ffs,
         "rom_luts": rom_l,
         "bram": bram,
         "dsp": dsp,
