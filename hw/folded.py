@@ -55,15 +55,17 @@ __all__ = [
 
 
 def default_stages(simd):
-    """Pipeline stages of the SIMD sums when none are given: about two adder levels per stage.
+    """Pipeline stages of the SIMD sums when none are given: about two adders per stage.
 
-    A sum of ``simd`` products is a compressor tree of about ``log2(simd)`` adder levels (plus
-    the products' LUTs before it and the accumulator's adder after it): no register for
-    ``simd <= 4``, one up to 16, two up to 64, three up to 256. Two carry-chain levels and
-    their routing take about 5 ns on ECP5, what a 125 MHz clock leaves after the products.
+    A sum of ``simd`` products is a compressor tree of about ``log2(simd)`` adder levels, and
+    the accumulator's adder follows it in the last stage: no register for ``simd <= 2``, one up
+    to 8, two up to 32, three up to 128, four up to 512. Two carry-chain levels and their
+    routing take about 5 ns on ECP5, what a 125 MHz clock leaves after the products; with a
+    level fewer per stage, TFC's layer 0 (``simd = 49``) ran its last tree level and the
+    accumulator in one 8.2 ns path.
     """
     levels = max(0, (simd - 1).bit_length())
-    return max(0, (levels - 1) // 2)
+    return levels // 2
 
 
 class FoldedMatrixVector(wiring.Component):

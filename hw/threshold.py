@@ -13,11 +13,12 @@ Two forms share one implementation:
 """
 
 import numpy as np
-from amaranth.hdl import Const, Module, Mux, Shape, Value, ValueCastable
+from amaranth.hdl import Const, Module, Mux, Shape, Signal, Value, ValueCastable
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.encoding import ValueEncoding
+from hw.pipeline import pipeline_control
 from hw.streamutil import check_shape
 
 __all__ = [
@@ -172,7 +173,8 @@ class ThresholdUnit(wiring.Component):
     output_encoding : ValueEncoding
         :func:`levels_encoding` of ``levels``.
     latency : int
-        1 (a registered output). ``initiation_interval`` is 1.
+        2: the accumulators are registered, then the activations. ``initiation_interval`` is
+        1; the whole pipeline stalls together while ``o`` is not ready.
 
     Raises
     ------
@@ -201,7 +203,7 @@ class ThresholdUnit(wiring.Component):
 
     @property
     def latency(self):
-        return 1
+        return 2
 
     @property
     def initiation_interval(self):
@@ -209,13 +211,18 @@ class ThresholdUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        advance = pipeline_control(m, self.i, self.o, self.latency)
+        # The accumulators get a register of their own: the last adders of a dot product before
+        # this unit, its comparisons' carry chains and the level selection were otherwise one
+        # path (27.8 ns in digits-mlp on an iCE40 UP5K).
+        acc = Signal.like(self.i.payload)
+        with m.If(advance):
+            m.d.sync += acc.eq(self.i.payload)
         levels = [
-            threshold_level(self.i.payload[j], row.tolist(), self._levels)
+            threshold_level(acc[j], row.tolist(), self._levels)
             for j, row in enumerate(self._thresholds)
         ]
-        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
-        with m.If(self.i.ready):
-            m.d.sync += self.o.valid.eq(self.i.valid)
+        with m.If(advance):
             for j, level in enumerate(levels):
                 m.d.sync += self.o.payload[j].eq(level)
         return m

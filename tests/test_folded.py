@@ -422,9 +422,10 @@ def test_latency_with_stages_matches_simulation(pe, simd, levels, stages, rom):
 
 
 def test_default_stages():
-    # about two adder levels per stage: none up to 4, one up to 16, two up to 64, three to 256
-    sizes = (1, 2, 4, 5, 16, 17, 64, 65, 256, 257)
-    assert [default_stages(s) for s in sizes] == [0, 0, 0, 1, 1, 2, 2, 3, 3, 4]
+    # about two adders per stage, the accumulator's included: none up to 2, one up to 8, two
+    # up to 32, three up to 128, four up to 512
+    sizes = (1, 2, 3, 8, 9, 32, 33, 128, 129, 512, 513)
+    assert [default_stages(s) for s in sizes] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5]
     w = np.ones((2, 32), dtype=int)
     dut = FoldedMatrixVector(weights=w, input_encoding=TERNARY, pe=1, simd=32)
     assert dut.stages == 2
