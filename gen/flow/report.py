@@ -179,7 +179,11 @@ def build_report(
             if resources.get("wrapper") is not None:
                 resources["wrapper"]["io"] = io_used
     for key in ("luts", "ffs", "bram", "dsp", "io"):
-        entry = fraction(resources["total"].get(key), capacity.get(key))
+        used = resources["total"].get(key)
+        if key == "luts" and target.family == "ecp5" and used is not None:
+            # A CCU2C takes two of the part's LUT4 sites (TRELLIS_COMB) besides its carry logic.
+            used += 2 * (resources["total"].get("carry") or 0)
+        entry = fraction(used, capacity.get(key))
         if entry is not None:
             utilization[key] = entry
 
@@ -312,7 +316,7 @@ _ROWS = {
         ("io", "I/O pins"),
     ],
     "ecp5": [
-        ("luts", "LUT4"),
+        ("luts", "LUT4 (utilization: with the CCU2Cs' LUT4s)"),
         ("carry", "carry (CCU2C, 2 LUT4 each)"),
         ("mux", "wide muxes (PFUMX, L6MUX21)"),
         ("ffs", "flip-flops"),
