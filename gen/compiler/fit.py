@@ -57,8 +57,10 @@ __all__ = [
 #: eleven designs (Yosys 0.23, synthesis only). Xilinx LUT6s take the least-squares scale of
 #: the LUT terms. Run of 2026-12-04 (folded engines reading their input slices through a
 #: multiplexer): iCE40 11 of 11 within 25% unscaled (0.79-1.25), Xilinx 11 of 11 (0.79-1.21),
-#: ECP5 5 of 11 (0.46-1.78: one factor cannot cover ECP5's carry cells absorbing the unrolled
-#: adder graphs, 0.46, and its folded engines' multiplexers, 1.07-1.78), left unscaled.
+#: ECP5 5 of 11 (0.46-1.78 against LUT4 cells, left unscaled). Counted as the part's LUT4 sites
+#: (LUT4 cells and two per CCU2C) the same runs give 1.20-2.12, geometric mean 1.55: unrolled
+#: graphs, folded engines and the unmodelled argmax differ too much for one factor. mnist-mlp
+#: at II 56 (predicted 66,493 with the wrapper) packed into 69,434 TRELLIS_COMB (nextpnr), 1.04.
 FAMILY_SCALE = {
     "ice40": {"luts": 1.0, "carry": 0.0, "ffs": 1.0},
     "ecp5": {"luts": 1.0, "carry": 0.0, "ffs": 1.0},
