@@ -415,7 +415,9 @@ def build_parser(handlers):
         "place and route it with nextpnr on a named part, behind a narrow-pin wrapper so it "
         "fits the package. Prints and writes DIR/synth-TARGET.json and .md: LUTs, carry, "
         "flip-flops, block RAM, DSP, I/O, utilization, Fmax, latency and inferences per second, "
-        "per layer, each next to the compiler's prediction. Tool logs: DIR/synth-TARGET/.",
+        "per layer, each next to the compiler's prediction. Tool logs: DIR/synth-TARGET/ "
+        "(of a failed run: DIR/synth-TARGET-failed/; of an interrupted one: "
+        "DIR/synth-TARGET-interrupted/).",
     )
     p.add_argument("directory", metavar="DIR", help="accelerator folder (tnngen verilog -o DIR)")
     _add_synth_options(p)

@@ -421,6 +421,27 @@ def test_failed_run_reports_log_tail(tmp_path, monkeypatch):
     assert old.read_text() == "an older report\n"
 
 
+def test_interrupted_run_keeps_its_logs_and_the_old_report(tmp_path, monkeypatch):
+    tiny_accelerator(tmp_path / "acc")
+    old = tmp_path / "acc" / "synth-asic.json"
+    old.write_text("an older report\n")
+
+    def stopped_in_a_tool(accelerator, target, *, workdir, **options):
+        with open(os.path.join(workdir, "nextpnr.log"), "w") as f:
+            f.write("placing...\n")
+        raise KeyboardInterrupt  # as Ctrl-C, or a SIGTERM through gen.cli
+
+    monkeypatch.setattr(synth, "synthesize", stopped_in_a_tool)
+    with pytest.raises(KeyboardInterrupt):
+        synth.run(str(tmp_path / "acc"), "asic", tools="native", progress=Progress(None))
+    kept = tmp_path / "acc" / "synth-asic-interrupted" / "nextpnr.log"
+    assert kept.read_text() == "placing...\n"
+    assert old.read_text() == "an older report\n"
+    assert not (tmp_path / "acc" / "synth-asic").exists()
+    # no scratch folder is left behind
+    assert not [p for p in os.listdir(tmp_path / "acc") if p.startswith(".tnngen")]
+
+
 def test_time_out_stops_the_tool(tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     _fake_yosys(str(bin_dir), 'echo "thinking"\nexec sleep 60\n')

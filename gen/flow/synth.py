@@ -508,7 +508,8 @@ def run(path, target, *, output=None, **options):
     # The tools work in a temporary folder; the report set (the tools' folder, the JSON and the
     # Markdown) is swapped in only when the run is over, so an interrupted or failed run never
     # leaves a report beside the logs of another run. A failed run's folder is kept, as
-    # synth-<target>-failed/, for its logs.
+    # synth-<target>-failed/, for its logs, and an interrupted one's as
+    # synth-<target>-interrupted/.
     scratch = tempfile.mkdtemp(prefix=f".tnngen-synth-{target.name}-", dir=output)
     try:
         try:
@@ -519,6 +520,12 @@ def run(path, target, *, output=None, **options):
             exc.args = (str(exc).replace(scratch, workdir),)
             exc.log_path = exc.log_path and exc.log_path.replace(scratch, workdir)
             write_report(exc.report, output)
+            raise
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM (gen.cli) during a tool: its logs so far are kept, as a failed
+            # run's are, since a long place and route stopped by hand is still worth reading.
+            if os.listdir(scratch):
+                _settle(scratch, f"{workdir}-interrupted")
             raise
         except SynthError as exc:
             if not os.listdir(scratch):  # nothing ran (a tool is missing)
