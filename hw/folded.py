@@ -440,9 +440,9 @@ class FoldedMatrixVector(wiring.Component):
             return held
 
         if self._block_read:
-            # A block RAM's output comes late in the cycle (5.6 ns clock-to-out on ECP5 without
-            # its output register, which Yosys 0.23 does not use): a register of its own, which
-            # the placer keeps beside the block, before the word travels to the products.
+            # A block RAM's output comes late in the cycle (5.8 ns clock-to-out on ECP5 without
+            # its output register, which Yosys 0.23 does not use): a register of its own before
+            # the word travels on. (In TFC the placer still put it 17 columns from the block.)
             word = Signal(len(weight_data), name="weight_word")
             with m.If(advance):
                 m.d.sync += word.eq(weight_data)
