@@ -81,16 +81,13 @@ def prefer_graph(heap_bits, graph_bits):
 
 
 def default_stages(weights):
-    """Pipeline stages of a layer's sums when none are chosen: a register per ~2 adder levels.
+    """Pipeline stages of a layer's sums when none are chosen: a register per ~3 adder levels.
 
-    A row of ``n`` nonzero weights sums in about ``log2(n + 1)`` adder levels (a shared adder
-    graph in more: digits-mlp's first layer, 21 nonzero weights a row, is 7 adders deep, behind
-    the inputs' negations); at least one stage, so that the layer's result is registered. With
-    a register per ~3 levels, that layer's first stage (three carry chains and their routing,
-    25.9 ns) held digits-mlp at 36.8 MHz on an iCE40 UP5K; per ~2, 46.6 MHz.
+    A row of ``n`` nonzero weights sums in about ``log2(n + 1)`` adder levels; at least one
+    stage, so that the layer's result is registered.
     """
     fan = max(1, int(np.count_nonzero(np.asarray(weights), axis=1).max()))
-    return max(1, math.ceil(math.log2(fan + 1) / 2))
+    return max(1, math.ceil(math.log2(fan + 1) / 3))
 
 
 #: Largest weight magnitude a constant-weight layer takes (int8 and TTQ weights are far inside).

@@ -13,12 +13,11 @@ Two forms share one implementation:
 """
 
 import numpy as np
-from amaranth.hdl import Const, Module, Mux, Shape, Signal, Value, ValueCastable
+from amaranth.hdl import Const, Module, Mux, Shape, Value, ValueCastable
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.encoding import ValueEncoding
-from hw.pipeline import pipeline_control
 from hw.streamutil import check_shape
 
 __all__ = [
@@ -213,9 +212,7 @@ class ThresholdUnit(wiring.Component):
     output_encoding : ValueEncoding
         :func:`levels_encoding` of ``levels``.
     latency : int
-        3: the accumulators are registered, then their comparisons, then the activations.
-        ``initiation_interval`` is 1; the whole pipeline stalls together while ``o`` is not
-        ready.
+        1 (a registered output). ``initiation_interval`` is 1.
 
     Raises
     ------
@@ -244,7 +241,7 @@ class ThresholdUnit(wiring.Component):
 
     @property
     def latency(self):
-        return 3
+        return 1
 
     @property
     def initiation_interval(self):
@@ -252,25 +249,13 @@ class ThresholdUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        advance = pipeline_control(m, self.i, self.o, self.latency)
-        # Three registers: the accumulators, the comparisons, the levels. The last adders of a
-        # dot product before this unit, its comparisons' carry chains and the level selection
-        # were otherwise one path (27.8 ns in digits-mlp on an iCE40 UP5K; the comparisons and
-        # the selection alone, 21.1 ns).
-        acc = Signal.like(self.i.payload)
-        with m.If(advance):
-            m.d.sync += acc.eq(self.i.payload)
-        for j, row in enumerate(self._thresholds):
-            compares = threshold_compares(acc[j], row.tolist())
-            held = []
-            for k, met in enumerate(compares):
-                if isinstance(met, bool):
-                    held.append(met)
-                    continue
-                reg = Signal(name=f"met_{j}_{k}")
-                with m.If(advance):
-                    m.d.sync += reg.eq(met)
-                held.append(reg)
-            with m.If(advance):
-                m.d.sync += self.o.payload[j].eq(select_level(held, self._levels))
+        levels = [
+            select_level(threshold_compares(self.i.payload[j], row.tolist()), self._levels)
+            for j, row in enumerate(self._thresholds)
+        ]
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.i.ready):
+            m.d.sync += self.o.valid.eq(self.i.valid)
+            for j, level in enumerate(levels):
+                m.d.sync += self.o.payload[j].eq(level)
         return m

@@ -108,11 +108,9 @@ def unrolled_dot(weights, bits_per_value, acc_bits, stages, *, shared=False):
 
 
 def threshold(rows, acc_bits, n_thresholds, out_bits):
-    """Constant-threshold comparators: one carry-chain compare per threshold, behind a register
-    of the accumulators and before one of the comparisons."""
+    """Constant-threshold comparators: one carry-chain compare per threshold."""
     compares = rows * n_thresholds
-    ffs = rows * acc_bits + compares + rows * out_bits + 3
-    return _r(compares * (acc_bits / 2 + 1), compares * acc_bits / 2, ffs)
+    return _r(compares * (acc_bits / 2 + 1), compares * acc_bits / 2, rows * out_bits + 1)
 
 
 def _simd_product(in_bits, weight_type):
