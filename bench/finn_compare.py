@@ -34,7 +34,7 @@ import time
 
 from gen import compiler, folder, network
 from gen.compiler.build import ROM_CHOICES
-from gen.flow import errors, synth
+from gen.flow import errors, parse, synth
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
@@ -70,11 +70,8 @@ def build(model, fold, directory, rom):
 def figures(report):
     acc = report["resources"]["accelerator"]
     perf = report["performance"]
-    luts = acc["luts"]
-    if report["target"]["family"] == "ecp5":
-        luts += 2 * acc["carry"]  # a CCU2C takes two LUT4 sites besides its carry logic
     return {
-        "luts": luts,
+        "luts": parse.lut_sites(acc, report["target"]["family"]),
         "ffs": acc["ffs"],
         "bram": acc.get("bram"),
         "mhz": perf.get("fmax_mhz"),

@@ -761,3 +761,12 @@ def test_flat(tmp_path):
     assert res["layers"] == [] and res["accelerator"]["gates"] == res["total"]["gates"] > 0
     with open(os.path.join(path, "synth-asic", "synth.ys")) as f:
         assert "keep_hierarchy" not in f.read()
+
+
+def test_lut_sites_count_two_per_ecp5_carry_cell():
+    figures = {"luts": 10, "carry": 3}
+    assert tool_parse.lut_sites(figures, "ecp5") == 16
+    # an iCE40 SB_CARRY sits beside its LUT4, a Xilinx CARRY4 beside its LUTs: no more sites
+    assert tool_parse.lut_sites(figures, "ice40") == 10
+    assert tool_parse.lut_sites(figures, "xilinx") == 10
+    assert tool_parse.lut_sites({"luts": None, "carry": 0}, "ecp5") is None

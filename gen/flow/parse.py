@@ -54,6 +54,7 @@ __all__ = [
     "hierarchy_area",
     "hierarchy_totals",
     "liberty_sequential_cells",
+    "lut_sites",
     "nand2_equivalents",
     "parse_liberty_area",
     "parse_netlist",
@@ -268,6 +269,15 @@ def categorize(cells, family, *, sequential=None):
             figures["other"] += count
     figures["cells"] = dict(sorted(cells.items()))
     return figures
+
+
+def lut_sites(figures, family):
+    """The part's LUT sites that :func:`categorize`'s ``figures`` take: ``luts``, and on ECP5 two
+    more per ``carry`` cell (a CCU2C holds two LUT4s besides its carry logic)."""
+    if figures.get("luts") is None:
+        return None
+    extra = 2 * (figures.get("carry") or 0) if family == "ecp5" else 0
+    return figures["luts"] + extra
 
 
 def nand2_equivalents(cells):

@@ -13,6 +13,7 @@ from .parse import (
     categorize,
     hierarchy_area,
     hierarchy_totals,
+    lut_sites,
     nand2_equivalents,
 )
 
@@ -179,10 +180,8 @@ def build_report(
             if resources.get("wrapper") is not None:
                 resources["wrapper"]["io"] = io_used
     for key in ("luts", "ffs", "bram", "dsp", "io"):
-        used = resources["total"].get(key)
-        if key == "luts" and target.family == "ecp5" and used is not None:
-            # A CCU2C takes two of the part's LUT4 sites (TRELLIS_COMB) besides its carry logic.
-            used += 2 * (resources["total"].get("carry") or 0)
+        total = resources["total"]
+        used = lut_sites(total, target.family) if key == "luts" else total.get(key)
         entry = fraction(used, capacity.get(key))
         if entry is not None:
             utilization[key] = entry
