@@ -432,21 +432,24 @@ class FoldedMatrixVector(wiring.Component):
             with m.If(issue_first):
                 m.d.sync += x_work.eq(x_load)
 
-        def delay(signals, suffix):
-            """``signals`` one register later, moving on ``advance``."""
-            held = [Signal.like(c, name=f"{c.name}_{suffix}") for c in signals]
+        def register(value, name):
+            """``value`` one register later, moving on ``advance``."""
+            if isinstance(value, Signal):
+                held = Signal.like(value, name=name)
+            else:  # a ROM's read data, a Cat of its parts
+                held = Signal(len(value), name=name)
             with m.If(advance):
-                m.d.sync += [h.eq(c) for h, c in zip(held, signals, strict=True)]
+                m.d.sync += held.eq(value)
             return held
+
+        def delay(signals, suffix):
+            return [register(c, f"{c.name}_{suffix}") for c in signals]
 
         if self._block_read:
             # A block RAM's output comes late in the cycle (5.8 ns clock-to-out on ECP5 without
             # its output register, which Yosys 0.23 does not use): a register of its own before
             # the word travels on. (In TFC the placer still put it 17 columns from the block.)
-            word = Signal(len(weight_data), name="weight_word")
-            with m.If(advance):
-                m.d.sync += word.eq(weight_data)
-            weight_data = word
+            weight_data = register(weight_data, "weight_word")
 
         # --- stage 1b: the ROM word and its input slice registered --------------------------
         # A ROM mapped to logic has its read register on the address side, so the word would
@@ -538,10 +541,7 @@ class FoldedMatrixVector(wiring.Component):
                 rom_style=self._rom_style,
             )
             if self._block_read:
-                word = Signal(len(threshold_data), name="threshold_word")
-                with m.If(advance):
-                    m.d.sync += word.eq(threshold_data)
-                threshold_data = word
+                threshold_data = register(threshold_data, "threshold_word")
             t_bits = Signal(pe * per_row * t_shape.width)
             with m.If(advance):
                 m.d.sync += t_bits.eq(threshold_data)
