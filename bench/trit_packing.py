@@ -21,6 +21,7 @@ Usage::
 """
 
 import argparse
+import itertools
 import sys
 
 from amaranth.back import verilog
@@ -31,6 +32,7 @@ from amaranth.sim import Simulator
 
 from bench.area_synth import synth_counts
 from gen.compiler import fit
+from hw.roms import pack
 
 GROUP = 5  # weights per packed group
 GROUP_BITS = 8  # ceil(5 log2 3)
@@ -46,8 +48,8 @@ def encode(trits):
     return sum((t + 1) * 3**k for k, t in enumerate(trits))
 
 
-def decode_reference(code, count=GROUP):
-    """The group's weights, by division (independent of the decoder's case table)."""
+def decode(code, count=GROUP):
+    """The group's weights, by division: the decoder's case table."""
     return [(code // 3**k) % 3 - 1 for k in range(count)]
 
 
@@ -66,30 +68,27 @@ class TritDecoder(wiring.Component):
             out = self.o[2 * GROUP * g : 2 * GROUP * (g + 1)]
             with m.Switch(code):
                 for value in range(3**GROUP):
-                    word, rest = 0, value
-                    for k in range(GROUP):
-                        word |= ((rest % 3 - 1) & 3) << (2 * k)
-                        rest //= 3
                     with m.Case(value):
-                        m.d.comb += out.eq(word)
+                        m.d.comb += out.eq(pack(decode(value), 2))
         return m
 
 
 def check(groups):
-    """Every code of every group decodes to :func:`decode_reference`'s weights."""
+    """Every group of five weights, packed by :func:`encode`, decodes back to itself."""
     dut = TritDecoder(groups)
     failures = []
 
     async def bench(ctx):
-        for value in range(3**GROUP):
-            ctx.set(dut.i, sum(value << (GROUP_BITS * g) for g in range(groups)))
+        for trits in itertools.product((-1, 0, 1), repeat=GROUP):
+            code = encode(trits)
+            ctx.set(dut.i, sum(code << (GROUP_BITS * g) for g in range(groups)))
             got = ctx.get(dut.o)
             for g in range(groups):
                 for k in range(GROUP):
                     bits = (got >> (2 * (GROUP * g + k))) & 3
                     trit = bits - 4 if bits & 2 else bits
-                    if trit != decode_reference(value)[k]:
-                        failures.append((value, g, k))
+                    if trit != trits[k]:
+                        failures.append((code, g, k))
 
     sim = Simulator(dut)
     sim.add_testbench(bench)
