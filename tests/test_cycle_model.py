@@ -6,7 +6,6 @@ shipped models, unrolled and folded, and for random descriptions with conv2d and
 layers, random foldings included.
 """
 
-import json
 import os
 
 import numpy as np
@@ -256,7 +255,7 @@ PADDED_STRIDED_STACK = {
 
 
 def test_padded_strided_stack():
-    net = network.loads(json.dumps(PADDED_STRIDED_STACK))
+    net = network.from_dict(PADDED_STRIDED_STACK)
     check_timing(net, {"0": "unrolled", "1": "unrolled"})
 
 
