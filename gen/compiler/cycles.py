@@ -141,7 +141,10 @@ class _Pipeline(_Block):
 
     def accept(self, n, offer):
         edge = self.stalls.nth_free_edge(offer - 1, 1, n)
-        self.stalls.forget_before(edge)
+        # Later questions start at this edge or, for a token still inside the pipeline (its
+        # output not yet known), at that token's transfer: forget only the stalls before both.
+        inside = len(self.o.offer)
+        self.stalls.forget_before(self.i.taken(inside) if inside < n else edge)
         return edge
 
     def emit(self, n):
