@@ -248,6 +248,8 @@ class Leaf:
     ``negated``, optional, is a :class:`Leaf` holding ``-value``, cheaper to use than a
     subtraction (a ternary input's is one LUT). ``zeros``: how many low bits of ``value`` (and
     of its negation) are always 0, as for an input shifted left by a digit plane's exponent.
+    ``depth``: adders between the accelerator's input and ``value`` (1 for an intN input's
+    negation, a carry chain of its own), so that pipeline stages count them.
     Planning (:func:`graph_words`) needs only the ranges and ``zeros``: ``value`` may be None
     there.
     """
@@ -257,6 +259,7 @@ class Leaf:
     hi: int
     negated: "Leaf | None" = None
     zeros: int = 0
+    depth: int = 0
 
 
 def _const_zeros(value):
@@ -339,7 +342,9 @@ def graph_words(graph, leaves, constants=None):
         if (i, negated) not in inputs:
             leaf = leaves[i].negated if negated else leaves[i]
             zeros = leaves[i].zeros
-            inputs[(i, negated)] = _Word(leaf.lo, leaf.hi, zeros=zeros, leaf=(i, negated))
+            word = _Word(leaf.lo, leaf.hi, zeros=zeros, leaf=(i, negated))
+            word.depth = leaf.depth
+            inputs[(i, negated)] = word
         return inputs[(i, negated)]
 
     def adder(a, b, subtract=False):

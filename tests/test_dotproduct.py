@@ -8,7 +8,7 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.sim import Simulator
 from streams import seeded, stream_get, stream_put
 
-from hw.dotproduct import DotProduct, digit_matrix, digit_planes
+from hw.dotproduct import DotProduct, default_stages, digit_matrix, digit_planes
 from hw.encoding import ValueEncoding
 from hw.pipeline import shape_for_range
 
@@ -409,3 +409,14 @@ def test_a_weight_of_three_is_two_digits():
     dut = DotProduct(weights, encoding=TERNARY)
     assert dut.digits.shape == (4, 12)
     assert int(np.count_nonzero(dut.digits)) == 48
+
+
+def test_default_stages_register_about_every_two_adder_levels():
+    # ceil(log2(fan_in + 1) / 2) of the row with the most nonzero weights, at least one
+    fans = (0, 1, 3, 7, 15, 21, 63, 64)
+    stages = []
+    for fan in fans:
+        weights = np.zeros((2, 80), dtype=int)
+        weights[1, :fan] = -1
+        stages.append(default_stages(weights))
+    assert stages == [1, 1, 1, 2, 2, 3, 3, 4]

@@ -108,9 +108,11 @@ def unrolled_dot(weights, bits_per_value, acc_bits, stages, *, shared=False):
 
 
 def threshold(rows, acc_bits, n_thresholds, out_bits):
-    """Constant-threshold comparators: one carry-chain compare per threshold."""
+    """Constant-threshold comparators: one carry-chain compare per threshold, behind a register
+    of the accumulators and before one of the comparisons."""
     compares = rows * n_thresholds
-    return _r(compares * (acc_bits / 2 + 1), compares * acc_bits / 2, rows * out_bits + 1)
+    ffs = rows * acc_bits + compares + rows * out_bits + 3
+    return _r(compares * (acc_bits / 2 + 1), compares * acc_bits / 2, ffs)
 
 
 def _simd_product(in_bits, weight_type):
