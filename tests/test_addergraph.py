@@ -194,3 +194,15 @@ def test_plan_checks_its_parameters():
         plan_graph([[1, 1]], min_uses=1)
     with pytest.raises(ValueError, match=r"^Maximum pairs must be a positive integer, not 0$"):
         plan_graph([[1, 1]], max_pairs=0)
+
+
+def test_a_negation_that_is_an_adder_counts_as_a_level():
+    # -x0 - x1 sums the inputs' negations; an intN input's negation is a carry chain of its own
+    # (Leaf.depth 1), a ternary input's one LUT (depth 0): the root is 2 or 1 adders deep
+    from hw.addergraph import graph_words
+
+    graph = plan_graph(np.array([[-1, -1]]))
+    for depth, expected in ((1, 2), (0, 1)):
+        leaves = [Leaf(None, 0, 3, Leaf(None, -3, 0, depth=depth)) for _ in range(2)]
+        roots, _ = graph_words(graph, leaves)
+        assert roots[0].depth == expected
