@@ -432,12 +432,12 @@ class FoldedMatrixVector(wiring.Component):
             with m.If(issue_first):
                 m.d.sync += x_work.eq(x_load)
 
-        def register(value, name):
+        def register(value, name, *, reset_less=False):
             """``value`` one register later, moving on ``advance``."""
             if isinstance(value, Signal):
-                held = Signal.like(value, name=name)
+                held = Signal.like(value, name=name, reset_less=reset_less)
             else:  # a ROM's read data, a Cat of its parts
-                held = Signal(len(value), name=name)
+                held = Signal(len(value), name=name, reset_less=reset_less)
             with m.If(advance):
                 m.d.sync += held.eq(value)
             return held
@@ -449,7 +449,9 @@ class FoldedMatrixVector(wiring.Component):
             # A block RAM's output comes late in the cycle (5.8 ns clock-to-out on ECP5 without
             # its output register, which Yosys 0.23 does not use): a register of its own before
             # the word travels on. (In TFC the placer still put it 17 columns from the block.)
-            weight_data = register(weight_data, "weight_word")
+            # Without a reset, as the block's output register is: gen.flow.outreg moves it
+            # into the block on ECP5.
+            weight_data = register(weight_data, "weight_word", reset_less=True)
 
         # --- stage 1b: the ROM word and its input slice registered --------------------------
         # A ROM mapped to logic has its read register on the address side, so the word would
@@ -541,7 +543,7 @@ class FoldedMatrixVector(wiring.Component):
                 rom_style=self._rom_style,
             )
             if self._block_read:
-                threshold_data = register(threshold_data, "threshold_word")
+                threshold_data = register(threshold_data, "threshold_word", reset_less=True)
             t_bits = Signal(pe * per_row * t_shape.width)
             with m.If(advance):
                 m.d.sync += t_bits.eq(threshold_data)

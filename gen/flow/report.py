@@ -47,6 +47,7 @@ def build_report(
     sequential,
     workdir,
     hierarchy,
+    absorbed=None,
 ):
     meta = accelerator.metadata
     acc_top = meta["top"]
@@ -153,6 +154,12 @@ def build_report(
                 "its metadata 'blocks', its 'module', or the submodule layer<index>)"
             )
     resources["layers"] = layers_out
+    if absorbed and absorbed["ports"]:
+        notes.append(
+            f"{absorbed['flip_flops']:,} flip-flops behind block RAM moved into the output "
+            f"registers of {absorbed['ports']} DP16KD read ports (gen.flow.outreg); the counts "
+            "above are of the netlist nextpnr placed"
+        )
 
     # Utilization.
     utilization = {}
@@ -285,6 +292,7 @@ def build_report(
         "performance": performance,
         "predicted": predicted,
         "comparison": comparison,
+        "block_ram_output_registers": absorbed,
         "notes": notes,
     }
 

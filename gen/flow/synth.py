@@ -33,6 +33,7 @@ import time
 
 from .. import folder
 from ..progress import Progress
+from . import outreg
 from .errors import DoesNotFit, SynthError, SynthInputError, ToolFailed
 from .parse import (
     ReportError,
@@ -332,7 +333,17 @@ def synthesize(
         progress=progress,
     )
     tools_used = [_tool_entry(yosys, "synthesis", seconds, log)]
+    absorbed = None
     try:
+        if target.family == "ecp5":
+            # DP16KD output registers, which Yosys 0.23 leaves unused (gen.flow.outreg); the
+            # netlist as Yosys wrote it stays beside the one nextpnr places
+            shutil.copyfile(
+                os.path.join(workdir, "netlist.json"), os.path.join(workdir, "netlist-yosys.json")
+            )
+            absorbed = outreg.absorb_file(
+                os.path.join(workdir, "netlist-yosys.json"), os.path.join(workdir, "netlist.json")
+            )
         with open(os.path.join(workdir, "netlist.json")) as f:
             netlist = parse_netlist(f.read())
         liberty_area = sequential = None
@@ -341,7 +352,7 @@ def synthesize(
                 liberty_area = parse_liberty_area(f.read())
             with open(os.path.join(workdir, lib_file), errors="replace") as f:
                 sequential = liberty_sequential_cells(f.read())
-    except (OSError, ReportError) as exc:
+    except (OSError, ValueError, KeyError, ReportError) as exc:
         raise SynthError(f"Yosys's output could not be read: {exc}; full log: {log}", log) from None
 
     # --- nextpnr ---------------------------------------------------------------------------
@@ -440,6 +451,7 @@ def synthesize(
         sequential=sequential,
         workdir=workdir,
         hierarchy=hierarchy,
+        absorbed=absorbed,
     )
 
 
