@@ -229,9 +229,10 @@ def layer_terms(net, layer_plan, ranges, family, rom="auto"):
     rom_l, bram = 0, 0
     block_bits = layer_plan.block_bits
     ffs = base.ffs
-    if layer_plan.engine == "folded" and (rom == "block" or block_bits):
-        # hw.folded registers block RAM read data once more, with its input slice and control
-        ffs += sum(width for _, width in roms(net, layer_plan, ranges))
+    block_read = layer_plan.engine == "folded" and (rom == "block" or bool(block_bits))
+    if block_read:
+        # hw.folded registers block RAM read data once more (below, per ROM), with its input
+        # slice and control
         ffs += layer_plan.simd * value_bits(net.types[layer_plan.index]) + 8
     for k, (depth, width) in enumerate(roms(net, layer_plan, ranges)):
         if k == 0 and block_bits is not None:
@@ -239,14 +240,19 @@ def layer_terms(net, layer_plan, ranges, family, rom="auto"):
             if block_bits:
                 bram += block_count(depth, block_bits, family)
             rom_l += rom_luts(depth, width - block_bits, family) if width > block_bits else 0
-            continue
-        where = rom_placement(depth, width, rom, family)
-        if where == "block":
-            bram += block_count(depth, width, family)
-        elif where == "lut":
-            rom_l += width * math.ceil(depth / LUTRAM_WORDS[family])
+            in_block = block_bits
         else:
-            rom_l += rom_luts(depth, width, family)
+            where = rom_placement(depth, width, rom, family)
+            if where == "block":
+                bram += block_count(depth, width, family)
+            elif where == "lut":
+                rom_l += width * math.ceil(depth / LUTRAM_WORDS[family])
+            else:
+                rom_l += rom_luts(depth, width, family)
+            in_block = width if where == "block" else 0
+        if block_read:
+            # on ECP5 the bits read from DP16KDs are registered inside them (gen.flow.outreg)
+            ffs += width - (in_block if family == "ecp5" else 0)
     return {
         "luts": base.luts,
         "carry": base.carry,
