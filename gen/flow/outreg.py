@@ -100,7 +100,9 @@ def _read_ports(block):
     pins = {p: [f"DO{p}{k}" for k in range(_DATA_BITS)] for p in "AB"}
     if widths == [36, 36]:
         return [("B", pins["A"] + pins["B"], ["REGMODE_A", "REGMODE_B"])]
-    return [(p, pins[p], [f"REGMODE_{p}"]) for p, w in zip("AB", widths) if w <= _DATA_BITS]
+    return [
+        (p, pins[p], [f"REGMODE_{p}"]) for p, w in zip("AB", widths, strict=True) if w <= _DATA_BITS
+    ]
 
 
 def _absorb_port(module, block, port, pins, regmodes, receivers, on_ports):
