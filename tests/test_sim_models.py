@@ -371,7 +371,7 @@ def test_split_weight_rom_in_cocotb(tmp_path):
     """A weight ROM split between block RAM and logic by --part (test_fit: 80 of layer 0's 128
     bits in EBRs), in the cocotb bench with stalls."""
     net = mlp([64, 32, 10], in_type="uint4")
-    the_compiled = compiler.compile_network(net, "auto", part="ice40-up5k", utilization=0.55)
+    the_compiled = compiler.compile_network(net, "auto", part="ice40-up5k", utilization=0.6)
     assert the_compiled.metadata["layers"][0]["block_bits"] == 80
     inputs = np.concatenate([folder.corner_inputs(net), golden.random_inputs(net, 40, 5)])
     directory = str(tmp_path / "accelerator")

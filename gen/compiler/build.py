@@ -161,7 +161,7 @@ class _Pipeline:
                     self.stages.append(Stage(f"{stage.name}_cast", cast, stage.layer, 0, 1))
             self.stages.append(stage)
 
-    def register_slice(self, index, name):
+    def register_slice(self):
         # Each vector block passes o.ready to i.ready combinationally; a skid buffer between
         # layers cuts that path, so that back-pressure is not one path through the whole
         # pipeline (digits-mlp on an iCE40 UP5K: 33.6 MHz with it as one path).
@@ -169,9 +169,13 @@ class _Pipeline:
         # path is short next to its own, and a slice of its wide output cost mnist-mlp 1,650
         # LUTs on an ECP5 for 0.7 MHz. digits-cnn on an ECP5-25k: 39.9 MHz with back-pressure
         # one path from the argmax to the first serializer.
+        # The slice belongs to the layer whose output it holds (l<index>_slice, that layer's
+        # resources in the synthesis report and in the plan's prediction).
         if not self.stages or not isinstance(self.stages[-1].block, (DotProduct, ThresholdUnit)):
             return []
-        return [_stage(name, SkidBuffer(payload_shape(self.stages[-1].block.o)), index)]
+        index = self.stages[-1].layer
+        unit = SkidBuffer(payload_shape(self.stages[-1].block.o))
+        return [_stage(f"l{index}_slice", unit, index)]
 
     def to_pixels(self, index, shape):
         """A serializer, unless the stream already carries pixels."""
@@ -274,7 +278,7 @@ def build(the_plan):
     pipe = _Pipeline(in_encoding, rom_style=ROM_STYLE_OF[the_plan.options.get("rom", "auto")])
     for lp in the_plan.layers:
         layer = net.layers[lp.index]
-        new = pipe.register_slice(lp.index, f"l{lp.index}_slice")
+        new = pipe.register_slice()
         new += LAYER_BUILDERS[layer.type](pipe, lp, layer, net.shapes[lp.index])
         pipe.link(new)
     last = len(net.layers) - 1
@@ -285,7 +289,7 @@ def build(the_plan):
         unit = ClassMap(
             encoding=pipe.encoding, channels=c, positions=h * w, stages=the_plan.argmax_stages
         )
-        pipe.link([*pipe.register_slice(None, "class_map_slice"), _stage("class_map", unit, None)])
+        pipe.link([*pipe.register_slice(), _stage("class_map", unit, None)])
         out_shape = payload_shape(unit.o)
         info = OutputInfo("class_map", [h, w], h * w, ValueEncoding.uint(unit.index_shape.width))
         return _top(pipe, net, in_encoding, out_shape), info
@@ -294,7 +298,7 @@ def build(the_plan):
         unit = Argmax(encoding=pipe.encoding, count=count, stages=the_plan.argmax_stages)
         pipe.link(
             [
-                *pipe.register_slice(None, "argmax_slice"),
+                *pipe.register_slice(),
                 Stage("argmax", unit, None, unit.latency, 1),
             ]
         )

@@ -20,6 +20,7 @@ __all__ = [
     "threshold",
     "folded",
     "argmax",
+    "register_slice",
     "window",
     "maxpool",
 ]
@@ -205,15 +206,32 @@ def folded(
     )
 
 
-def argmax(count, value_bits):
-    """A tree of compare-and-select nodes."""
+def argmax(count, value_bits, stages):
+    """A tournament of compare-and-select nodes (``hw.argmax``), registered after the steps that
+    ``stages`` cuts: a comparison register holds its level's candidates and a bit per pair, a
+    selection register the winners; an index grows a bit per level (the first level's are
+    constants). Measured (Yosys 0.23, 10 scores of 5 bits, 8 stages): 196 flip-flops against 210
+    predicted."""
     index_bits = max(1, (count - 1).bit_length())
     nodes = max(0, count - 1)
-    return _r(
-        nodes * (value_bits + value_bits + index_bits),
-        nodes * value_bits,
-        value_bits + index_bits + 1,
-    )
+    levels = (count - 1).bit_length()
+    steps = 2 * levels
+    cuts = {-(-k * steps // stages) for k in range(1, stages + 1)} if stages else set()
+    ffs, n = stages, count
+    for level in range(1, levels + 1):
+        pairs = n // 2
+        if 2 * level - 1 in cuts:
+            ffs += n * (value_bits + level - 1) + pairs
+        n = pairs + n % 2
+        if 2 * level in cuts:
+            ffs += n * (value_bits + level)
+    return _r(nodes * (value_bits + value_bits + index_bits), nodes * value_bits, ffs)
+
+
+def register_slice(width):
+    """``hw.streamutil.SkidBuffer``: two payload registers, the output multiplexer (Yosys 0.23
+    on iCE40: 88 LUT4s for 50 bits), pointers and flags."""
+    return _r(1.75 * width, 0, 2 * width + 4)
 
 
 def window(width, channels, kernel, value_bits):

@@ -44,6 +44,7 @@ __all__ = [
     "scale_terms",
     "plan_terms",
     "predict_layer",
+    "output_resources",
     "budget",
     "fits",
     "describe",
@@ -274,6 +275,13 @@ def scale_terms(terms, family, *, scaled=True):
     return PartResources(round(luts), round(ffs), terms["bram"], round(cells), terms["dsp"])
 
 
+def output_resources(resources, family, *, scaled=True):
+    """The final argmax's :class:`gen.compiler.cost.Resources` in ``family``'s units."""
+    terms = {"luts": resources.luts, "carry": resources.carry, "ffs": resources.ffs}
+    terms.update(rom_luts=0, bram=0, dsp=0)
+    return scale_terms(terms, family, scaled=scaled)
+
+
 def predict_layer(net, layer_plan, ranges, family, rom="auto", *, scaled=True):
     """One layer's :class:`PartResources` in ``family``'s units."""
     return scale_terms(layer_terms(net, layer_plan, ranges, family, rom), family, scaled=scaled)
@@ -286,6 +294,8 @@ def plan_terms(the_plan, family, *, rom=None):
     rom = rom or the_plan.options.get("rom", "auto")
     ranges = analyze_ranges(the_plan.net)
     total = dict.fromkeys(("luts", "carry", "ffs", "rom_luts", "bram", "dsp"), 0)
+    output = the_plan.output_predicted  # the final argmax: logic and registers only
+    total.update(luts=output.luts, carry=output.carry, ffs=output.ffs)
     for layer_plan in the_plan.layers:
         for key, value in layer_terms(the_plan.net, layer_plan, ranges, family, rom).items():
             total[key] += value

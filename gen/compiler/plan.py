@@ -88,8 +88,14 @@ class Plan:
         return max(p.initiation_interval for p in self.layers)
 
     @property
+    def output_predicted(self):
+        """The final argmax's :class:`gen.compiler.cost.Resources` (:func:`output_estimate`)."""
+        return output_estimate(self.net, self.argmax_stages)
+
+    @property
     def predicted(self):
-        total = cost.Resources()
+        """The layers' predictions and the final argmax's."""
+        total = self.output_predicted
         for p in self.layers:
             total = total + p.predicted
         return total
@@ -107,6 +113,27 @@ def value_bits(value_type):
 def layer_input_encoding(net, index):
     """The :class:`hw.encoding.ValueEncoding` of layer ``index``'s inputs."""
     return encoding_of(net.types[index])
+
+
+def output_estimate(net, argmax_stages):
+    """The argmax after the last layer (per position for a ``class_map``), none for values."""
+    if net.output == "argmax":
+        count = int(np.prod(net.output_shape))
+    elif net.output == "class_map":
+        count = net.output_shape[-1]
+    else:
+        return cost.Resources()
+    return cost.argmax(count, value_bits(net.types[-1]), argmax_stages or 0)
+
+
+def _ends_in_slice(net, index):
+    """Whether an unrolled layer's output passes a register slice (``build.register_slice``):
+    before every next layer, and before the argmax of a vector (a dense last layer's) or the
+    class map of a pixel stream (a convolution's)."""
+    if index < len(net.layers) - 1:
+        return True
+    conv = isinstance(net.layers[index], Conv2d)
+    return (net.output == "argmax" and not conv) or (net.output == "class_map" and conv)
 
 
 def layer_estimate(net, layer_plan, ranges, *, multiply=None):
@@ -140,6 +167,8 @@ def _layer_estimate(net, index, engine, pe, simd, stages, ranges, multiply="logi
         )
         if n_thr:
             est = est + cost.threshold(rows, acc_bits, n_thr, out_bits)
+        if _ends_in_slice(net, index):  # a vector, or a pixel of `rows` channels
+            est = est + cost.register_slice(rows * out_bits)
     else:
         product = None
         if multiply == "dsp":
@@ -380,8 +409,13 @@ def plan(
             )
         return chosen
 
-    # On a part, the pin wrapper around the accelerator takes its share too.
-    outside = fit.PartResources() if part is None else fit.wrapper(net, fit.part_family(part))
+    # The final argmax takes its share of the limit, and on a part the pin wrapper too.
+    output = output_estimate(net, _argmax_stages(net))
+    if part is None:
+        outside = fit.PartResources(output.luts, 0, 0)
+    else:
+        family = fit.part_family(part)
+        outside = fit.wrapper(net, family) + fit.output_resources(output, family)
 
     def total(attempt):
         parts = [measure(p) for p in (*fixed.values(), *pools.values(), *attempt.values())]
