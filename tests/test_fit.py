@@ -119,8 +119,8 @@ def test_budget_is_the_capacity_times_the_utilization():
 def _fastest_by_brute_force(net, part, utilization):
     """The smallest initiation interval of every combination of every layer's foldings whose
     prediction, with the pin wrapper's and the final argmax's, fits: an exhaustive search,
-    independent of the planner's. Each layer's foldings are the planner's candidates: every (PE, SIMD), and each
-    with its weight ROM split between block RAM and logic."""
+    independent of the planner's. Each layer's foldings are the planner's candidates: every
+    (PE, SIMD), and each with its weight ROM split between block RAM and logic."""
     ranges = analyze_ranges(net)
     family = fit.part_family(part)
     limit = fit.budget(part, utilization)
