@@ -4,11 +4,12 @@ Compiles a set of designs (the shipped models unrolled and at several foldings, 
 and int4 weights, ROMs in logic and in block RAM), synthesizes each without place and route for
 one part of every FPGA family (Yosys 0.23: ``synth_ice40``, ``synth_ecp5``, ``synth_xilinx``) and
 prints, per design and family, the accelerator's measured LUTs, flip-flops and block RAMs next to
-the compiler's prediction for that family (:func:`gen.compiler.fit.predict`): iCE40 and ECP5
-LUT4s, Xilinx LUT6s. Then, per family, the spread of measured / predicted, the geometric mean
-of measured / predicted, the least-squares scales (LUTs against the model's LUTs and carry
-cells plus the ROMs' LUTs, flip-flops against its flip-flops, in relative error) that
-:data:`gen.compiler.fit.FAMILY_SCALE` is set from, and how many designs are within 25%.
+the compiler's prediction for that family (:func:`gen.compiler.fit.predict`): iCE40 LUT4s,
+ECP5 LUT4 sites (LUT4 cells and two per CCU2C), Xilinx LUT6s. Then, per family, the spread of
+measured / predicted, the least-squares scales (LUTs against the model's LUTs, the folded
+engines' apart, and carry cells plus the ROMs' LUTs; flip-flops against its flip-flops; in
+relative error) that :data:`gen.compiler.fit.FAMILY_SCALE` is set from, and how many designs
+are within 25%.
 
 Usage::
 
@@ -28,7 +29,7 @@ import numpy as np
 
 from gen import compiler, folder, network
 from gen.compiler import fit
-from gen.flow import errors, synth
+from gen.flow import errors, parse, synth
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
@@ -67,7 +68,10 @@ def measure(directory, target, timeout, reuse):
     else:
         report = _synthesize(directory, target, timeout)
     acc = report["resources"]["accelerator"]
-    return {key: acc.get(key) or 0 for key in ("luts", "ffs", "bram")}
+    measured = {key: acc.get(key) or 0 for key in ("luts", "ffs", "bram")}
+    # the part's LUT sites: on ECP5 a CCU2C carry cell holds two LUT4s
+    measured["luts"] = parse.lut_sites(acc, report["target"]["family"]) or 0
+    return measured
 
 
 def _synthesize(directory, target, timeout):
@@ -82,21 +86,28 @@ def _synthesize(directory, target, timeout):
 
 
 def fitted_scale(pairs):
-    """``(luts, carry, ffs)`` scales that minimize the squared relative error of the LUT and
-    flip-flop predictions over ``(measured, terms)`` pairs: measured LUTs against
-    ``luts * a + carry * b + rom_luts`` with ``b >= 0``, measured flip-flops against
-    ``ffs * k``."""
+    """``(luts, folded, carry, ffs)`` scales that minimize the squared relative error of the
+    LUT and flip-flop predictions over ``(measured, terms)`` pairs: measured LUTs against
+    ``(luts - folded_luts) * a + folded_luts * f + carry * b + rom_luts`` with ``b >= 0``
+    (the folded engines' LUTs apart from the rest), measured flip-flops against ``ffs * k``."""
     m_luts = np.array([m["luts"] for m, _ in pairs], dtype=float)
-    rows = np.array([[t["luts"], t["carry"]] for _, t in pairs], dtype=float) / m_luts[:, None]
+    columns = [[t["luts"] - t["folded_luts"], t["folded_luts"], t["carry"]] for _, t in pairs]
+    rows = np.array(columns, dtype=float) / m_luts[:, None]
     rest = np.array([(m["luts"] - t["rom_luts"]) for m, t in pairs], dtype=float) / m_luts
-    (a, b), *_ = np.linalg.lstsq(rows, rest, rcond=None)
-    if b < 0:  # a carry cell cannot save LUTs: refit with the LUT term alone
-        column = rows[:, 0]
-        a, b = float(column @ rest / (column @ column)), 0.0
+    used = [j for j in range(3) if rows[:, j].any()]  # a kind no design has stays at 1
+    scales = np.ones(3)
+    scales[2] = 0.0
+    for attempt in (used, [j for j in used if j != 2]):
+        solution, *_ = np.linalg.lstsq(rows[:, attempt], rest, rcond=None)
+        scales[attempt] = solution
+        if 2 not in attempt or scales[2] >= 0:
+            break
+        scales[2] = 0.0  # a carry cell cannot save LUTs: refit without it
     m_ffs = np.array([m["ffs"] for m, _ in pairs], dtype=float)
     p_ffs = np.array([t["ffs"] for _, t in pairs], dtype=float) / m_ffs
     k = float(p_ffs @ np.ones_like(p_ffs) / (p_ffs @ p_ffs))
-    return float(a), float(b), k
+    a, f, b = (float(x) for x in scales)
+    return a, f, b, k
 
 
 def _ratio(measured, predicted):
@@ -178,7 +189,7 @@ def main(argv=None):
         mine = [r for r in rows if r[1] == family]
         if not mine:
             continue
-        lut_a, lut_b, ff_k = fitted_scale([(m, t) for _, _, m, t, _ in mine])
+        lut_a, lut_f, lut_b, ff_k = fitted_scale([(m, t) for _, _, m, t, _ in mine])
         for key in ("luts", "ffs"):
             ratios = [m[key] / getattr(p, key) for _, _, m, _, p in mine if getattr(p, key)]
             inside = sum(abs(x - 1) <= TOLERANCE for x in ratios)
@@ -187,8 +198,9 @@ def main(argv=None):
                 f"{max(ratios):.2f}, {inside} of {len(ratios)} within {TOLERANCE:.0%}"
             )
         print(
-            f"{family:7} least-squares scale (relative error): luts {lut_a:.3f}, carry "
-            f"{lut_b:.3f}, ffs {ff_k:.3f}; FAMILY_SCALE has {fit.FAMILY_SCALE[family]}"
+            f"{family:7} least-squares scale (relative error): luts {lut_a:.3f}, folded "
+            f"{lut_f:.3f}, carry {lut_b:.3f}, ffs {ff_k:.3f}; FAMILY_SCALE has "
+            f"{fit.FAMILY_SCALE[family]}"
         )
     return 1 if failures else 0
 

@@ -256,6 +256,7 @@ def layer_terms(net, layer_plan, ranges, family, rom="auto"):
             ffs += width - (in_block if family == "ecp5" else 0)
     return {
         "luts": base.luts,
+        "folded_luts": base.luts if layer_plan.engine == "folded" else 0,
         "carry": base.carry,
         "ffs": ffs,
         "rom_luts": rom_l,
@@ -266,10 +267,13 @@ def layer_terms(net, layer_plan, ranges, family, rom="auto"):
 
 def scale_terms(terms, family, *, scaled=True):
     """:func:`layer_terms` (or their sum) as a :class:`PartResources`: LUTs are
-    ``luts * LUT-scale + carry * carry-scale + rom_luts``, flip-flops ``ffs * FF-scale``
+    ``luts * LUT-scale + carry * carry-scale + rom_luts``, the folded engines' share of ``luts``
+    at the family's ``folded`` scale where it has one; flip-flops ``ffs * FF-scale``
     (:data:`FAMILY_SCALE`; unscaled: LUTs plus ROM LUTs, as iCE40 counts them)."""
     k = FAMILY_SCALE[family] if scaled else {"luts": 1.0, "carry": 0.0, "ffs": 1.0}
-    luts = terms["luts"] * k["luts"] + terms["carry"] * k["carry"] + terms["rom_luts"]
+    folded = terms.get("folded_luts", 0)
+    luts = (terms["luts"] - folded) * k["luts"] + folded * k.get("folded", k["luts"])
+    luts += terms["carry"] * k["carry"] + terms["rom_luts"]
     ffs = terms["ffs"] * k["ffs"]
     cells = luts + ICE40_UNPAIRED_FF * ffs if family == "ice40" else luts
     return PartResources(round(luts), round(ffs), terms["bram"], round(cells), terms["dsp"])
@@ -293,7 +297,7 @@ def plan_terms(the_plan, family, *, rom=None):
 
     rom = rom or the_plan.options.get("rom", "auto")
     ranges = analyze_ranges(the_plan.net)
-    total = dict.fromkeys(("luts", "carry", "ffs", "rom_luts", "bram", "dsp"), 0)
+    total = dict.fromkeys(("luts", "folded_luts", "carry", "ffs", "rom_luts", "bram", "dsp"), 0)
     output = the_plan.output_predicted  # the final argmax: logic and registers only
     total.update(luts=output.luts, carry=output.carry, ffs=output.ffs)
     for layer_plan in the_plan.layers:
