@@ -13,8 +13,12 @@ Each PE's ``simd`` products form one bit heap, summed by :mod:`hw.compressor`'s 
 trees on carry chains, as the unrolled dot products of :mod:`hw.dotproduct` are: the weights
 come from ROM rather than being wired in, so each product is a LUT or two per bit
 (:func:`product_bits`) in front of the heap. ``stages`` pipeline registers cut the trees; the
-control bits travel beside them, and everything after the ROM read moves on one ``advance``
-enable, so back-pressure on ``o`` freezes the whole pipeline. Measured on a 64 x 256 ternary
+control bits travel beside them. With more than one issue step per vector nothing after the
+issue stage has an enable: results go into an output queue (:func:`output_capacity` entries)
+and a vector issues only while the queue has room for every result not yet taken, so
+back-pressure on ``o`` waits at the issue (credits). With one step per vector everything after
+the ROM read moves on one ``advance`` enable and back-pressure freezes the whole pipeline.
+Measured on a 64 x 256 ternary
 layer, ``pe=4, simd=32``, one stage (Yosys 0.23 ``synth_ice40``, whole engine): 1,229 LUT4s and
 220 carry cells (``bit_adders="logic"``) or 1,193 and 292 (``"carry"``), against 1,862 LUT4s and
 28 carry cells for the balanced tree of ``+`` it replaced, which Yosys mapped to plain logic.
@@ -29,22 +33,23 @@ from hw.compressor import build_sums, check_bit_adders, check_carry_in, signed_b
 from hw.encoding import ValueEncoding
 from hw.pipeline import check_stages, tree_latency
 from hw.products import (
-    MULTIPLY,
     WEIGHT_TYPES,
-    can_multiply,
+    check_multiply,
     check_weights,
     multiplier_bits,
     product_bits,
+    simd_ranges,
     weight_bits,
     weight_range_of_rows,
 )
-from hw.roms import check_rom_style, read_rom, threshold_words, weight_words
-from hw.streamutil import check_encoding, check_positive_int
+from hw.roms import check_block_bits, check_rom_style, read_rom, read_threshold_table, weight_words
+from hw.streamutil import check_encoding, check_positive_int, queue
 from hw.threshold import check_levels, check_thresholds, levels_encoding, threshold_level
 
 # product_bits, weight_bits, WEIGHT_TYPES and weight_range_of_rows are hw.products', imported
 # here for the callers that know them as the folded engine's
 __all__ = [
+    "output_capacity",
     "FoldedMatrixVector",
     "WEIGHT_TYPES",
     "default_stages",
@@ -52,6 +57,17 @@ __all__ = [
     "weight_bits",
     "weight_range_of_rows",
 ]
+
+
+def output_capacity(steps, depth):
+    """Results a folded engine's output queue holds so that credits never slow it: a vector
+    issues once the result ``capacity`` vectors before it is taken, ``steps + depth`` cycles
+    after that vector's first issue when the output flows, which ``capacity`` vectors of
+    ``steps`` issues each must cover (1, the plain output register, for one step per vector,
+    where the engine stalls as a whole)."""
+    if steps <= 1:
+        return 1
+    return 1 + -(-depth // steps)
 
 
 def default_stages(simd):
@@ -190,27 +206,8 @@ class FoldedMatrixVector(wiring.Component):
         check_carry_in(carry_in)
         check_bit_adders(bit_adders)
         self._rom_style = check_rom_style(rom_style)
-        if multiply not in MULTIPLY:
-            raise ValueError(
-                f"Multiply must be one of {', '.join(map(repr, MULTIPLY))}, not {multiply!r}"
-            )
-        if multiply == "dsp" and not can_multiply(self._input_encoding, weight_type):
-            raise ValueError(
-                f"Multiply 'dsp' takes intN weights and non-binary inputs, not {weight_type} "
-                f"weights and {self._input_encoding.name} inputs"
-            )
-        self._multiply = multiply
-        word = pe * simd * weight_bits(weight_type)
-        if block_bits is not None and (
-            not isinstance(block_bits, int)
-            or isinstance(block_bits, bool)
-            or not 0 <= block_bits <= word
-        ):
-            raise ValueError(
-                f"Block bits must be an integer from 0 to the weight word's {word} bits, not "
-                f"{block_bits!r}"
-            )
-        self._block_bits = block_bits
+        self._multiply = check_multiply(multiply, self._input_encoding, weight_type)
+        self._block_bits = check_block_bits(block_bits, pe * simd * weight_bits(weight_type))
         # Block RAM read data gets a register of its own (:attr:`latency`).
         self._block_read = rom_style == "block" or bool(block_bits)
         self._stages = stages
@@ -221,14 +218,7 @@ class FoldedMatrixVector(wiring.Component):
         self._acc_range = (int(row_lo.min()), int(row_hi.max()))
         acc_encoding = ValueEncoding.for_range(*self._acc_range)
         self._acc_shape = acc_encoding.shape
-        # Each tile's range of rows (p, p + pe, ...) and column folds gives PE p's SIMD range.
-        enc = self._input_encoding
-        lo_terms = np.minimum(self._weights * enc.min, self._weights * enc.max)
-        hi_terms = np.maximum(self._weights * enc.min, self._weights * enc.max)
-        tiles = (rows // pe, pe, cols // simd, simd)
-        lo_tiles = lo_terms.reshape(tiles).sum(axis=3).min(axis=(0, 2))
-        hi_tiles = hi_terms.reshape(tiles).sum(axis=3).max(axis=(0, 2))
-        self._simd_ranges = [(int(lo), int(hi)) for lo, hi in zip(lo_tiles, hi_tiles, strict=True)]
+        self._simd_ranges = simd_ranges(self._weights, self._input_encoding, pe, simd)
 
         if levels is None:
             self._levels = None
@@ -296,6 +286,17 @@ class FoldedMatrixVector(wiring.Component):
         return self.initiation_interval + tree_latency(self._stages) + 4 + compare + block_read
 
     @property
+    def depth(self):
+        """Cycles from a vector's last issue to its result's offer, without stalls."""
+        return self.latency - self.initiation_interval
+
+    @property
+    def output_capacity(self):
+        """Results the output queue holds: 1 (the output register) with one issue step per
+        vector, else :func:`output_capacity` of the steps and the depth."""
+        return output_capacity(self.initiation_interval, self.depth)
+
+    @property
     def multiply(self):
         return self._multiply
 
@@ -360,7 +361,16 @@ class FoldedMatrixVector(wiring.Component):
         else:
             w_shape = unsigned(weight_bits(self._weight_type))
 
-        advance = Signal()  # the whole compute pipeline moves together, or stalls together
+        # With one issue step per vector the whole compute pipeline moves together, or stalls
+        # together while a result waits at the output. With more, it never stalls: a vector
+        # issues only while the output queue has room for every result not yet taken, those in
+        # flight included (credits), so no enable reaches the datapath's registers.
+        advance = Signal()
+        credit = steps > 1
+        capacity = self.output_capacity
+        credits = Signal(range(capacity + 1))  # vectors issued whose results are not yet taken
+        room = Signal()
+        m.d.comb += room.eq(credits < capacity if credit else 1)
 
         # --- input double buffer: x_load accepts while x_work is being computed on -------------
         x_load = Signal(cols * in_bits)
@@ -372,8 +382,9 @@ class FoldedMatrixVector(wiring.Component):
         col0 = Signal(range(col_folds))
         row0 = Signal(range(row_folds))
         active = Signal()  # a vector is part-way through its steps
-        issue = active | x_full
-        issue_first = ~active & x_full
+        issue = Signal()
+        issue_first = Signal()
+        m.d.comb += [issue_first.eq(~active & x_full & room), issue.eq(active | issue_first)]
 
         if steps > 1:
             # From a register only: no combinational path from ``o.ready`` back to ``i.ready``,
@@ -528,26 +539,20 @@ class FoldedMatrixVector(wiring.Component):
                 for p in range(pe)
             ]
         else:
-            t_shape = self._threshold_shape
-            per_row = len(self._levels) - 1
             # Read a register ahead of the sums (two with the block RAM's register) and
             # registered once more (as the weight word is), so that the thresholds arrive with
             # their row fold's accumulators.
-            threshold_data = read_rom(
+            per_row = len(self._levels) - 1
+            table = read_threshold_table(
                 m,
-                "threshold_rom",
-                threshold_words(self._thresholds, pe, t_shape.width),
-                pe * per_row * t_shape.width,
+                self._thresholds,
+                pe,
+                self._threshold_shape,
                 rows[-3] if self._block_read else rows[-2],
                 advance,
                 rom_style=self._rom_style,
+                block_read=register if self._block_read else None,
             )
-            if self._block_read:
-                threshold_data = register(threshold_data, "threshold_word", reset_less=True)
-            t_bits = Signal(pe * per_row * t_shape.width)
-            with m.If(advance):
-                m.d.sync += t_bits.eq(threshold_data)
-            table = data.ArrayLayout(data.ArrayLayout(t_shape, per_row), pe)(t_bits)
             results = [
                 threshold_level(
                     acc[p],
@@ -573,18 +578,26 @@ class FoldedMatrixVector(wiring.Component):
         # Earlier row folds wait in y_work, shifting down; the last joins them in the output.
         y_work = Signal((row_folds - 1) * pe * out_bits)
         finish = advance & valid_out & last_row_out
-        if steps > 1:
-            # From registers only: a finished vector waits while the output register is full,
-            # even in the cycle it is taken, so ``o.ready`` reaches no enable. That cycle costs
-            # nothing when results are ``steps >= 2`` cycles apart and the output flows.
-            m.d.comb += advance.eq(~(valid_out & last_row_out & self.o.valid))
+        if credit:
+            m.d.comb += advance.eq(1)
         else:
             m.d.comb += advance.eq(~(valid_out & last_row_out & self.o.valid & ~self.o.ready))
         if row_folds > 1:
             with m.If(advance & valid_out):
                 m.d.sync += y_work.eq(Cat(y_work[pe * out_bits :], fresh))
-        with m.If(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(finish):
-            m.d.sync += [self.o.payload.eq(Cat(y_work, fresh)), self.o.valid.eq(1)]
+        result = Cat(y_work, fresh)
+        if not credit:
+            with m.If(self.o.ready):
+                m.d.sync += self.o.valid.eq(0)
+            with m.If(finish):
+                m.d.sync += [self.o.payload.eq(result), self.o.valid.eq(1)]
+            return m
+        # --- the output queue of `capacity` results, and the credits ---------------------------
+        taken = Signal()
+        m.d.comb += taken.eq(self.o.valid & self.o.ready)
+        with m.If(issue_first & ~taken):
+            m.d.sync += credits.eq(credits + 1)
+        with m.Elif(taken & ~issue_first):
+            m.d.sync += credits.eq(credits - 1)
+        queue(m, result, finish, self.o, capacity, name="result")
         return m

@@ -16,6 +16,8 @@ from hw.encoding import ValueEncoding
 from hw.pipeline import shape_for_range
 
 __all__ = [
+    "check_multiply",
+    "simd_ranges",
     "WEIGHT_TYPES",
     "MULTIPLY",
     "weight_bits",
@@ -224,3 +226,31 @@ def _int_product_bits(x, input_encoding, w, bits):
             # c * sign_b * 2**b * w[b], c = -1 for binary inputs (the only constant)
             out.append((w[b], b, -sign_b if c < 0 else sign_b))
     return out, constant
+
+
+def check_multiply(multiply, input_encoding, weight_type):
+    """``multiply`` itself, if it is one of :data:`MULTIPLY` and (``"dsp"``) the weights and
+    inputs can be multiplied (:func:`can_multiply`)."""
+    if multiply not in MULTIPLY:
+        raise ValueError(
+            f"Multiply must be one of {', '.join(map(repr, MULTIPLY))}, not {multiply!r}"
+        )
+    if multiply == "dsp" and not can_multiply(input_encoding, weight_type):
+        raise ValueError(
+            f"Multiply 'dsp' takes intN weights and non-binary inputs, not {weight_type} "
+            f"weights and {input_encoding.name} inputs"
+        )
+    return multiply
+
+
+def simd_ranges(weights, encoding, pe, simd):
+    """Per PE of a folded engine, ``(lo, hi)`` of its SIMD sum: over its tiles (rows ``p, p +
+    pe, ...`` and every column fold) and all inputs of ``encoding``."""
+    weights = np.asarray(weights)
+    rows, cols = weights.shape
+    lo_terms = np.minimum(weights * encoding.min, weights * encoding.max)
+    hi_terms = np.maximum(weights * encoding.min, weights * encoding.max)
+    tiles = (rows // pe, pe, cols // simd, simd)
+    lo_tiles = lo_terms.reshape(tiles).sum(axis=3).min(axis=(0, 2))
+    hi_tiles = hi_terms.reshape(tiles).sum(axis=3).max(axis=(0, 2))
+    return [(int(lo), int(hi)) for lo, hi in zip(lo_tiles, hi_tiles, strict=True)]

@@ -10,16 +10,41 @@ of its bits at the read width it needs.
 """
 
 import numpy as np
-from amaranth.hdl import Cat, unsigned
+from amaranth.hdl import Cat, Signal, unsigned
+from amaranth.lib import data
 from amaranth.lib.memory import Memory
 
 from hw.products import weight_bits
 
-__all__ = ["ROM_STYLES", "check_rom_style", "pack", "read_rom", "threshold_words", "weight_words"]
+__all__ = [
+    "ROM_STYLES",
+    "check_block_bits",
+    "check_rom_style",
+    "pack",
+    "read_rom",
+    "read_threshold_table",
+    "threshold_words",
+    "weight_words",
+]
 
 #: Where the ROMs go: the synthesizer's choice (None), block RAM, LUT RAM, or plain logic; the
 #: value of the ``rom_style`` attribute Yosys's memory mapping reads.
 ROM_STYLES = (None, "block", "distributed", "logic")
+
+
+def check_block_bits(block_bits, word):
+    """``block_bits`` itself: None (no split) or the bits, 0 to ``word``, of a weight word that
+    go to block RAM."""
+    if block_bits is not None and (
+        not isinstance(block_bits, int)
+        or isinstance(block_bits, bool)
+        or not 0 <= block_bits <= word
+    ):
+        raise ValueError(
+            f"Block bits must be an integer from 0 to the weight word's {word} bits, not "
+            f"{block_bits!r}"
+        )
+    return block_bits
 
 
 def check_rom_style(rom_style):
@@ -95,3 +120,28 @@ def read_rom(m, name, words, width, addr, enable, *, rom_style=None, block_bits=
         m.d.comb += [port.addr.eq(addr), port.en.eq(enable)]
         data_parts.append(port.data)
     return Cat(*data_parts)
+
+
+def read_threshold_table(m, thresholds, pe, shape, address, enable, *, rom_style, block_read):
+    """A folded engine's thresholds of the row fold at ``address``: read from their ROM (one
+    word per row fold, :func:`threshold_words`), registered while ``enable`` is 1, and viewed as
+    ``pe`` rows of ``len(levels) - 1`` values of ``shape``. ``block_read``, if given, is the
+    engine's register function for the block RAM's read data (``register(value, name, *,
+    reset_less)``), applied before that register."""
+    per_row = thresholds.shape[1]
+    width = pe * per_row * shape.width
+    word = read_rom(
+        m,
+        "threshold_rom",
+        threshold_words(thresholds, pe, shape.width),
+        width,
+        address,
+        enable,
+        rom_style=rom_style,
+    )
+    if block_read is not None:
+        word = block_read(word, "threshold_word", reset_less=True)
+    t_bits = Signal(width)
+    with m.If(enable):
+        m.d.sync += t_bits.eq(word)
+    return data.ArrayLayout(data.ArrayLayout(shape, per_row), pe)(t_bits)

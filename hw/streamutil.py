@@ -12,13 +12,13 @@ first cycle in which the output it completes is offered (``valid`` high), with n
 (vectors or frames) at full rate.
 """
 
-from amaranth.hdl import Cat, Module, Shape, ShapeCastable, Signal
+from amaranth.hdl import Cat, Module, Mux, Shape, ShapeCastable, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.encoding import ValueEncoding
 
-__all__ = ["SkidBuffer", "VectorToPixels", "PixelsToVector"]
+__all__ = ["SkidBuffer", "VectorToPixels", "PixelsToVector", "queue"]
 
 
 # --- parameter checks shared by the blocks of hw/ ---------------------------------------------
@@ -100,36 +100,54 @@ class SkidBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        entries = [Signal(self._shape, name=f"entry_{k}") for k in range(2)]
-        write = Signal()  # the entry the next transfer in goes to
-        read = Signal()  # the entry offered on o
-        full = Signal()  # both entries hold a transfer not yet taken
         push = Signal()
-        pop = Signal()
-
-        m.d.comb += [
-            self.i.ready.eq(~full),
-            push.eq(self.i.valid & ~full),
-            pop.eq(self.o.valid & self.o.ready),
-        ]
-        with m.If(read):
-            m.d.comb += self.o.payload.eq(entries[1])
-        with m.Else():
-            m.d.comb += self.o.payload.eq(entries[0])
-        # While the queue is not full, the entry at the write pointer is free: it takes the
-        # input's payload at every such edge, and keeps it once the transfer moves the pointer.
-        for k, entry in enumerate(entries):
-            with m.If(~full & (write == k)):
-                m.d.sync += entry.eq(self.i.payload)
-        with m.If(push):
-            m.d.sync += write.eq(~write)
-        with m.If(pop):
-            m.d.sync += read.eq(~read)
-        with m.If(push & ~pop):
-            m.d.sync += [self.o.valid.eq(1), full.eq(self.o.valid)]
-        with m.Elif(pop & ~push):
-            m.d.sync += [full.eq(0), self.o.valid.eq(full)]
+        full = queue(m, self.i.payload, push, self.o, 2, load_while_free=True)
+        m.d.comb += [self.i.ready.eq(~full), push.eq(self.i.valid & ~full)]
         return m
+
+
+def queue(m, payload, push, o, capacity, *, load_while_free=False, name="entry"):
+    """A queue of ``capacity`` entries in ``m`` that ``o`` (a stream's producer side) reads.
+
+    ``payload`` enters at an edge with ``push`` high, which the caller raises only while the
+    queue is not full, and leaves through ``o`` in order. Entries are written in turn at a
+    write pointer and read in turn through a multiplexer at a read pointer; ``o.ready`` reaches
+    only the read pointer and the flags, never an entry's enable. With ``load_while_free`` the
+    entry at the write pointer loads ``payload`` at every edge the queue is not full (it is
+    free), so its enable does not wait for ``push`` either. ``o.valid`` is a register.
+
+    Returns ``full``, a register: every entry holds a transfer not yet taken.
+    """
+    entries = [Signal(len(payload), name=f"{name}_{k}") for k in range(capacity)]
+    write = Signal(range(capacity), name=f"{name}_write")
+    read = Signal(range(capacity), name=f"{name}_read")
+    held = Signal(range(capacity + 1), name=f"{name}_held")
+    full = Signal(name=f"{name}_full")
+    pop = Signal(name=f"{name}_pop")
+    m.d.comb += pop.eq(o.valid & o.ready)
+    load = ~full if load_while_free else push
+    with m.Switch(write):
+        for k, entry in enumerate(entries):
+            with m.Case(k):
+                with m.If(load):
+                    m.d.sync += entry.eq(payload)
+    with m.Switch(read):
+        for k, entry in enumerate(entries):
+            with m.Case(k):
+                m.d.comb += o.payload.eq(entry)
+
+    def following(pointer):
+        return Mux(pointer == capacity - 1, 0, pointer + 1) if capacity > 1 else pointer
+
+    with m.If(push):
+        m.d.sync += write.eq(following(write))
+    with m.If(pop):
+        m.d.sync += read.eq(following(read))
+    with m.If(push & ~pop):
+        m.d.sync += [held.eq(held + 1), o.valid.eq(1), full.eq(held == capacity - 1)]
+    with m.Elif(pop & ~push):
+        m.d.sync += [held.eq(held - 1), o.valid.eq(held != 1), full.eq(0)]
+    return full
 
 
 class VectorToPixels(wiring.Component):

@@ -261,3 +261,19 @@ def int_mlp(sizes, bits, in_type, seed=0):
             "output": "argmax",
         }
     )
+
+
+def split_utilization(net, part="ice40-up5k"):
+    """The lowest utilization bound (in steps of 1%) at which ``--part`` splits layer 0's weight
+    ROM between block RAM and logic (0 < block_bits < its word), and that plan; the tests of
+    the split take it so that a change of the resource model does not move them off it."""
+    from gen import compiler
+
+    for percent in range(30, 100):
+        try:
+            the_plan = compiler.plan(net, "auto", part=part, utilization=percent / 100)
+        except compiler.CompileError:  # nothing fits yet
+            continue
+        if the_plan.layers[0].block_bits:
+            return percent / 100, the_plan
+    raise AssertionError(f"--part {part} splits no weight ROM of {net.name} at any utilization")

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from netgen import mlp
+from netgen import mlp, split_utilization
 
 from gen import cli, compiler, network
 from gen.compiler import CompileError, fit
@@ -281,9 +281,9 @@ def test_a_split_rom_lets_a_bram_limited_network_go_faster():
 
 @pytest.mark.tools
 def test_split_rom_is_exact_and_placed_as_predicted(tmp_path):
-    """The planner's split (64-32-10, UP5K at 60% of its resources: layer 0's 128-bit words,
-    80 bits in EBRs): bit-exact in Amaranth's simulator, and Yosys puts in block RAM what the
-    prediction counts."""
+    """The planner's split (64-32-10 on the UP5K at the lowest utilization that splits layer
+    0's 128-bit words between EBRs and logic): bit-exact in Amaranth's simulator, and Yosys puts
+    in block RAM what the prediction counts."""
     from accel_sim import simulate
 
     from gen import folder
@@ -293,14 +293,18 @@ def test_split_rom_is_exact_and_placed_as_predicted(tmp_path):
 
     net = mlp([64, 32, 10], in_type="uint4")
     out = tmp_path / "acc"
+    utilization, the_plan = split_utilization(net)
     compiled, _, _ = folder.compile_to_folder(
-        net, str(out), fold="auto", part="ice40-up5k", utilization=0.6, vectors=4
+        net, str(out), fold="auto", part="ice40-up5k", utilization=utilization, vectors=4
     )
     layers = compiled.metadata["layers"]
-    assert layers[0]["block_bits"] == 80 and "block_bits" not in layers[1]
+    block_bits = layers[0]["block_bits"]
+    assert block_bits == the_plan.layers[0].block_bits and 0 < block_bits < 128
+    assert "block_bits" not in layers[1]
     inputs = np.concatenate([folder.corner_inputs(net), golden.random_inputs(net, 20, seed=3)])
     assert np.array_equal(simulate(compiled, inputs, seed=1), golden.run(net, inputs))
     report = synth.run(str(out), "ice40-up5k", place_and_route=False, progress=Progress(None))
     predicted = compiled.metadata["predicted_by_family"]["ice40"]["bram"]
-    assert predicted == 5
+    # an EBR reads 16 bits: block_bits / 16 of them for layer 0, none for layer 1's 16 words
+    assert predicted == block_bits // 16
     assert report["resources"]["accelerator"]["bram"] == predicted

@@ -62,9 +62,18 @@ def test_forced_multipliers_where_an_engine_can():
 
 def test_auto_uses_the_parts_idle_multipliers():
     """With a part, the fastest folding that fits is found as without multipliers, then each
-    layer whose products the part's blocks take moves to them while they last and save cells."""
+    layer whose products the part's blocks take moves to them while they last and save cells:
+    each such layer takes fewer cells than the same folding (and ROM split) without them."""
+    import dataclasses
+    import importlib
+
+    from gen.network.ranges import analyze_ranges
+
+    plan_module = importlib.import_module("gen.compiler.plan")
+
     net = int_mlp([64, 16, 10], 8, "uint4")
-    for part, utilization in [("ecp5-25k", 0.2), ("ecp5-25k", 0.4), ("ice40-up5k", 0.3)]:
+    ranges = analyze_ranges(net)
+    for part, utilization in [("ecp5-25k", 0.2), ("ecp5-25k", 0.4), ("ice40-up5k", 0.45)]:
         family = fit.part_family(part)
         limit = fit.budget(part, utilization)
         auto = plan(net, "auto", part=part, utilization=utilization)
@@ -73,10 +82,16 @@ def test_auto_uses_the_parts_idle_multipliers():
         used = fit.predict(auto, family)
         assert 0 < used.dsp <= limit.dsp
         assert used.dsp == sum(lp.pe * lp.simd for lp in auto.layers if lp.multiply == "dsp")
-        assert used.cells < fit.predict(logic, family).cells
+        for lp in auto.layers:
+            if lp.multiply != "dsp":
+                continue
+            twin = plan_module._layer_plan(net, lp.index, (lp.pe, lp.simd), ranges, "logic")
+            twin = dataclasses.replace(twin, block_bits=lp.block_bits)
+            with_blocks = fit.predict_layer(net, lp, ranges, family)
+            assert with_blocks.cells < fit.predict_layer(net, twin, ranges, family).cells
         assert fit.fits(used + fit.wrapper(net, family), limit)
     # iCE40: layer 1's products (int8 by ternary, 9 bits) are too narrow for an SB_MAC16
-    auto = plan(net, "auto", part="ice40-up5k", utilization=0.3)
+    auto = plan(net, "auto", part="ice40-up5k", utilization=0.45)
     assert multiplied(auto) == [(0, "dsp"), (1, "logic")]
 
 

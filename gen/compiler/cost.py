@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from hw.dotproduct import prefer_graph
+from hw.folded import output_capacity
 from hw.folded import weight_bits as rom_bits_per_weight
+from hw.pipeline import tree_latency
 
 __all__ = [
     "Resources",
@@ -183,8 +185,11 @@ def folded(
     # digits-mlp at 2,4)
     select = SELECT_LUT_PER_WAY * simd * in_bits * (col_folds - 1)
     out_bits = 2 if n_thresholds else acc_bits
-    # input double buffer, accumulators, earlier row folds' results, output register, control
-    ffs = 2 * cols * in_bits + pe * acc_bits + (2 * rows - pe) * out_bits + 32
+    # input double buffer, accumulators, earlier row folds' results, output queue, control
+    steps = row_folds * col_folds
+    depth = tree_latency(stages) + 4 + (1 if n_thresholds else 0)  # a block RAM read: one more
+    queue = output_capacity(steps, depth)
+    ffs = 2 * cols * in_bits + pe * acc_bits + (rows - pe + queue * rows) * out_bits + 32
     # the ROM word and its input slice registered before the products (and the thresholds
     # after their ROM)
     ffs += pe * simd * weight_bits + simd * in_bits + 8
@@ -197,7 +202,7 @@ def folded(
     rom = rows * cols * weight_bits
     if n_thresholds and row_folds > 1:
         rom += rows * n_thresholds * acc_bits
-    control = 40
+    control = 40 + (queue - 1) * rows * out_bits  # the queue's read multiplexer
     return _r(
         sum_luts + acc_luts + compare + select + control,
         sum_carry + pe * acc_bits + compare,

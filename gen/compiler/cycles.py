@@ -222,6 +222,43 @@ class _Folded(_Block):
         return self.finish[n] + 1
 
 
+class _FoldedCredit(_Block):
+    """:class:`~hw.folded.FoldedMatrixVector` with more than one issue step: it never stalls
+    after the issue, and a vector issues only while the output queue (``capacity`` results) has
+    room for every result not yet taken. So, with ``d`` the output's transfers:
+
+    - ``start[n] = max(transfer, last[n-1], d[n - capacity]) + 1``: the load buffer holds the
+      vector from its transfer, the previous vector's issues end at ``last[n-1]``, and the
+      credit of the result ``capacity`` before it returns at that result's transfer;
+    - ``last[n] = start[n] + ii - 1`` and the result is written at ``finish[n] = last[n] +
+      depth - 1``, into the queue;
+    - ``accept(n) = max(offer, start[n-1] + 1)`` (the load buffer frees when its vector starts;
+      its ``ready`` is a register);
+    - ``emit(n) = max(finish[n], d[n-1]) + 1``: the queue offers a result from the edge after
+      its write, once the one before it has left.
+    """
+
+    def __init__(self, ii, depth, capacity):
+        self.ii, self.depth, self.capacity = ii, depth, capacity
+        self.start = []
+
+    def _start(self, n):
+        while len(self.start) <= n:
+            k = len(self.start)
+            last = self.start[k - 1] + self.ii - 1 if k else 0
+            self.start.append(max(self.i.taken(k), last, self.o.taken(k - self.capacity)) + 1)
+        return self.start[n]
+
+    def accept(self, n, offer):
+        if n == 0:
+            return offer
+        return max(offer, self._start(n - 1) + 1)
+
+    def emit(self, n):
+        finish = self._start(n) + self.ii - 1 + self.depth - 1
+        return max(finish, self.o.taken(n - 1)) + 1
+
+
 class _Skid(_Block):
     """:class:`~hw.streamutil.SkidBuffer`: an output register and one skid register.
 
@@ -419,6 +456,8 @@ def _time_pipeline(block, stage, net):
 @timing_model(FoldedMatrixVector)
 def _time_folded(block, stage, net):
     ii = block.initiation_interval
+    if ii > 1:
+        return [_FoldedCredit(ii, block.depth, block.output_capacity)]
     return [_Folded(ii, block.latency - ii)]
 
 
