@@ -12,7 +12,7 @@ first cycle in which the output it completes is offered (``valid`` high), with n
 (vectors or frames) at full rate.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Shape, ShapeCastable, Signal
+from amaranth.hdl import Cat, Module, Mux, Shape, ShapeCastable, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -118,7 +118,8 @@ def queue(m, payload, push, o, capacity, *, load_while_free=False, name="entry")
 
     Returns ``full``, a register: every entry holds a transfer not yet taken.
     """
-    entries = [Signal(len(payload), name=f"{name}_{k}") for k in range(capacity)]
+    width = len(Value.cast(payload))  # (a view's len() counts its elements)
+    entries = [Signal(width, name=f"{name}_{k}") for k in range(capacity)]
     write = Signal(range(capacity), name=f"{name}_write")
     read = Signal(range(capacity), name=f"{name}_read")
     held = Signal(range(capacity + 1), name=f"{name}_held")

@@ -21,6 +21,18 @@ def test_skid_buffer_passes_every_transfer_in_order(max_delay):
     assert drive(dut, inputs, len(inputs), seed=max_delay, max_delay=max_delay) == inputs
 
 
+@pytest.mark.parametrize("max_delay", [0, 3])
+def test_skid_buffer_of_a_vector_keeps_every_element(max_delay):
+    # an array payload (a layer's output vector): every element of every transfer, in order
+    encoding = ValueEncoding.int(5)
+    dut = SkidBuffer(encoding.layout(6))
+    rng = np.random.default_rng(max_delay)
+    vectors = rng.integers(-16, 16, size=(30, 6))
+    wires = [to_wire(encoding, v) for v in vectors]
+    got = drive(dut, wires, len(wires), seed=max_delay, max_delay=max_delay)
+    assert [from_wire(encoding, w).tolist() for w in got] == [v.tolist() for v in vectors]
+
+
 def test_skid_buffer_full_rate_and_registered_ready():
     dut = SkidBuffer(signed(5))
     inputs = [(v % 31) - 15 for v in range(20)]
