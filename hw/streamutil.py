@@ -106,6 +106,15 @@ class SkidBuffer(wiring.Component):
         return m
 
 
+def _select(values, index):
+    """``values[index]`` as a tree of 2:1 multiplexers on the bits of ``index``."""
+    level = list(values)
+    for bit in range(len(index)):
+        level += level[-1:] * (len(level) % 2)
+        level = [Mux(index[bit], level[j + 1], level[j]) for j in range(0, len(level), 2)]
+    return level[0]
+
+
 def queue(m, payload, push, o, capacity, *, load_while_free=False, name="entry"):
     """A queue of ``capacity`` entries in ``m`` that ``o`` (a stream's producer side) reads.
 
@@ -132,10 +141,10 @@ def queue(m, payload, push, o, capacity, *, load_while_free=False, name="entry")
             with m.Case(k):
                 with m.If(load):
                     m.d.sync += entry.eq(payload)
-    with m.Switch(read):
-        for k, entry in enumerate(entries):
-            with m.Case(k):
-                m.d.comb += o.payload.eq(entry)
+    # A tree of 2:1 multiplexers (continuous assignments in Verilog): Icarus Verilog may never
+    # evaluate a combinational case statement whose inputs keep their initial values, which left
+    # a first result of 0 unresolved.
+    m.d.comb += o.payload.eq(_select(entries, read))
 
     def following(pointer):
         return Mux(pointer == capacity - 1, 0, pointer + 1) if capacity > 1 else pointer

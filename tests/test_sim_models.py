@@ -268,6 +268,33 @@ def check_random_description(doc, fold, sim, directory, **options):
     assert result.data["checked"] == len(inputs)
 
 
+# A first result of 0 that leaves through an output queue (a register slice's, or a folded
+# engine's with two issue steps): Icarus never evaluated a combinational case statement over
+# entries that kept their initial value, and the result came out unresolved.
+FIRST_RESULT_ZERO = {
+    "format": "tnn/1",
+    "name": "random",
+    "input": {"shape": [1], "type": "uint1"},
+    "layers": [
+        {
+            "type": "dense",
+            "out": 2,
+            "weight_type": "binary",
+            "weights": ["+", "+"],
+            "activation": None,
+        }
+    ],
+    "output": "argmax",
+}
+
+
+@pytest.mark.tools
+@pytest.mark.skipif(not HAVE_ICARUS, reason="iverilog missing")
+@pytest.mark.parametrize("fold", ["unrolled", "1,1"])
+def test_first_result_zero_through_a_queue(fold, tmp_path):
+    check_random_description(FIRST_RESULT_ZERO, fold, "icarus", str(tmp_path / "accelerator"))
+
+
 def random_description_test(sim, examples, spatial, wide=False):
     @pytest.mark.tools
     @settings(
