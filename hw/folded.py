@@ -42,7 +42,14 @@ from hw.products import (
     weight_bits,
     weight_range_of_rows,
 )
-from hw.roms import check_block_bits, check_rom_style, read_rom, read_threshold_table, weight_words
+from hw.roms import (
+    block_read,
+    check_block_bits,
+    check_rom_style,
+    read_rom,
+    read_threshold_table,
+    weight_words,
+)
 from hw.streamutil import check_encoding, check_positive_int, queue
 from hw.threshold import check_levels, check_thresholds, levels_encoding, threshold_level
 
@@ -209,7 +216,7 @@ class FoldedMatrixVector(wiring.Component):
         self._multiply = check_multiply(multiply, self._input_encoding, weight_type)
         self._block_bits = check_block_bits(block_bits, pe * simd * weight_bits(weight_type))
         # Block RAM read data gets a register of its own (:attr:`latency`).
-        self._block_read = rom_style == "block" or bool(block_bits)
+        self._block_read = block_read(rom_style, block_bits)
         self._stages = stages
         self._bit_adders = bit_adders
         self._carry_in = carry_in

@@ -18,6 +18,7 @@ from hw.products import weight_bits
 
 __all__ = [
     "ROM_STYLES",
+    "block_read",
     "check_block_bits",
     "check_rom_style",
     "pack",
@@ -30,6 +31,13 @@ __all__ = [
 #: Where the ROMs go: the synthesizer's choice (None), block RAM, LUT RAM, or plain logic; the
 #: value of the ``rom_style`` attribute Yosys's memory mapping reads.
 ROM_STYLES = (None, "block", "distributed", "logic")
+
+
+def block_read(rom_style, block_bits):
+    """Whether a folded engine's ROMs are read from block RAM (``rom_style="block"``, or a
+    weight ROM split with ``block_bits``): the engine then registers the read data once more,
+    beside the block (``hw.folded``), and a cycle of latency more."""
+    return rom_style == "block" or bool(block_bits)
 
 
 def check_block_bits(block_bits, word):

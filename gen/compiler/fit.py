@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from hw.folded import weight_bits
 from hw.products import can_multiply, product_width
+from hw.roms import block_read as roms_block_read
 
 from ..flow.targets import TARGETS, get_target
 from .folds import CompileError
@@ -230,7 +231,7 @@ def layer_terms(net, layer_plan, ranges, family, rom="auto"):
     rom_l, bram = 0, 0
     block_bits = layer_plan.block_bits
     ffs = base.ffs
-    block_read = layer_plan.engine == "folded" and (rom == "block" or bool(block_bits))
+    block_read = layer_plan.engine == "folded" and roms_block_read(rom, block_bits)
     if block_read:
         # hw.folded registers block RAM read data once more (below, per ROM), with its input
         # slice and control
