@@ -289,8 +289,8 @@ class FoldedMatrixVector(wiring.Component):
         # SIMD sum pipeline + accumulate + (with an activation) the comparisons' register +
         # output register
         compare = 0 if self._levels is None else 1
-        block_read = 1 if self._block_read else 0
-        return self.initiation_interval + tree_latency(self._stages) + 4 + compare + block_read
+        read_register = 1 if self._block_read else 0
+        return self.initiation_interval + tree_latency(self._stages) + 4 + compare + read_register
 
     @property
     def depth(self):
