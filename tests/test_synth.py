@@ -659,6 +659,11 @@ def test_compiled_model(tmp_path):
     # no register slice after a folded engine; an unrolled layer's belongs to it
     assert by_index[1]["module"] == "l1_dot, l1_slice"
     assert by_index[0]["predicted"] == compiled.metadata["layers"][0]["predicted"]
+    # the argmax, outside the layers, next to its own prediction
+    (glue,) = [layer for layer in res["layers"] if layer["label"] == "outside the layers"]
+    assert glue["module"] == "argmax"
+    assert glue["predicted"] == compiled.metadata["predicted_outside_layers"]
+    assert glue["predicted"]["ffs"] > 0
     assert sum(layer["luts"] for layer in res["layers"]) == res["accelerator"]["luts"]
     comparison = {c["figure"]: c for c in report["comparison"]}
     # LUTs, flip-flops and block RAMs compare in the family's units, carry cells in iCE40's

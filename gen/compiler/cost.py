@@ -23,6 +23,8 @@ __all__ = [
     "folded",
     "argmax",
     "register_slice",
+    "serializer",
+    "deserializer",
     "window",
     "maxpool",
 ]
@@ -231,6 +233,18 @@ def argmax(count, value_bits, stages):
         if 2 * level in cuts:
             ffs += n * (value_bits + level)
     return _r(nodes * (value_bits + value_bits + index_bits), nodes * value_bits, ffs)
+
+
+def serializer(bits):
+    """``hw.streamutil.VectorToPixels``: a vector of ``bits`` in a shift register that loads
+    or shifts (a LUT per bit), and its count."""
+    return _r(bits, 0, bits + 8)
+
+
+def deserializer(bits, pixel_bits):
+    """``hw.streamutil.PixelsToVector``: pixels shifting in (with their enable, no LUTs) and
+    the output register of the whole vector."""
+    return _r(8, 0, 2 * bits - pixel_bits + 8)
 
 
 def register_slice(width):

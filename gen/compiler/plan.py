@@ -145,6 +145,38 @@ def layer_estimate(net, layer_plan, ranges, *, multiply=None):
 
 
 def _layer_estimate(net, index, engine, pe, simd, stages, ranges, multiply="logic"):
+    """The layer's engine, and the stream conversions the pipeline puts in it
+    (:func:`_conversions`)."""
+    return _engine_estimate(net, index, engine, pe, simd, stages, ranges, multiply) + _conversions(
+        net, index
+    )
+
+
+def _spatial(layer):
+    return isinstance(layer, (Conv2d, MaxPool))
+
+
+def _conversions(net, index):
+    """A serializer in front of a spatial layer fed a vector (the input, or a dense layer's
+    output), a deserializer in front of a dense layer fed pixels, and after a spatial last layer
+    whose output is an argmax (``build``: ``to_pixels``, ``to_vector``)."""
+    layer, total = net.layers[index], cost.Resources()
+    in_bits = value_bits(net.types[index])
+    shape_in = net.shapes[index]
+    spatial_before = index > 0 and _spatial(net.layers[index - 1])
+    if _spatial(layer) and not spatial_before:
+        total = total + cost.serializer(int(np.prod(shape_in)) * in_bits)
+    if not _spatial(layer) and spatial_before:
+        bits = int(np.prod(shape_in)) * in_bits
+        total = total + cost.deserializer(bits, shape_in[-1] * in_bits)
+    if _spatial(layer) and index == len(net.layers) - 1 and net.output == "argmax":
+        out_bits, shape_out = value_bits(net.types[index + 1]), net.shapes[index + 1]
+        bits = int(np.prod(shape_out)) * out_bits
+        total = total + cost.deserializer(bits, shape_out[-1] * out_bits)
+    return total
+
+
+def _engine_estimate(net, index, engine, pe, simd, stages, ranges, multiply):
     layer = net.layers[index]
     in_type, out_type = net.types[index], net.types[index + 1]
     in_bits = value_bits(in_type)

@@ -140,7 +140,7 @@ def build_report(
             "index": None,
             "label": "outside the layers",
             "module": ", ".join(others) or None,
-            "predicted": None,
+            "predicted": meta.get("predicted_outside_layers"),  # the final argmax
         }
         glue.update(figures(rest))
         # Pad cells Yosys put in the top (Xilinx) are I/O, not logic between the layers.

@@ -102,6 +102,7 @@ def metadata(compilation):
         "timing_model": timing[2],
         "layers": layers,
         "predicted": the_plan.predicted.asdict(),
+        "predicted_outside_layers": the_plan.output_predicted.asdict(),
         "predicted_by_family": {
             family: fit.predict(the_plan, family).asdict() for family in fit.FAMILY_SCALE
         },
