@@ -14,6 +14,7 @@ from gen.compiler import CompileError, fit
 from gen.network.ranges import analyze_ranges
 
 plan_module = importlib.import_module("gen.compiler.plan")
+estimate = importlib.import_module("gen.compiler.estimate")
 MODELS = os.path.join(os.path.dirname(__file__), os.pardir, "models")
 
 
@@ -130,7 +131,7 @@ def _fastest_by_brute_force(net, part, utilization):
         )
         for k in range(len(net.layers))
     ]
-    argmax = plan_module.output_estimate(net, plan_module._argmax_stages(net))
+    argmax = estimate.output_estimate(net, plan_module._argmax_stages(net))
     outside = fit.wrapper(net, family) + fit.output_resources(argmax, family)
     best = None
     for combo in itertools.product(*candidates):

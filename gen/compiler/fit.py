@@ -218,7 +218,7 @@ def layer_terms(net, layer_plan, ranges, family, rom="auto"):
     """One layer's unscaled figures for ``family``: the resource model's ``luts``, ``carry``
     and ``ffs`` (iCE40 units), ``rom_luts`` (its ROMs built as logic or LUT RAM, in the
     family's LUTs), ``bram`` (block RAM primitives) and ``dsp`` (multiplier blocks)."""
-    from .plan import layer_estimate, layer_input_encoding, value_bits
+    from .estimate import layer_estimate, layer_input_encoding, value_bits
 
     base, dsp = layer_plan.predicted, 0
     if layer_plan.multiply == "dsp":
@@ -315,7 +315,7 @@ def predict(the_plan, family, *, scaled=True, rom=None):
 def wrapper(net, family):
     """The pin wrapper's :class:`PartResources` for ``net`` (:data:`WRAPPER_LUT_PER_BIT`): what
     a part holds beside the accelerator."""
-    from .plan import value_bits
+    from .estimate import value_bits
 
     bits_in = math.prod(net.shapes[0]) * value_bits(net.types[0])
     out_shape = net.shapes[-1]
