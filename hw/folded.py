@@ -56,6 +56,7 @@ from hw.threshold import check_levels, check_thresholds, levels_encoding, thresh
 # product_bits, weight_bits, WEIGHT_TYPES and weight_range_of_rows are hw.products', imported
 # here for the callers that know them as the folded engine's
 __all__ = [
+    "engine_depth",
     "output_capacity",
     "FoldedMatrixVector",
     "WEIGHT_TYPES",
@@ -64,6 +65,13 @@ __all__ = [
     "weight_bits",
     "weight_range_of_rows",
 ]
+
+
+def engine_depth(stages, *, activation, block_read):
+    """A folded engine's cycles after a vector's last issue: the ROM read, (in block RAM) its
+    data register, the ROM word register, the SIMD sums' ``stages``, the accumulation, (with an
+    activation) the comparisons' register, and the output."""
+    return tree_latency(stages) + 4 + (1 if activation else 0) + (1 if block_read else 0)
 
 
 def output_capacity(steps, depth):
@@ -285,17 +293,14 @@ class FoldedMatrixVector(wiring.Component):
 
     @property
     def latency(self):
-        # issue cycles + ROM read + (in block RAM) its data register + ROM word register +
-        # SIMD sum pipeline + accumulate + (with an activation) the comparisons' register +
-        # output register
-        compare = 0 if self._levels is None else 1
-        read_register = 1 if self._block_read else 0
-        return self.initiation_interval + tree_latency(self._stages) + 4 + compare + read_register
+        return self.initiation_interval + self.depth
 
     @property
     def depth(self):
         """Cycles from a vector's last issue to its result's offer, without stalls."""
-        return self.latency - self.initiation_interval
+        return engine_depth(
+            self._stages, activation=self._levels is not None, block_read=self._block_read
+        )
 
     @property
     def output_capacity(self):

@@ -11,9 +11,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from hw.dotproduct import prefer_graph
-from hw.folded import output_capacity
+from hw.folded import engine_depth, output_capacity
 from hw.folded import weight_bits as rom_bits_per_weight
-from hw.pipeline import tree_latency
 
 __all__ = [
     "Resources",
@@ -189,7 +188,8 @@ def folded(
     out_bits = 2 if n_thresholds else acc_bits
     # input double buffer, accumulators, earlier row folds' results, output queue, control
     steps = row_folds * col_folds
-    depth = tree_latency(stages) + 4 + (1 if n_thresholds else 0)  # a block RAM read: one more
+    # (a block RAM's read register, unknown here, would add a cycle of depth)
+    depth = engine_depth(stages, activation=bool(n_thresholds), block_read=False)
     queue = output_capacity(steps, depth)
     ffs = 2 * cols * in_bits + pe * acc_bits + (rows - pe + queue * rows) * out_bits + 32
     # the ROM word and its input slice registered before the products (and the thresholds
