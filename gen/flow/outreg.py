@@ -26,6 +26,8 @@ simulates both netlists with one DP16KD model to show they agree.
 """
 
 import json
+import os
+import tempfile
 
 __all__ = ["absorb", "absorb_file"]
 
@@ -187,9 +189,6 @@ def absorb(netlist):
 def absorb_file(source, destination):
     """:func:`absorb` on the JSON netlist file ``source``, written to ``destination`` (which
     may be the same file: it is replaced only once the new netlist is complete)."""
-    import os
-    import tempfile
-
     with open(source) as f:
         netlist = json.load(f)
     counts = absorb(netlist)

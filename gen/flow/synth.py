@@ -338,7 +338,7 @@ def synthesize(
         if target.family == "ecp5":
             # DP16KD output registers, which Yosys 0.23 leaves unused (gen.flow.outreg); the
             # netlist as Yosys wrote it stays beside the one nextpnr places
-            shutil.copyfile(
+            os.replace(
                 os.path.join(workdir, "netlist.json"), os.path.join(workdir, "netlist-yosys.json")
             )
             absorbed = outreg.absorb_file(
