@@ -46,7 +46,6 @@ def ecp5_cells(share):
 def gate_folder(accelerator_dir, netlist_json, destination, share):
     """A copy of ``accelerator_dir`` in ``destination`` simulating ``netlist_json``."""
     os.makedirs(destination, exist_ok=True)
-    meta_name = next(n for n in os.listdir(accelerator_dir) if n.endswith(".json"))
     verilog_name = None
     for name in os.listdir(accelerator_dir):
         if name.endswith(".v"):
@@ -55,7 +54,7 @@ def gate_folder(accelerator_dir, netlist_json, destination, share):
             os.path.join(accelerator_dir, name)
         ):
             shutil.copy(os.path.join(accelerator_dir, name), destination)
-    assert meta_name and verilog_name
+    assert verilog_name, f"{accelerator_dir} holds no Verilog"
     netlist_v = os.path.join(destination, "netlist.v")
     subprocess.run(
         ["yosys", "-q", "-p", f"read_json {netlist_json}; write_verilog -noattr {netlist_v}"],
