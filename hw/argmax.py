@@ -8,18 +8,45 @@ from amaranth.utils import ceil_log2
 from hw.pipeline import pipeline_control
 from hw.streamutil import check_encoding, check_positive_int
 
-__all__ = ["Argmax", "default_stages"]
+__all__ = ["Argmax", "check_stages", "default_stages", "stage_cuts"]
 
 
-def default_stages(count):
+def default_stages(count, *, registered_input=False):
     """Pipeline stages of an argmax of ``count`` scores when none are chosen: a register after
-    every comparison and after every selection of the tournament (at least one).
+    every comparison and after every selection of the tournament (at least one), and with
+    ``registered_input`` one more on the scores as they arrive (for scores that come out of a
+    multiplexer, as a folded engine's output queue gives them).
 
     A level is a compare (a carry chain as wide as a score) and a multiplexer: about 13 ns on
     an iCE40 UP5K (two levels per cycle set digits-mlp's clock to 16.6 MHz) and 8.5 ns on an
-    ECP5, where one level per cycle was the slowest path of TFC at FINN's folding (117 MHz).
+    ECP5, where one level per cycle was the slowest path of TFC at FINN's folding (117 MHz);
+    with a register after each step, the slowest (8.2 ns, 122 MHz) was the first comparison
+    straight after the last layer's output-queue multiplexer.
     """
-    return max(1, 2 * ceil_log2(count))
+    steps = 2 * ceil_log2(count)
+    return steps + 1 if registered_input or not steps else steps
+
+
+def stage_cuts(levels, stages):
+    """The steps a register follows, of a tournament of ``levels`` levels with ``stages``
+    registers: step 0 is the scores as they arrive, steps ``2k - 1`` and ``2k`` are level k's
+    comparison and selection. ``2 * levels + 1`` stages register every step, fewer split the
+    ``2 * levels`` steps evenly, the last at the output."""
+    steps = 2 * levels
+    if stages == steps + 1:
+        return set(range(steps + 1))
+    return {-(-k * steps // stages) for k in range(1, stages + 1)}
+
+
+def check_stages(stages, count, what):
+    """``stages`` if it is a valid pipeline depth of a tournament of ``count`` candidates
+    (``what``, for the message: scores, channels), from 0 to ``2 * ceil(log2(count)) + 1``."""
+    if not isinstance(stages, int) or isinstance(stages, bool):
+        raise TypeError(f"Stages must be an integer, not {stages!r}")
+    most = 2 * ceil_log2(count) + 1
+    if not 0 <= stages <= most:
+        raise ValueError(f"Stages must be between 0 and {most} for {count} {what}, not {stages}")
+    return stages
 
 
 class Argmax(wiring.Component):
@@ -39,8 +66,9 @@ class Argmax(wiring.Component):
         Number of scores per vector.
     stages : int
         Pipeline registers, ``0`` (combinational, ``o.valid`` follows ``i.valid``) to
-        ``max(1, 2 * levels)``; the last one is at the output, the others split the levels'
-        ``2 * levels`` steps evenly (``levels`` registers: one after each level).
+        ``2 * levels + 1``; the last one is at the output, the others split the levels'
+        ``2 * levels`` steps evenly (``levels`` registers: one after each level), and
+        ``2 * levels + 1`` registers the scores as they arrive too.
 
     Members
     -------
@@ -65,14 +93,7 @@ class Argmax(wiring.Component):
         self._encoding = check_encoding(encoding)
         self._count = check_positive_int(count, "Count")
         levels = ceil_log2(count)
-        if not isinstance(stages, int) or isinstance(stages, bool):
-            raise TypeError(f"Stages must be an integer, not {stages!r}")
-        if not 0 <= stages <= max(1, 2 * levels):
-            raise ValueError(
-                f"Stages must be between 0 and {max(1, 2 * levels)} for {count} scores, "
-                f"not {stages}"
-            )
-        self._stages = stages
+        self._stages = check_stages(stages, count, "scores")
         self._levels = levels
         super().__init__(
             {
@@ -97,10 +118,7 @@ class Argmax(wiring.Component):
         m = Module()
         index_shape = self.index_shape
         value_shape = self._encoding.shape
-        # register after these steps (step 0 = the inputs; steps 2k - 1 and 2k are level k's
-        # comparison and selection)
-        steps = 2 * self._levels
-        cuts = sorted({-(-k * steps // self._stages) for k in range(1, self._stages + 1)})
+        cuts = stage_cuts(self._levels, self._stages)
 
         # Candidates are (value, index); the pipeline moves as one while the output can take.
         advance = pipeline_control(m, self.i, self.o, self._stages)
@@ -124,8 +142,11 @@ class Argmax(wiring.Component):
             ]
 
         step = 0
-        if 0 in cuts:  # only when there is nothing to compare (count == 1) and stages == 1
-            candidates = hold(candidates, 0)
+        if 0 in cuts:  # the scores as they arrive; their indices stay constants
+            candidates = [
+                (register((value,), ("value",), f"in_{k}")[0], index)
+                for k, (value, index) in enumerate(candidates)
+            ]
         while len(candidates) > 1:
             level = step // 2 + 1
             # comparison: the right (higher-index) candidate wins only if strictly greater

@@ -6,7 +6,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from hw.argmax import Argmax
+from hw.argmax import Argmax, check_stages
 from hw.argmax import default_stages as argmax_stages
 from hw.streamutil import PixelsToVector, check_encoding, check_positive_int
 
@@ -57,14 +57,7 @@ class ClassMap(wiring.Component):
         self._channels = check_positive_int(channels, "Channel count")
         self._positions = check_positive_int(positions, "Position count")
         levels = ceil_log2(self._channels)
-        if not isinstance(stages, int) or isinstance(stages, bool):
-            raise TypeError(f"Stages must be an integer, not {stages!r}")
-        if not 0 <= stages <= max(1, 2 * levels):
-            raise ValueError(
-                f"Stages must be between 0 and {max(1, 2 * levels)} for {channels} channels, "
-                f"not {stages}"
-            )
-        self._stages = stages
+        self._stages = check_stages(stages, self._channels, "channels")
         self._index_shape = unsigned(max(1, levels))
         super().__init__(
             {

@@ -20,7 +20,7 @@ def rtl_argmax(vectors, encoding, *, stages=0, max_delay=2, seed=0):
     return drive(dut, payloads, len(vectors), seed=seed, max_delay=max_delay)
 
 
-@pytest.mark.parametrize("stages", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("stages", [0, 1, 2, 3, 4, 5])
 def test_exhaustive_ternary_three(stages):
     """Every ternary vector of 3 scores, ties included."""
     vectors = np.array(list(itertools.product([-1, 0, 1], repeat=3)))
@@ -28,7 +28,7 @@ def test_exhaustive_ternary_three(stages):
     assert got == np.argmax(vectors, axis=1).tolist()
 
 
-@pytest.mark.parametrize("stages", [0, 2, 5, 6])
+@pytest.mark.parametrize("stages", [0, 2, 5, 6, 7])
 def test_exhaustive_binary_five(stages):
     """Every binary vector of 5 scores: mostly ties, which must go to the lowest index."""
     vectors = np.array(list(itertools.product([-1, 1], repeat=5)))
@@ -37,7 +37,8 @@ def test_exhaustive_binary_five(stages):
 
 
 @pytest.mark.parametrize(
-    "count, stages", [(10, 0), (10, 1), (10, 3), (10, 4), (10, 5), (10, 8), (7, 2), (7, 6), (2, 2)]
+    "count, stages",
+    [(10, 0), (10, 1), (10, 3), (10, 4), (10, 5), (10, 8), (10, 9), (7, 2), (7, 6), (7, 7), (2, 2)],
 )
 @pytest.mark.parametrize(
     "encoding", [ValueEncoding.int(8), ValueEncoding.uint(3)], ids=lambda e: e.name
@@ -58,7 +59,9 @@ def test_single_score(stages):
     assert got == [0, 0]
 
 
-@pytest.mark.parametrize("count, stages", [(1, 1), (6, 0), (6, 2), (9, 4), (9, 7), (9, 8)])
+@pytest.mark.parametrize(
+    "count, stages", [(1, 1), (2, 3), (6, 0), (6, 2), (6, 7), (9, 4), (9, 7), (9, 8), (9, 9)]
+)
 def test_latency_matches_property(count, stages):
     enc = ValueEncoding.int(5)
     rng = np.random.default_rng(count)
@@ -85,8 +88,8 @@ def test_parameter_errors():
         Argmax(encoding=TERNARY, count=4.0)
     with pytest.raises(TypeError, match=r"^Stages must be an integer, not None$"):
         Argmax(encoding=TERNARY, count=4, stages=None)
-    with pytest.raises(ValueError, match=r"^Stages must be between 0 and 4 for 4 scores, not 5$"):
-        Argmax(encoding=TERNARY, count=4, stages=5)
+    with pytest.raises(ValueError, match=r"^Stages must be between 0 and 5 for 4 scores, not 6$"):
+        Argmax(encoding=TERNARY, count=4, stages=6)
     with pytest.raises(ValueError, match=r"^Stages must be between 0 and 1 for 1 scores, not -1$"):
         Argmax(encoding=TERNARY, count=1, stages=-1)
 
@@ -94,5 +97,8 @@ def test_parameter_errors():
 def test_default_stages_register_every_comparison_and_selection():
     # two steps per level of the tournament, at least one register
     assert [default_stages(n) for n in (1, 2, 3, 4, 5, 10, 16, 17)] == [1, 2, 4, 4, 6, 8, 8, 10]
+    # and one more on the scores themselves, which a single score already has
+    registered = [default_stages(n, registered_input=True) for n in (1, 2, 3, 10, 17)]
+    assert registered == [1, 3, 5, 9, 11]
     dut = Argmax(encoding=ValueEncoding.int(5), count=10)
     assert dut.latency == 0  # the default of the block itself stays combinational

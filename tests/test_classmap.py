@@ -42,7 +42,8 @@ def test_per_pixel_argmax_with_stalls(positions, channels, stages, encoding):
 
 
 @pytest.mark.parametrize(
-    "positions, channels, stages", [(1, 2, 1), (5, 3, 2), (5, 3, 3), (8, 16, 4), (8, 16, 8)]
+    "positions, channels, stages",
+    [(1, 2, 1), (1, 2, 3), (5, 3, 2), (5, 3, 3), (5, 3, 5), (8, 16, 4), (8, 16, 8), (8, 16, 9)],
 )
 def test_latency_and_interval(positions, channels, stages):
     enc = ValueEncoding.int(4)
@@ -67,9 +68,9 @@ def test_shapes():
 
 
 def test_parameter_errors():
-    message = r"^Stages must be between 0 and 8 for 10 channels, not 9$"
+    message = r"^Stages must be between 0 and 9 for 10 channels, not 10$"
     with pytest.raises(ValueError, match=message):
-        ClassMap(encoding=ValueEncoding.ternary(), channels=10, positions=3, stages=9)
+        ClassMap(encoding=ValueEncoding.ternary(), channels=10, positions=3, stages=10)
     with pytest.raises(ValueError, match=r"^Position count must be a positive integer, not 0$"):
         ClassMap(encoding=ValueEncoding.ternary(), channels=3, positions=0, stages=1)
     with pytest.raises(ValueError, match=r"^Channel count must be a positive integer, not 0$"):

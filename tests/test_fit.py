@@ -131,7 +131,9 @@ def _fastest_by_brute_force(net, part, utilization):
         )
         for k in range(len(net.layers))
     ]
-    argmax = estimate.output_estimate(net, plan_module._argmax_stages(net))
+    # the argmax's share as the planner weighs it: with the input register a folded last layer
+    # gets, the larger of its two forms
+    argmax = estimate.output_estimate(net, plan_module._argmax_stages(net, last_folded=True))
     outside = fit.wrapper(net, family) + fit.output_resources(argmax, family)
     best = None
     for combo in itertools.product(*candidates):

@@ -100,6 +100,21 @@ def test_stages_are_decided_in_the_plan_and_built_as_planned():
         assert entry["stages"] == by_layer[entry["index"]].stages
 
 
+@pytest.mark.parametrize("fold, registered", [("1:5,4", True), ("0:4,16", False)])
+def test_the_argmax_registers_its_scores_after_a_folded_last_layer(fold, registered):
+    # a folded last layer's scores come out of its output queue's multiplexer, an unrolled
+    # one's out of a register slice: only the first gets the argmax's input register
+    net = network.load(os.path.join(MODELS, "digits-mlp.tnn.json"))
+    count = net.layers[-1].weights.shape[0]
+    the_plan = compiler.plan(net, fold)
+    assert (the_plan.layers[-1].engine == "folded") == registered
+    tournament = 2 * (count - 1).bit_length()
+    assert the_plan.argmax_stages == tournament + registered
+    compiled = compiler.compile_network(net, fold)
+    (argmax,) = (s for s in compiled.top.stages if s.name == "argmax")
+    assert argmax.block.latency == tournament + registered
+
+
 def test_a_block_without_a_timing_model_stops_the_compiler():
     net = network.load(TINY)
     top, _ = compiler.build(compiler.plan(net))

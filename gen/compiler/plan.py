@@ -280,7 +280,9 @@ def plan(
     }
     if part is not None:
         options.update(part=part, utilization=utilization)
-    argmax = _argmax_stages(net)
+    # the argmax's share while the layers are chosen: as after a folded last layer (one more
+    # register, on the scores), the larger of its two forms
+    argmax = _argmax_stages(net, last_folded=True)
     limited = target_ii is not None or max_luts is not None or part is not None
     if not auto and limited:
         given = (
@@ -292,7 +294,7 @@ def plan(
         )
     if not auto or not limited:
         chosen = {k: _layer_plan(net, k, "unrolled", ranges) for k in auto}
-        return Plan(net, _ordered({**fixed, **pools, **chosen}), options, argmax)
+        return _finished(net, {**fixed, **pools, **chosen}, options)
     candidates = {
         k: _with_splits(
             _candidates(net, k, ranges, _multiplies(net, k, multiply, part)),
@@ -388,7 +390,14 @@ def plan(
             )
     if part is not None:
         chosen = _use_idle_multipliers(chosen, candidates, total, measure, limit)
-    return Plan(net, _ordered({**fixed, **pools, **chosen}), options, argmax)
+    return _finished(net, {**fixed, **pools, **chosen}, options)
+
+
+def _finished(net, layers, options):
+    """The plan of the chosen layer plans (by index), its argmax as the last layer needs."""
+    layers = _ordered(layers)
+    last_folded = bool(layers) and layers[-1].engine == "folded"
+    return Plan(net, layers, options, _argmax_stages(net, last_folded=last_folded))
 
 
 def _use_idle_multipliers(chosen, candidates, total, measure, limit):
@@ -478,12 +487,17 @@ def _share(resources, limit):
     )
 
 
-def _argmax_stages(net):
+def _argmax_stages(net, *, last_folded):
+    """The final argmax's pipeline depth (:func:`hw.argmax.default_stages`), none for values;
+    after a folded last layer it registers the scores as they arrive, which come out of the
+    engine's output-queue multiplexer."""
     if net.output == "argmax":
-        return argmax_stages(int(np.prod(net.output_shape)))
-    if net.output == "class_map":  # an argmax over each position's channels
-        return argmax_stages(net.output_shape[-1])
-    return None
+        count = int(np.prod(net.output_shape))
+    elif net.output == "class_map":  # an argmax over each position's channels
+        count = net.output_shape[-1]
+    else:
+        return None
+    return argmax_stages(count, registered_input=last_folded)
 
 
 def _ordered(plans):
