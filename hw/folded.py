@@ -29,20 +29,21 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.compressor import build_sums, check_bit_adders, check_carry_in, signed_bit_heap
+from hw.compressor import build_sums, check_bit_adders, check_carry_in
 from hw.encoding import ValueEncoding
-from hw.pipeline import check_stages, tree_latency
+from hw.pipeline import check_stages, counter_copies, tree_latency
 from hw.products import (
     WEIGHT_TYPES,
     check_multiply,
     check_weights,
-    multiplier_bits,
     product_bits,
     simd_ranges,
+    tile_heaps,
     weight_bits,
     weight_range_of_rows,
 )
 from hw.roms import (
+    address_copies,
     block_read,
     check_block_bits,
     check_rom_style,
@@ -390,13 +391,17 @@ class FoldedMatrixVector(wiring.Component):
         x_work = Signal(cols * in_bits)
 
         # --- stage 0: issue (row fold, column fold) and read the weight tile ------------------
-        step0 = Signal(range(steps))
         col0 = Signal(range(col_folds))
         row0 = Signal(range(row_folds))
         active = Signal()  # a vector is part-way through its steps
         issue = Signal()
         issue_first = Signal()
         m.d.comb += [issue_first.eq(~active & x_full & room), issue.eq(active | issue_first)]
+        # the ROM address: a copy per chunk of the weight word (hw.roms.read_rom)
+        word_bits = pe * simd * w_shape.width
+        copies = 1 if steps == 1 else address_copies(word_bits, self._rom_style, self._block_bits)
+        step0s = counter_copies(m, steps, advance & issue, copies, "step0")
+        step0 = step0s[0]
 
         if steps > 1:
             # From a register only: no combinational path from ``o.ready`` back to ``i.ready``,
@@ -417,7 +422,7 @@ class FoldedMatrixVector(wiring.Component):
             "weight_rom",
             weight_words(self._weights, self._weight_type, pe, simd),
             pe * simd * w_shape.width,
-            step0,
+            step0s,
             advance,
             rom_style=self._rom_style,
             block_bits=self._block_bits,
@@ -442,9 +447,9 @@ class FoldedMatrixVector(wiring.Component):
             ]
             with m.If(issue):
                 with m.If(step0 == steps - 1):
-                    m.d.sync += [step0.eq(0), col0.eq(0), row0.eq(0), active.eq(0)]
+                    m.d.sync += [col0.eq(0), row0.eq(0), active.eq(0)]
                 with m.Else():
-                    m.d.sync += [step0.eq(step0 + 1), active.eq(1)]
+                    m.d.sync += active.eq(1)
                     with m.If(col0 == col_folds - 1):
                         m.d.sync += [col0.eq(0), row0.eq(row0 + 1)]
                     with m.Else():
@@ -501,26 +506,9 @@ class FoldedMatrixVector(wiring.Component):
         # --- stage 2: products and SIMD sums, through `stages` pipeline registers -------------
         x_slice = data.ArrayLayout(in_shape, simd)(x_bits)
         tile = data.ArrayLayout(data.ArrayLayout(w_shape, simd), pe)(tile_bits)
-        heaps = []
-        for p in range(pe):
-            bits, constant = [], 0
-            for s in range(simd):
-                if self._multiply == "dsp":
-                    product, offset = multiplier_bits(
-                        m,
-                        x_slice[s],
-                        self._input_encoding,
-                        tile[p][s],
-                        self._weight_type,
-                        name=f"product_{p}_{s}",
-                    )
-                else:
-                    product, offset = product_bits(
-                        x_slice[s], self._input_encoding, tile[p][s], self._weight_type
-                    )
-                bits += product
-                constant += offset
-            heaps.append(signed_bit_heap(bits, constant))
+        heaps = tile_heaps(
+            m, x_slice, tile, self._input_encoding, self._weight_type, self._multiply, pe, simd
+        )
         totals = self.simd_sums(m, heaps, ranges=self._simd_ranges, enable=advance)
 
         # The control bits travel beside the sums, through as many registers.

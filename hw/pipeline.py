@@ -10,10 +10,11 @@ A pipelined tree (:mod:`hw.compressor`, :mod:`hw.addergraph`) cuts its depth in 
 
 import itertools
 
-from amaranth.hdl import Signal, signed, unsigned
+from amaranth.hdl import Mux, Signal, signed, unsigned
 
 __all__ = [
     "check_stages",
+    "counter_copies",
     "shape_for_range",
     "tree_latency",
     "stage_of",
@@ -114,3 +115,17 @@ def pipeline_control(m, i, o, stages):
         for s in range(1, stages):
             m.d.sync += valid[s].eq(valid[s - 1])
     return advance
+
+
+def counter_copies(m, steps, enable, count, name):
+    """``count`` copies of a counter from 0 to ``steps - 1`` that steps, wrapping, while
+    ``enable`` is 1: equal values in distinct registers, each for its own share of a wide
+    fan-out. Each copy counts from its own value, so no two registers have the same inputs and
+    synthesis (Yosys's ``opt_merge``) keeps them apart. The first is named ``name``."""
+    copies = [
+        Signal(range(steps), name=name if k == 0 else f"{name}_copy{k}") for k in range(count)
+    ]
+    with m.If(enable):
+        for c in copies:
+            m.d.sync += c.eq(Mux(c == steps - 1, 0, c + 1))
+    return copies

@@ -11,6 +11,7 @@ too.
 import numpy as np
 from amaranth.hdl import Signal, Value
 
+from hw.compressor import signed_bit_heap
 from hw.dotproduct import value_bits
 from hw.encoding import ValueEncoding
 from hw.pipeline import shape_for_range
@@ -28,6 +29,7 @@ __all__ = [
     "product_width",
     "can_multiply",
     "multiplier_bits",
+    "tile_heaps",
 ]
 
 #: How a folded engine multiplies an ``intN`` weight: ``logic`` (an AND array into the PE's
@@ -200,6 +202,27 @@ def multiplier_bits(m, x, input_encoding, w, weight_type, *, name):
     if lo >= 0:
         return value_bits(product, ValueEncoding.uint(width))
     return value_bits(product, ValueEncoding.int(width))
+
+
+def tile_heaps(m, x_slice, tile, input_encoding, weight_type, multiply, pe, simd):
+    """A folded engine's products of one step: for each of the ``pe`` rows of the weight
+    ``tile``, the signed bit heap (:func:`hw.compressor.signed_bit_heap`) of its ``simd``
+    products with ``x_slice``, as AND arrays (:func:`product_bits`) or, with ``multiply``
+    ``"dsp"``, as multiplier results (:func:`multiplier_bits`)."""
+    heaps = []
+    for p in range(pe):
+        bits, constant = [], 0
+        for s in range(simd):
+            if multiply == "dsp":
+                product, offset = multiplier_bits(
+                    m, x_slice[s], input_encoding, tile[p][s], weight_type, name=f"product_{p}_{s}"
+                )
+            else:
+                product, offset = product_bits(x_slice[s], input_encoding, tile[p][s], weight_type)
+            bits += product
+            constant += offset
+        heaps.append(signed_bit_heap(bits, constant))
+    return heaps
 
 
 def _int_product_bits(x, input_encoding, w, bits):

@@ -7,6 +7,10 @@ words and builds the ``lib.memory.Memory`` ROMs with synchronous read ports, mar
 synthesizer's choice. A wide, shallow weight ROM can be split by its word's bits into a block
 RAM part and a logic part read at the same address, for parts whose block RAMs hold only some
 of its bits at the read width it needs.
+
+A wide weight word is read in chunks of at most :data:`CHUNK_BITS` bits, each its own ROM at
+its own copy of the address: one address register feeding a whole layer's ROM (thousands of
+LUT inputs when the ROM is logic) was one net spanning the layer.
 """
 
 import numpy as np
@@ -17,8 +21,11 @@ from amaranth.lib.memory import Memory
 from hw.products import weight_bits
 
 __all__ = [
+    "CHUNK_BITS",
     "ROM_STYLES",
+    "address_copies",
     "block_read",
+    "chunks",
     "check_block_bits",
     "check_rom_style",
     "pack",
@@ -31,6 +38,12 @@ __all__ = [
 #: Where the ROMs go: the synthesizer's choice (None), block RAM, LUT RAM, or plain logic; the
 #: value of the ``rom_style`` attribute Yosys's memory mapping reads.
 ROM_STYLES = (None, "block", "distributed", "logic")
+
+#: The most bits of a weight word read at one copy of its address: four 36-bit block RAM read
+#: ports (ECP5 DP16KD, Xilinx RAMB36 at depth <= 512), so that a block RAM part keeps the
+#: blocks it would take whole; a logic part then has each address bit on about 4 x 144 LUT
+#: inputs instead of 4 per bit of the word.
+CHUNK_BITS = 144
 
 
 def block_read(rom_style, block_bits):
@@ -100,34 +113,63 @@ def threshold_words(thresholds, pe, width):
     ]
 
 
-def read_rom(m, name, words, width, addr, enable, *, rom_style=None, block_bits=None):
+def read_rom(
+    m, name, words, width, addr, enable, *, rom_style=None, block_bits=None, chunk_bits=CHUNK_BITS
+):
     """A ROM of ``words`` (``width`` bits each) read at ``addr`` while ``enable``: its word,
     one cycle later.
 
     ``rom_style`` (:data:`ROM_STYLES`) places the whole ROM. With ``block_bits`` the word's low
     ``block_bits`` go to a ROM marked for block RAM and the others to one marked for logic
-    (``name`` and ``name + "_block"``), both read at ``addr``; 0 or ``width`` keeps one ROM,
-    marked for logic or block RAM.
+    (``name + "_block"`` and ``name``), both read at ``addr``; 0 or ``width`` keeps one ROM,
+    marked for logic or block RAM. ``addr`` is one address, or a list of equal addresses, one
+    per chunk of ``chunk_bits`` (:func:`chunks`, :func:`address_copies`): each chunk is then its
+    own ROM (``_0``, ``_1``, ... after the name) read at its own copy.
     """
-    if block_bits is None:
-        parts = [(width, words, rom_style, name)]
-    elif block_bits in (0, width):
-        parts = [(width, words, "block" if block_bits else "logic", name)]
-    else:
-        low = (1 << block_bits) - 1
-        parts = [
-            (block_bits, [w & low for w in words], "block", f"{name}_block"),
-            (width - block_bits, [w >> block_bits for w in words], "logic", name),
-        ]
+    addrs = addr if isinstance(addr, (list, tuple)) else [addr]
+    pieces = chunks(width, rom_style, block_bits, chunk_bits=chunk_bits if len(addrs) > 1 else None)
+    if len(addrs) not in (1, len(pieces)):
+        raise ValueError(f"Give one address or one per chunk ({len(pieces)}), not {len(addrs)}")
     data_parts = []
-    for bits, init, style, part_name in parts:
+    for k, (offset, bits, style, part) in enumerate(pieces):
+        init = [(w >> offset) & ((1 << bits) - 1) for w in words]
         attrs = {} if style is None else {"rom_style": style}
         rom = Memory(shape=unsigned(bits), depth=len(init), init=init, attrs=attrs)
+        part_name = name + ("_block" if part == "block" else "")
+        part_name += f"_{k}" if len(pieces) > 1 and len(addrs) > 1 else ""
         m.submodules[part_name] = rom
         port = rom.read_port()
-        m.d.comb += [port.addr.eq(addr), port.en.eq(enable)]
+        m.d.comb += [port.addr.eq(addrs[k % len(addrs)]), port.en.eq(enable)]
         data_parts.append(port.data)
     return Cat(*data_parts)
+
+
+def chunks(width, rom_style=None, block_bits=None, *, chunk_bits=CHUNK_BITS):
+    """The ROMs a word of ``width`` bits is read from, low bits first, as ``(offset, bits,
+    rom_style, part)``: its block RAM part (``part`` ``"block"``) and its logic part when
+    ``block_bits`` splits it (:func:`read_rom`), else one part (``"whole"``), each cut into
+    pieces of at most ``chunk_bits`` bits (None: uncut)."""
+    if block_bits is None:
+        parts = [(0, width, rom_style, "whole")]
+    elif block_bits in (0, width):
+        parts = [(0, width, "block" if block_bits else "logic", "whole")]
+    else:
+        parts = [
+            (0, block_bits, "block", "block"),
+            (block_bits, width - block_bits, "logic", "logic"),
+        ]
+    step = chunk_bits or width
+    return [
+        (offset + start, min(step, bits - start), style, part)
+        for offset, bits, style, part in parts
+        for start in range(0, bits, step)
+    ]
+
+
+def address_copies(width, rom_style=None, block_bits=None, *, chunk_bits=CHUNK_BITS):
+    """How many copies of its address a weight word of ``width`` bits is read at
+    (:func:`read_rom`): one per chunk."""
+    return len(chunks(width, rom_style, block_bits, chunk_bits=chunk_bits))
 
 
 def read_threshold_table(m, thresholds, pe, shape, address, enable, *, rom_style, block_read):

@@ -1,13 +1,19 @@
 # amaranth: UnusedElaboratable=no
 
 import itertools
+import json
+import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
+from amaranth.back import verilog
 from amaranth.sim import Simulator
 from reference import ref_threshold
 from streams import drive, from_wire, random_values, seeded, stream_get, stream_put, timed, to_wire
 
+from hw import roms
 from hw.encoding import ValueEncoding
 from hw.folded import FoldedMatrixVector, default_stages, weight_range_of_rows
 
@@ -626,3 +632,69 @@ def test_weight_rom_split_between_block_ram_and_logic(block_bits):
         block_bits=block_bits,
     )
     assert dut.block_bits == block_bits
+
+
+# --- a wide weight word read in chunks, each at its own copy of the address ------------------
+
+
+@pytest.mark.parametrize(
+    "rom_style, block_bits", [("logic", None), (None, None), ("block", None), (None, 150)]
+)
+def test_wide_word_read_in_chunks_at_copies_of_the_address(rom_style, block_bits):
+    """PE 2 x SIMD 80 ternary weights: a 320-bit word, three chunks of at most 144 bits (with
+    150 bits in block RAM: 144 + 6 of block RAM, 144 + 26 of logic), exact at every split."""
+    rng = np.random.default_rng(7)
+    weights = rng.integers(-1, 2, size=(6, 160))
+    weights[1] = 0  # an all-zero row
+    xs = rng.integers(-1, 2, size=(6, 160))
+    kwargs = {"rom_style": rom_style, "block_bits": block_bits}
+    got = rtl_folded(weights, xs, encoding=TERNARY, pe=2, simd=80, max_delay=2, seed=3, **kwargs)
+    assert np.array_equal(got, ref_folded(weights, xs))
+    dut = FoldedMatrixVector(weights=weights, input_encoding=TERNARY, pe=2, simd=80, **kwargs)
+    pieces = roms.chunks(320, rom_style, block_bits)
+    assert [bits for _, bits, _, _ in pieces] == (
+        [144, 6, 144, 26] if block_bits else [144, 144, 32]
+    )
+    text = verilog.convert(dut, name="engine")
+    copies = set(re.findall(r"\bstep0_copy(\d+)\b", text))
+    assert copies == {str(k) for k in range(1, len(pieces))}
+    assert len(set(re.findall(r"reg \[\d+:0\] (\S*weight_rom\S*) \[", text))) == len(pieces)
+
+
+def test_one_chunk_keeps_one_address():
+    dut = FoldedMatrixVector(
+        weights=np.ones((4, 16), dtype=int), input_encoding=TERNARY, pe=2, simd=8
+    )
+    assert "step0_copy" not in verilog.convert(dut, name="engine")
+
+
+@pytest.mark.skipif(not shutil.which("yosys"), reason="needs yosys")
+def test_synthesis_keeps_the_address_copies_apart(tmp_path):
+    """Yosys merges registers with equal inputs (``opt_merge``): each copy counts from its own
+    value, so after ``synth_ecp5`` the copies are still distinct flip-flops."""
+    rng = np.random.default_rng(1)
+    weights = rng.integers(-1, 2, size=(4, 160))
+    dut = FoldedMatrixVector(
+        weights=weights, input_encoding=TERNARY, pe=2, simd=80, rom_style="logic"
+    )
+    (tmp_path / "engine.v").write_text(verilog.convert(dut, name="engine"))
+    netlist = tmp_path / "engine.json"
+    subprocess.run(
+        [
+            "yosys",
+            "-q",
+            "-p",
+            f"read_verilog engine.v; synth_ecp5 -top engine; write_json {netlist}",
+        ],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    nets = json.loads(netlist.read_text())["modules"]["engine"]["netnames"]
+    names = ["step0", "step0_copy1", "step0_copy2"]
+    bits = [tuple(nets[n]["bits"]) for n in names]
+    assert len(set(bits)) == 3, dict(zip(names, bits, strict=True))
+    cells = json.loads(netlist.read_text())["modules"]["engine"]["cells"].values()
+    driven = {b for c in cells if c["type"] == "TRELLIS_FF" for b in c["connections"]["Q"]}
+    assert all(b in driven for copy in bits for b in copy)

@@ -14,6 +14,7 @@ from hw.argmax import stage_cuts
 from hw.dotproduct import prefer_graph
 from hw.folded import engine_depth, output_capacity
 from hw.folded import weight_bits as rom_bits_per_weight
+from hw.roms import address_copies
 
 __all__ = [
     "Resources",
@@ -206,6 +207,11 @@ def folded(
     if n_thresholds and row_folds > 1:
         rom += rows * n_thresholds * acc_bits
     control = 40 + (queue - 1) * rows * out_bits  # the queue's read multiplexer
+    # the ROM address's copies, one per chunk of the word (hw.roms.read_rom): a counter each
+    copies = 1 if steps == 1 else address_copies(pe * simd * weight_bits)
+    counter_bits = max(1, (steps - 1).bit_length())
+    ffs += (copies - 1) * counter_bits
+    control += (copies - 1) * (counter_bits + 1)
     return _r(
         sum_luts + acc_luts + compare + select + control,
         sum_carry + pe * acc_bits + compare,
