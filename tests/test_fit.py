@@ -1,5 +1,6 @@
 """Fitting a part: ROM placement and counts per family, budgets, and ``--part`` planning."""
 
+import dataclasses
 import importlib
 import itertools
 import json
@@ -281,6 +282,39 @@ def test_a_split_rom_lets_a_bram_limited_network_go_faster():
     assert any(0 < lp.block_bits < words[lp.index] for lp in split.layers if lp.block_bits)
     with_pins = fit.predict(split, "ecp5") + fit.wrapper(net, "ecp5")
     assert fit.fits(with_pins, fit.budget("ecp5-85k"))
+
+
+def test_idle_block_rams_take_logic_rom_bits():
+    """Once the interval is chosen, a split weight ROM moves further into block RAM while the
+    part's blocks last: for mnist-mlp on an ECP5-85k no layer's next split step (one more
+    eighth of its word's DP16KDs, as the splits are offered) still fits and saves logic."""
+    net = network.load(os.path.join(MODELS, "mnist-mlp.tnn.json"))
+    the_plan = compiler.plan(net, "auto", part="ecp5-85k")
+    ranges = analyze_ranges(net)
+    limit = fit.budget("ecp5-85k")
+    outside = fit.wrapper(net, "ecp5")
+    total = fit.predict(the_plan, "ecp5") + outside
+    assert fit.fits(total, limit)
+    split = [lp for lp in the_plan.layers if lp.block_bits is not None]
+    assert split, "mnist-mlp's layer 0 is split"
+    for lp in split:
+        depth, word = fit.roms(net, lp, ranges)[0]
+        unit = fit.block_width(depth, "ecp5")  # 36 bits at up to 512 words
+        units = -(-word // unit)
+        offered = sorted({min(word, round(units * i / 8) * unit) for i in range(9)})
+        larger = [b for b in offered if b > lp.block_bits]
+        if not larger:
+            continue
+        here = fit.predict_layer(net, lp, ranges, "ecp5")
+        moved = dataclasses.replace(lp, block_bits=larger[0])
+        there = fit.predict_layer(net, moved, ranges, "ecp5")
+        assert there.cells < here.cells  # block RAM bits would save logic...
+        layers = [moved if other is lp else other for other in the_plan.layers]
+        bigger = fit.predict(dataclasses.replace(the_plan, layers=layers), "ecp5") + outside
+        assert bigger.bram > total.bram
+        assert not fit.fits(bigger, limit)  # ...but no longer fit
+    # the blocks it took: more than the cheapest folding's 44 for layer 0 (1,584 bits)
+    assert split[0].block_bits > 1584
 
 
 @pytest.mark.tools

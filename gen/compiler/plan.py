@@ -390,6 +390,7 @@ def plan(
             )
     if part is not None:
         chosen = _use_idle_multipliers(chosen, candidates, total, measure, limit)
+        chosen = _use_idle_block_ram(chosen, candidates, total, measure, limit)
     return _finished(net, {**fixed, **pools, **chosen}, options)
 
 
@@ -420,6 +421,41 @@ def _use_idle_multipliers(chosen, candidates, total, measure, limit):
         if fit.fits(total(attempt), limit):
             result = attempt
     return result
+
+
+def _use_idle_block_ram(chosen, candidates, total, measure, limit):
+    """``chosen`` with split weight ROMs moved further into block RAM (the same folding with a
+    larger ``block_bits``) while the part's block RAMs last: one split step at a time, the one
+    that saves the most logic cells per block RAM first, each only if the whole still fits
+    ``limit``. The cheapest folding weighs a block RAM against the LUTs it saves as shares of
+    the part; once the interval is chosen, blocks left idle are better spent on the logic ROMs,
+    whose LUTs crowd the placement of the rest."""
+    result = dict(chosen)
+    while True:
+        moves = []
+        for k, lp in result.items():
+            if lp.engine != "folded" or lp.block_bits is None:
+                continue
+            larger = [
+                other
+                for other in candidates[k]
+                if (other.pe, other.simd, other.multiply) == (lp.pe, lp.simd, lp.multiply)
+                and other.block_bits is not None
+                and other.block_bits > lp.block_bits
+            ]
+            if not larger:
+                continue
+            step = min(larger, key=lambda other: other.block_bits)
+            here, there = measure(lp), measure(step)
+            if there.bram > here.bram and there.cells < here.cells:
+                moves.append(((here.cells - there.cells) / (there.bram - here.bram), k, step))
+        for _, k, step in sorted(moves, key=lambda move: (-move[0], move[1])):
+            attempt = {**result, k: step}
+            if fit.fits(total(attempt), limit):
+                result = attempt
+                break
+        else:
+            return result
 
 
 _UNLIMITED = 1 << 62
