@@ -36,6 +36,7 @@ from hw.products import (
     WEIGHT_TYPES,
     check_multiply,
     check_weights,
+    heap_column_bits,
     product_bits,
     simd_ranges,
     tile_heaps,
@@ -52,7 +53,12 @@ from hw.roms import (
     weight_words,
 )
 from hw.streamutil import check_encoding, check_positive_int, queue
-from hw.threshold import check_levels, check_thresholds, levels_encoding, threshold_level
+from hw.threshold import (
+    check_levels,
+    check_thresholds,
+    levels_encoding,
+    registered_levels,
+)
 
 # product_bits, weight_bits, WEIGHT_TYPES and weight_range_of_rows are hw.products', imported
 # here for the callers that know them as the folded engine's
@@ -86,17 +92,21 @@ def output_capacity(steps, depth):
     return 1 + -(-depth // steps)
 
 
-def default_stages(simd):
+def default_stages(simd, column_bits=1):
     """Pipeline stages of the SIMD sums when none are given: about two adders per stage.
 
-    A sum of ``simd`` products is a compressor tree of about ``log2(simd)`` adder levels, and
-    the accumulator's adder follows it in the last stage: no register for ``simd <= 2``, one up
-    to 8, two up to 32, three up to 128, four up to 512. Two carry-chain levels and their
-    routing take about 5 ns on ECP5, what a 125 MHz clock leaves after the products; with a
-    level fewer per stage, TFC's layer 0 (``simd = 49``) ran its last tree level and the
-    accumulator in one 8.2 ns path.
+    A sum of ``simd`` products is a compressor tree over columns of about ``simd *
+    column_bits`` bits (:func:`hw.products.heap_column_bits`: 1 for ternary or binary weights
+    and inputs, 2 with ``n``-bit inputs, more for an ``intN`` weight's AND array), about
+    ``log2`` of that in adder levels, and the accumulator's adder follows it in the last
+    stage: for one bit per column no register for ``simd <= 2``, one up to 8, two up to 32,
+    three up to 128, four up to 512. Two carry-chain levels and their routing take about 5 ns
+    on ECP5, what a 125 MHz clock leaves after the products; with a level fewer per stage,
+    TFC's layer 0 (``simd = 49``) ran its last tree level and the accumulator in one 8.2 ns
+    path. Counted by ``simd`` alone, the UP5K foldings of digits-mlp-ttq and digits-mlp-w4
+    (``uint4`` inputs, integer weights) ran nine LUT levels of a tree in one path (31 ns).
     """
-    levels = max(0, (simd - 1).bit_length())
+    levels = max(0, (simd * column_bits - 1).bit_length())
     return levels // 2
 
 
@@ -217,7 +227,7 @@ class FoldedMatrixVector(wiring.Component):
         if (levels is None) != (thresholds is None):
             raise ValueError("Levels and thresholds must be given together, or neither")
         if stages is None:
-            stages = default_stages(simd)
+            stages = default_stages(simd, heap_column_bits(input_encoding, weight_type, multiply))
         check_stages(stages)
         check_carry_in(carry_in)
         check_bit_adders(bit_adders)
@@ -529,52 +539,41 @@ class FoldedMatrixVector(wiring.Component):
             m.d.sync += [valid2.eq(valid_sum & last_col_sum), last_row2.eq(last_row_sum)]
 
         # --- stage 3: activation, output assembly ---------------------------------------------
-        if self._levels is None:
-            results = acc
-        elif row_folds == 1:
-            results = [
-                threshold_level(
-                    acc[p], self._thresholds[p].tolist(), self._levels, acc_range=self._acc_range
-                )
-                for p in range(pe)
-            ]
-        else:
-            # Read a register ahead of the sums (two with the block RAM's register) and
-            # registered once more (as the weight word is), so that the thresholds arrive with
-            # their row fold's accumulators.
-            per_row = len(self._levels) - 1
-            table = read_threshold_table(
-                m,
-                self._thresholds,
-                pe,
-                self._threshold_shape,
-                rows[-3] if self._block_read else rows[-2],
-                advance,
-                rom_style=self._rom_style,
-                block_read=register if self._block_read else None,
-            )
-            results = [
-                threshold_level(
-                    acc[p],
-                    [table[p][k] for k in range(per_row)],
-                    self._levels,
-                    acc_range=self._acc_range,
-                )
-                for p in range(pe)
-            ]
-
-        assert all(len(r) == out_bits for r in results)
-        fresh = Cat(*results)
         valid_out, last_row_out = valid2, last_row2
-        if self._levels is not None:
-            # The comparisons get a register of their own: the accumulator's carry chain and
-            # the comparators' would otherwise be one path (8.7 ns on ECP5, TFC's slowest).
-            levels3 = Signal(pe * out_bits)
+        if self._levels is None:
+            fresh = Cat(*acc)
+        else:
+            if row_folds == 1:
+                table = [self._thresholds[p].tolist() for p in range(pe)]
+            else:
+                # Read a register ahead of the sums (two with the block RAM's register) and
+                # registered once more (as the weight word is), so that the thresholds arrive
+                # with their row fold's accumulators.
+                words = read_threshold_table(
+                    m,
+                    self._thresholds,
+                    pe,
+                    self._threshold_shape,
+                    rows[-3] if self._block_read else rows[-2],
+                    advance,
+                    rom_style=self._rom_style,
+                    block_read=register if self._block_read else None,
+                )
+                per_row = len(self._levels) - 1
+                table = [[words[p][k] for k in range(per_row)] for p in range(pe)]
+            # The comparisons get a register of their own, and the level is selected after it:
+            # the accumulator's carry chain and the comparators' would otherwise be one path
+            # (8.7 ns on ECP5, TFC's slowest), and with the selection too, 23.5 ns on the UP5K.
             valid3 = Signal()
             last_row3 = Signal()
             with m.If(advance):
-                m.d.sync += [levels3.eq(fresh), valid3.eq(valid2), last_row3.eq(last_row2)]
-            fresh, valid_out, last_row_out = levels3, valid3, last_row3
+                m.d.sync += [valid3.eq(valid2), last_row3.eq(last_row2)]
+            results = registered_levels(
+                m, acc, table, self._levels, acc_range=self._acc_range, enable=advance
+            )
+            assert all(len(r) == out_bits for r in results)
+            fresh = Cat(*results)
+            valid_out, last_row_out = valid3, last_row3
         # Earlier row folds wait in y_work, shifting down; the last joins them in the output.
         y_work = Signal((row_folds - 1) * pe * out_bits)
         finish = advance & valid_out & last_row_out

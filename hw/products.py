@@ -30,6 +30,7 @@ __all__ = [
     "can_multiply",
     "multiplier_bits",
     "tile_heaps",
+    "heap_column_bits",
 ]
 
 #: How a folded engine multiplies an ``intN`` weight: ``logic`` (an AND array into the PE's
@@ -202,6 +203,19 @@ def multiplier_bits(m, x, input_encoding, w, weight_type, *, name):
     if lo >= 0:
         return value_bits(product, ValueEncoding.uint(width))
     return value_bits(product, ValueEncoding.int(width))
+
+
+def heap_column_bits(input_encoding, weight_type, multiply="logic"):
+    """The most bits one product puts in one column of its PE's heap (:func:`product_bits`):
+    one for a ternary or binary weight by a ternary or binary input, two by an ``n``-bit input
+    (a bit plane and a sign term); ``max(2, min(n, N))`` for an ``intN`` weight's AND array by
+    an ``n``-bit input; one for a multiplier's result (``multiply="dsp"``)."""
+    if multiply == "dsp":
+        return 1
+    narrow = input_encoding.kind in ("ternary", "binary")
+    if not weight_type.startswith("int"):
+        return 1 if narrow else 2
+    return max(2, min(input_encoding.width, weight_bits(weight_type)))
 
 
 def tile_heaps(m, x_slice, tile, input_encoding, weight_type, multiply, pe, simd):

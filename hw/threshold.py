@@ -13,7 +13,7 @@ Two forms share one implementation:
 """
 
 import numpy as np
-from amaranth.hdl import Const, Module, Mux, Shape, Signal, Value, ValueCastable
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, ValueCastable
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,6 +25,7 @@ __all__ = [
     "check_levels",
     "check_thresholds",
     "levels_encoding",
+    "registered_levels",
     "select_level",
     "threshold_compares",
     "threshold_level",
@@ -157,6 +158,28 @@ def select_level(compares, levels):
     return result
 
 
+def registered_levels(m, accs, thresholds, levels, *, acc_range=None, enable=1):
+    """The levels of ``accs`` (one per row, each with its ``thresholds``), one register later:
+    the comparisons (:func:`threshold_compares`) are registered while ``enable`` is 1, all
+    but those a constant threshold decides, and the levels selected after the register
+    (:func:`select_level`), so that the accumulator's and the comparators' carry chains and
+    the selection are not one path."""
+    compares = [
+        threshold_compares(acc, row, acc_range=acc_range)
+        for acc, row in zip(accs, thresholds, strict=True)
+    ]
+    held = [c for row in compares for c in row if not isinstance(c, bool)]
+    registered = Signal(max(1, len(held)), name="compares")
+    if held:
+        with m.If(enable):
+            m.d.sync += registered.eq(Cat(*held))
+    bits = iter(range(len(held)))
+    return [
+        select_level([c if isinstance(c, bool) else registered[next(bits)] for c in row], levels)
+        for row in compares
+    ]
+
+
 def threshold_level(acc, thresholds, levels, *, acc_range=None):
     """Combinational threshold activation of one accumulator.
 
@@ -260,17 +283,10 @@ class ThresholdUnit(wiring.Component):
         acc = Signal.like(self.i.payload)
         with m.If(advance):
             m.d.sync += acc.eq(self.i.payload)
-        for j, row in enumerate(self._thresholds):
-            compares = threshold_compares(acc[j], row.tolist())
-            held = []
-            for k, met in enumerate(compares):
-                if isinstance(met, bool):
-                    held.append(met)
-                    continue
-                reg = Signal(name=f"met_{j}_{k}")
-                with m.If(advance):
-                    m.d.sync += reg.eq(met)
-                held.append(reg)
-            with m.If(advance):
-                m.d.sync += self.o.payload[j].eq(select_level(held, self._levels))
+        rows = range(len(self._thresholds))
+        levels = registered_levels(
+            m, [acc[j] for j in rows], self._thresholds.tolist(), self._levels, enable=advance
+        )
+        with m.If(advance):
+            m.d.sync += [self.o.payload[j].eq(levels[j]) for j in rows]
         return m

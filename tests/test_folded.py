@@ -1,5 +1,6 @@
 # amaranth: UnusedElaboratable=no
 
+import collections
 import itertools
 import json
 import re
@@ -438,6 +439,42 @@ def test_default_stages():
     # ROM, ROM word register, 2 stages, accumulator, output register
     assert dut.latency == dut.initiation_interval + 6
     assert dut.simd_ranges == [(-32, 32)]
+    # an intN weight's AND array stacks min(n, N) bits of a product in its middle columns
+    assert [default_stages(8, c) for c in (1, 2, 4)] == [1, 2, 2]
+    assert default_stages(49, 4) == 4  # 196 bits a column: eight levels
+    w4 = FoldedMatrixVector(
+        weights=np.ones((2, 8), dtype=int),
+        input_encoding=ValueEncoding.uint(4),
+        pe=1,
+        simd=8,
+        weight_type="int4",
+    )
+    assert w4.stages == 2
+
+
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        TERNARY,
+        ValueEncoding.binary(),
+        ValueEncoding.uint(2),
+        ValueEncoding.uint(4),
+        ValueEncoding.int(3),
+    ],
+    ids=lambda e: e.name,
+)
+@pytest.mark.parametrize("weight_type", ["ternary", "binary", "int2", "int4", "int8"])
+def test_heap_column_bits_is_the_tallest_column_of_a_product(encoding, weight_type):
+    from amaranth.hdl import Signal
+
+    from hw.products import heap_column_bits, product_bits, weight_bits
+
+    x = Signal(encoding.width)
+    w = Signal(weight_bits(weight_type))
+    bits, _ = product_bits(x, encoding, w, weight_type)
+    columns = collections.Counter(exponent for _, exponent, _ in bits)
+    assert max(columns.values()) == heap_column_bits(encoding, weight_type)
+    assert heap_column_bits(encoding, weight_type, "dsp") == 1
 
 
 def test_properties():

@@ -200,7 +200,7 @@ def folded(
     if n_thresholds and row_folds > 1:
         ffs += pe * n_thresholds * acc_bits
     if n_thresholds:
-        ffs += pe * out_bits + 2  # the comparisons' register
+        ffs += pe * n_thresholds + 2  # the comparisons' register (the levels follow it)
     # a pipeline stage registers the partial sums alive at its depth and the control bits
     ffs += stages * (FF_PER_HEAP_BIT_PER_STAGE * bits + pe * sum_bits + 8)
     rom = rows * cols * weight_bits

@@ -16,7 +16,7 @@ from hw.argmax import default_stages as argmax_stages
 from hw.dotproduct import default_stages as dot_stages
 from hw.dotproduct import digit_matrix
 from hw.folded import default_stages as folded_stages
-from hw.products import can_multiply
+from hw.products import can_multiply, heap_column_bits
 
 from ..network import Conv2d, MaxPool
 from ..network.ranges import analyze_ranges
@@ -150,9 +150,10 @@ def _layer_plan(net, index, fold, ranges, multiply="logic"):
         pe, simd = fold
         engine = "folded"
         per_position = (rows // pe) * (cols // simd)
-        stages = folded_stages(simd)
         if multiply == "dsp" and not can_use_multipliers(net, index):
             multiply = "logic"
+        encoding = layer_input_encoding(net, index)
+        stages = folded_stages(simd, heap_column_bits(encoding, layer.weight_type, multiply))
     if engine != "folded":
         multiply = "logic"
     ii = positions * per_position
