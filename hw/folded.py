@@ -14,11 +14,11 @@ trees on carry chains, as the unrolled dot products of :mod:`hw.dotproduct` are:
 come from ROM rather than being wired in, so each product is a LUT or two per bit
 (:func:`product_bits`) in front of the heap. ``stages`` pipeline registers cut the trees; the
 control bits travel beside them. With more than one issue step per vector nothing after the
-issue stage has an enable: results go into an output queue (:func:`output_capacity` entries)
-and a vector issues only while the queue has room for every result not yet taken, so
-back-pressure on ``o`` waits at the issue (credits). With one step per vector everything after
-the ROM read moves on one ``advance`` enable and back-pressure freezes the whole pipeline.
-Measured on a 64 x 256 ternary
+issue stage has an enable: results go into an output queue
+(:func:`hw.foldsizes.output_capacity` entries) and a vector issues only while the queue has
+room for every result not yet taken, so back-pressure on ``o`` waits at the issue (credits).
+With one step per vector everything after the ROM read moves on one ``advance`` enable and
+back-pressure freezes the whole pipeline. Measured on a 64 x 256 ternary
 layer, ``pe=4, simd=32``, one stage (Yosys 0.23 ``synth_ice40``, whole engine): 1,229 LUT4s and
 220 carry cells (``bit_adders="logic"``) or 1,193 and 292 (``"carry"``), against 1,862 LUT4s and
 28 carry cells for the balanced tree of ``+`` it replaced, which Yosys mapped to plain logic.
@@ -31,7 +31,8 @@ from amaranth.lib.wiring import In, Out
 
 from hw.compressor import build_sums, check_bit_adders, check_carry_in
 from hw.encoding import ValueEncoding
-from hw.pipeline import check_stages, counter_copies, tree_latency
+from hw.foldsizes import default_stages, engine_depth, output_capacity
+from hw.pipeline import check_stages, counter_copies
 from hw.products import (
     WEIGHT_TYPES,
     check_multiply,
@@ -63,51 +64,12 @@ from hw.threshold import (
 # product_bits, weight_bits, WEIGHT_TYPES and weight_range_of_rows are hw.products', imported
 # here for the callers that know them as the folded engine's
 __all__ = [
-    "engine_depth",
-    "output_capacity",
     "FoldedMatrixVector",
     "WEIGHT_TYPES",
-    "default_stages",
     "product_bits",
     "weight_bits",
     "weight_range_of_rows",
 ]
-
-
-def engine_depth(stages, *, activation, block_read):
-    """A folded engine's cycles after a vector's last issue: the ROM read, (in block RAM) its
-    data register, the ROM word register, the SIMD sums' ``stages``, the accumulation, (with an
-    activation) the comparisons' register, and the output."""
-    return tree_latency(stages) + 4 + (1 if activation else 0) + (1 if block_read else 0)
-
-
-def output_capacity(steps, depth):
-    """Results a folded engine's output queue holds so that credits never slow it: a vector
-    issues once the result ``capacity`` vectors before it is taken, ``steps + depth`` cycles
-    after that vector's first issue when the output flows, which ``capacity`` vectors of
-    ``steps`` issues each must cover (1, the plain output register, for one step per vector,
-    where the engine stalls as a whole)."""
-    if steps <= 1:
-        return 1
-    return 1 + -(-depth // steps)
-
-
-def default_stages(simd, column_bits=1):
-    """Pipeline stages of the SIMD sums when none are given: about two adders per stage.
-
-    A sum of ``simd`` products is a compressor tree over columns of about ``simd *
-    column_bits`` bits (:func:`hw.products.heap_column_bits`: 1 for ternary or binary weights
-    and inputs, 2 with ``n``-bit inputs, more for an ``intN`` weight's AND array), about
-    ``log2`` of that in adder levels, and the accumulator's adder follows it in the last
-    stage: for one bit per column no register for ``simd <= 2``, one up to 8, two up to 32,
-    three up to 128, four up to 512. Two carry-chain levels and their routing take about 5 ns
-    on ECP5, what a 125 MHz clock leaves after the products; with a level fewer per stage,
-    TFC's layer 0 (``simd = 49``) ran its last tree level and the accumulator in one 8.2 ns
-    path. Counted by ``simd`` alone, the UP5K foldings of digits-mlp-ttq and digits-mlp-w4
-    (``uint4`` inputs, integer weights) ran nine LUT levels of a tree in one path (31 ns).
-    """
-    levels = max(0, (simd * column_bits - 1).bit_length())
-    return levels // 2
 
 
 class FoldedMatrixVector(wiring.Component):
@@ -137,8 +99,8 @@ class FoldedMatrixVector(wiring.Component):
         Ascending thresholds per row.
     stages : int, optional
         Pipeline registers in each PE's SIMD sum (a compressor tree, :mod:`hw.compressor`);
-        default :func:`default_stages` of ``simd``. Each adds a cycle to :attr:`latency` and
-        none to :attr:`initiation_interval`.
+        default :func:`hw.foldsizes.default_stages` of ``simd``. Each adds a cycle to
+        :attr:`latency` and none to :attr:`initiation_interval`.
     carry_in : str
         ``"constant"`` (fewest cells on iCE40) or ``"repeat"`` (fewest LUTs on 6-LUT fabrics);
         see :func:`hw.compressor.build_sums`.
@@ -316,7 +278,7 @@ class FoldedMatrixVector(wiring.Component):
     @property
     def output_capacity(self):
         """Results the output queue holds: 1 (the output register) with one issue step per
-        vector, else :func:`output_capacity` of the steps and the depth."""
+        vector, else :func:`hw.foldsizes.output_capacity` of the steps and the depth."""
         return output_capacity(self.initiation_interval, self.depth)
 
     @property
@@ -409,7 +371,7 @@ class FoldedMatrixVector(wiring.Component):
         m.d.comb += [issue_first.eq(~active & x_full & room), issue.eq(active | issue_first)]
         # the ROM address: a copy per chunk of the weight word (hw.roms.read_rom)
         word_bits = pe * simd * w_shape.width
-        copies = 1 if steps == 1 else address_copies(word_bits, self._rom_style, self._block_bits)
+        copies = address_copies(word_bits, steps, self._rom_style, self._block_bits)
         step0s = counter_copies(m, steps, advance & issue, copies, "step0")
         step0 = step0s[0]
 
@@ -431,7 +393,7 @@ class FoldedMatrixVector(wiring.Component):
             m,
             "weight_rom",
             weight_words(self._weights, self._weight_type, pe, simd),
-            pe * simd * w_shape.width,
+            word_bits,
             step0s,
             advance,
             rom_style=self._rom_style,

@@ -136,10 +136,10 @@ def read_rom(
         attrs = {} if style is None else {"rom_style": style}
         rom = Memory(shape=unsigned(bits), depth=len(init), init=init, attrs=attrs)
         part_name = name + ("_block" if part == "block" else "")
-        part_name += f"_{k}" if len(pieces) > 1 and len(addrs) > 1 else ""
+        part_name += f"_{k}" if len(addrs) > 1 else ""
         m.submodules[part_name] = rom
         port = rom.read_port()
-        m.d.comb += [port.addr.eq(addrs[k % len(addrs)]), port.en.eq(enable)]
+        m.d.comb += [port.addr.eq(addrs[k] if len(addrs) > 1 else addrs[0]), port.en.eq(enable)]
         data_parts.append(port.data)
     return Cat(*data_parts)
 
@@ -166,9 +166,11 @@ def chunks(width, rom_style=None, block_bits=None, *, chunk_bits=CHUNK_BITS):
     ]
 
 
-def address_copies(width, rom_style=None, block_bits=None, *, chunk_bits=CHUNK_BITS):
-    """How many copies of its address a weight word of ``width`` bits is read at
-    (:func:`read_rom`): one per chunk."""
+def address_copies(width, depth, rom_style=None, block_bits=None, *, chunk_bits=CHUNK_BITS):
+    """How many copies of its address a ROM of ``depth`` words of ``width`` bits is read at
+    (:func:`read_rom`): one per chunk, or one for a single word (its address is constant)."""
+    if depth == 1:
+        return 1
     return len(chunks(width, rom_style, block_bits, chunk_bits=chunk_bits))
 
 

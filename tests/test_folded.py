@@ -16,7 +16,8 @@ from streams import drive, from_wire, random_values, seeded, stream_get, stream_
 
 from hw import roms
 from hw.encoding import ValueEncoding
-from hw.folded import FoldedMatrixVector, default_stages, weight_range_of_rows
+from hw.folded import FoldedMatrixVector, weight_range_of_rows
+from hw.foldsizes import default_stages
 
 TERNARY = ValueEncoding.ternary()
 BINARY = ValueEncoding.binary()

@@ -12,8 +12,8 @@ import numpy as np
 
 from hw.argmax import stage_cuts
 from hw.dotproduct import prefer_graph
-from hw.folded import engine_depth, output_capacity
 from hw.folded import weight_bits as rom_bits_per_weight
+from hw.foldsizes import engine_depth, output_capacity
 from hw.roms import address_copies
 
 __all__ = [
@@ -163,7 +163,7 @@ def folded(
     :mod:`gen.compiler.fit`, per family).
     The SIMD sums are compressor trees as in :func:`unrolled_dot`, with the same coefficients
     per heap bit, behind the products' LUTs. ``stages`` is the SIMD sums' pipeline depth (the
-    plan's, from :func:`hw.folded.default_stages`). Measured (Yosys 0.23 ``synth_ice40``,
+    plan's, from :func:`hw.foldsizes.default_stages`). Measured (Yosys 0.23 ``synth_ice40``,
     64 x 256 ternary, ``pe=4, simd=32``, 9-bit accumulators, one stage): 1,229 LUT4s, 220
     carry cells, 2,283 flip-flops (1,193 LUT4s and 292 carry cells with
     ``bit_adders="carry"``), which this model predicts as 1,202, 330 and 2,290.
@@ -208,7 +208,7 @@ def folded(
         rom += rows * n_thresholds * acc_bits
     control = 40 + (queue - 1) * rows * out_bits  # the queue's read multiplexer
     # the ROM address's copies, one per chunk of the word (hw.roms.read_rom): a counter each
-    copies = 1 if steps == 1 else address_copies(pe * simd * weight_bits)
+    copies = address_copies(pe * simd * weight_bits, steps)
     counter_bits = max(1, (steps - 1).bit_length())
     ffs += (copies - 1) * counter_bits
     control += (copies - 1) * (counter_bits + 1)

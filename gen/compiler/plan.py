@@ -15,7 +15,7 @@ import numpy as np
 from hw.argmax import default_stages as argmax_stages
 from hw.dotproduct import default_stages as dot_stages
 from hw.dotproduct import digit_matrix
-from hw.folded import default_stages as folded_stages
+from hw.foldsizes import default_stages as folded_stages
 from hw.products import can_multiply, heap_column_bits
 
 from ..network import Conv2d, MaxPool
