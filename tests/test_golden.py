@@ -195,18 +195,18 @@ def test_range_analysis_against_brute_force(doc):
     x = _all_inputs(doc)
     _, traces = golden.run(net, x, trace=True)
     ranges = analyze_ranges(net)
-    first = True
-    for trace, r in zip(traces, ranges, strict=True):
+    for index, (trace, r) in enumerate(zip(traces, ranges, strict=True)):
         lo, hi = trace.out.min(), trace.out.max()
         assert r.out_min <= lo and hi <= r.out_max
         if trace.acc is None:
             continue
-        if first:  # independent inputs: the bounds are reached exactly
+        # Only the network's own inputs are independent, so only the first layer's bounds are
+        # reached exactly; after a pool with overlapping windows (stride 1) its outputs are not.
+        if index == 0:
             assert (r.acc_min, r.acc_max) == (trace.acc.min(), trace.acc.max())
             per = trace.acc.reshape(-1, trace.acc.shape[-1])
             assert np.array_equal(r.acc_min_per_output, per.min(axis=0))
             assert np.array_equal(r.acc_max_per_output, per.max(axis=0))
-            first = False
         else:
             assert r.acc_min <= trace.acc.min() and trace.acc.max() <= r.acc_max
         bits = r.acc_bits
